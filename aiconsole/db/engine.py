@@ -1,0 +1,122 @@
+"""Engines and sessions: SQLite pragmas, and the per-transaction organization setting that
+PostgreSQL row-level security keys on."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from aiconsole.config import Settings, get_settings
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+ORG_SETTING = "app.current_organization_id"
+BYPASS_SETTING = "app.bypass_rls"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets the console read while a worker writes; busy_timeout waits out short write locks.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """A new engine for `url` with aiconsole's connection setup."""
+    if url.startswith("sqlite"):
+        if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
+            kwargs.setdefault("poolclass", NullPool)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 5)
+    kwargs.setdefault("max_overflow", 10)
+    return create_engine(url, **kwargs)
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """The process-wide engine for the configured database (one per URL)."""
+    url = (settings or get_settings()).resolved_database_url
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            if url.startswith("sqlite:///"):
+                from pathlib import Path
+
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = _engines[url] = make_engine(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, forks)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def _apply_scope(session: Session, _transaction: Any, connection: Any) -> None:
+    # set_config(..., true) is transaction-local, so it must be re-applied at every BEGIN;
+    # a pooled connection never carries one organization's scope into another's transaction.
+    if connection.dialect.name != "postgresql":
+        return
+    org_id = session.info.get("organization_id")
+    bypass = session.info.get("bypass_rls", False)
+    connection.execute(
+        text("SELECT set_config(:k1, :v1, true), set_config(:k2, :v2, true)"),
+        {"k1": ORG_SETTING, "v1": "" if org_id is None else str(int(org_id)),
+         "k2": BYPASS_SETTING, "v2": "on" if bypass else "off"},
+    )
+
+
+_factories: dict[int, sessionmaker[Session]] = {}
+
+
+def _factory(engine: Engine) -> sessionmaker[Session]:
+    factory = _factories.get(id(engine))
+    if factory is None:
+        factory = _factories[id(engine)] = sessionmaker(engine, expire_on_commit=False)
+        event.listen(factory, "after_begin", _apply_scope)
+    return factory
+
+
+@contextmanager
+def org_session(organization_id: int, *, engine: Engine | None = None) -> Iterator[Session]:
+    """A session that sees only `organization_id`'s rows (enforced by RLS on PostgreSQL); commits on success."""
+    session = _factory(engine or get_engine())()
+    session.info["organization_id"] = int(organization_id)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def service_session(*, engine: Engine | None = None) -> Iterator[Session]:
+    """A cross-organization session for workers, migrations, login and the CLI; never a user's page query."""
+    session = _factory(engine or get_engine())()
+    session.info["bypass_rls"] = True
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
