@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -36,6 +37,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         if ":memory:" in url or url in ("sqlite://", "sqlite:///"):
             kwargs.setdefault("poolclass", NullPool)
+        if url.startswith("sqlite:///") and ":memory:" not in url:
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -51,10 +54,6 @@ def get_engine(settings: Settings | None = None) -> Engine:
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            if url.startswith("sqlite:///"):
-                from pathlib import Path
-
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             engine = _engines[url] = make_engine(url)
         return engine
 
