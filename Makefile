@@ -1,0 +1,48 @@
+# The two commands a fresh machine needs:  make run  (console on the embedded default)  and  make test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+
+.PHONY: run test install install-dev lint types pytest demo clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Reinstall only when pyproject.toml changed.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make run: install, migrate, seed the demo organization if the database is empty, start the console.
+run: install
+	$(BIN)/aiconsole up --port $(PORT)
+
+## make test: install with dev tools, then lint (ruff), types (mypy) and the whole pytest suite.
+test: install-dev lint types pytest
+
+lint: install-dev
+	$(BIN)/ruff check aiconsole pages app.py tests benchmarks migrations
+
+types: install-dev
+	$(BIN)/mypy
+
+pytest: install-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/aiconsole demo
+
+bench: install-dev
+	$(BIN)/python benchmarks/live_status.py
+
+clean:
+	rm -rf $(VENV) .aiconsole .pytest_cache .mypy_cache .ruff_cache

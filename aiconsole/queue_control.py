@@ -1,0 +1,132 @@
+"""Operator actions on an organization's queue: pause/resume, retry failed, requeue stuck, health check.
+
+Each action checks the actor's permission, writes the audit log in the same transaction and returns a
+short report of what it changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
+
+from aiconsole import audit
+from aiconsole.actor import Actor
+from aiconsole.db import org_session
+from aiconsole.db.models import PipelineConfig, Photo
+from aiconsole.db.types import utcnow
+from aiconsole.errors import ValidationFailed
+
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    """What an operator action did, in words and in numbers."""
+
+    action: str
+    affected: int
+    message: str
+
+
+def _config(session, organization_id: int) -> PipelineConfig:  # type: ignore[no-untyped-def]
+    cfg = session.get(PipelineConfig, organization_id, with_for_update=True)
+    if cfg is None:
+        cfg = PipelineConfig(organization_id=organization_id)
+        session.add(cfg)
+        session.flush()
+    return cfg
+
+
+def pause(actor: Actor, *, reason: str, now: datetime | None = None) -> ActionReport:
+    """Stop workers from claiming this organization's photos (in-flight photos finish)."""
+    actor.require("queue.pause")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("Say why processing is paused.", hint="The reason is shown on Live Status to everyone.")
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed(f"The reason is longer than {MAX_REASON} characters.")
+    now = now or utcnow()
+    with org_session(actor.organization_id) as s:
+        cfg = _config(s, actor.organization_id)
+        if cfg.paused:
+            return ActionReport("pause", 0, f"Processing was already paused: {cfg.pause_reason}")
+        before = {"paused": False, "pause_reason": cfg.pause_reason}
+        cfg.paused, cfg.pause_reason, cfg.paused_at = True, f"Paused by {actor.email}: {reason}", now
+        cfg.version += 1
+        cfg.updated_at = now
+        cfg.updated_by = actor.user_id
+        audit.record(s, actor=actor, action="queue.pause", entity_type="pipeline_config",
+                     entity_id=str(actor.organization_id), before=before,
+                     after={"paused": True, "pause_reason": cfg.pause_reason},
+                     summary=f"Paused processing: {reason}", reversible=True)
+    return ActionReport("pause", 1, "Processing paused. Photos already being processed will finish.")
+
+
+def resume(actor: Actor, *, now: datetime | None = None) -> ActionReport:
+    """Let workers claim this organization's photos again (also clears an automatic pause)."""
+    actor.require("queue.resume")
+    now = now or utcnow()
+    with org_session(actor.organization_id) as s:
+        cfg = _config(s, actor.organization_id)
+        if not cfg.paused:
+            return ActionReport("resume", 0, "Processing was not paused.")
+        before = {"paused": True, "pause_reason": cfg.pause_reason}
+        cfg.paused, cfg.pause_reason, cfg.paused_at = False, None, None
+        cfg.version += 1
+        cfg.updated_at = now
+        cfg.updated_by = actor.user_id
+        audit.record(s, actor=actor, action="queue.resume", entity_type="pipeline_config",
+                     entity_id=str(actor.organization_id), before=before,
+                     after={"paused": False, "pause_reason": None},
+                     summary=f"Resumed processing (was: {before['pause_reason']})", reversible=True)
+    return ActionReport("resume", 1, "Processing resumed.")
+
+
+def retry_failed(actor: Actor, *, now: datetime | None = None) -> ActionReport:
+    """Put every failed photo back in the queue with a fresh attempt budget (last error kept)."""
+    actor.require("queue.retry_failed")
+    now = now or utcnow()
+    with org_session(actor.organization_id) as s:
+        where = and_(Photo.organization_id == actor.organization_id, Photo.status == "failed")
+        n = s.execute(
+            update(Photo).where(where).values(status="pending", attempts=0, next_attempt_at=None,
+                                              lease_owner=None, lease_expires_at=None, updated_at=now)
+        ).rowcount or 0
+        if n:
+            audit.record(s, actor=actor, action="queue.retry_failed", entity_type="photos", entity_id=None,
+                         before={"failed": n}, after={"pending": n},
+                         summary=f"Requeued {n} failed photo(s)")
+    msg = f"Requeued {n} failed photo(s)." if n else "There were no failed photos to retry."
+    return ActionReport("retry_failed", n, msg)
+
+
+def stuck_count(*, organization_id: int, now: datetime | None = None) -> int:
+    """Photos in processing whose lease has expired (their worker stopped heartbeating)."""
+    now = now or utcnow()
+    with org_session(organization_id) as s:
+        return int(s.scalar(
+            select(func.count()).select_from(Photo).where(
+                Photo.organization_id == organization_id, Photo.status == "processing",
+                or_(Photo.lease_expires_at.is_(None), Photo.lease_expires_at < now))
+        ) or 0)
+
+
+def requeue_stuck(actor: Actor, *, now: datetime | None = None) -> ActionReport:
+    """Return photos with expired leases to the queue now instead of waiting for the reaper."""
+    actor.require("queue.requeue_stuck")
+    now = now or utcnow()
+    with org_session(actor.organization_id) as s:
+        where = and_(Photo.organization_id == actor.organization_id, Photo.status == "processing",
+                     or_(Photo.lease_expires_at.is_(None), Photo.lease_expires_at < now))
+        n = s.execute(
+            update(Photo).where(where).values(status="pending", lease_owner=None, lease_expires_at=None,
+                                              next_attempt_at=None, updated_at=now)
+        ).rowcount or 0
+        if n:
+            audit.record(s, actor=actor, action="queue.requeue_stuck", entity_type="photos", entity_id=None,
+                         before={"stuck": n}, after={"pending": n},
+                         summary=f"Requeued {n} photo(s) with expired leases")
+    msg = f"Requeued {n} stuck photo(s)." if n else "No photo is stuck: every lease is still live."
+    return ActionReport("requeue_stuck", n, msg)

@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by pages: the auth gate, the sidebar, confirmations, error display."""

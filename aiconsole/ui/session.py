@@ -1,0 +1,94 @@
+"""Who is logged in. The browser holds nothing but a random token in Streamlit's server-side session
+state; every script run re-validates it against the database (expiry, revocation, disabled users)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from aiconsole import auth
+from aiconsole.actor import Actor
+from aiconsole.errors import AiconsoleError, AuthError
+
+TOKEN_KEY = "_aiconsole_token"
+ACTOR_KEY = "_aiconsole_actor"
+ORG_KEY = "_aiconsole_org"
+NOTICE_KEY = "_aiconsole_notice"
+
+
+def oidc_configured() -> bool:
+    """Whether an [auth] section exists in secrets.toml (then `st.login` is offered)."""
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, KeyError, AttributeError):
+        return False
+    except Exception:  # a malformed secrets.toml must not lock everybody out of local login
+        return False
+
+
+def resolve_actor() -> Actor | None:
+    """The actor for this run, or None when nobody is logged in (or the session ended)."""
+    st.session_state.pop(ACTOR_KEY, None)
+    token = st.session_state.get(TOKEN_KEY)
+    actor: Actor | None = None
+    if token:
+        try:
+            actor = auth.resume(token)
+        except AuthError as exc:
+            st.session_state.pop(TOKEN_KEY, None)
+            st.session_state[NOTICE_KEY] = str(exc)
+            return None
+    elif oidc_configured() and getattr(st.user, "is_logged_in", False):
+        try:
+            actor = auth.actor_for_email(str(st.user.get("email", "")))
+        except AuthError as exc:
+            st.session_state[NOTICE_KEY] = str(exc)
+            return None
+    if actor is None:
+        return None
+    org = st.session_state.get(ORG_KEY)
+    if org is not None and org != actor.organization_id:
+        try:
+            actor = actor.in_organization(int(org))
+        except AiconsoleError:
+            st.session_state.pop(ORG_KEY, None)
+    st.session_state[ACTOR_KEY] = actor
+    return actor
+
+
+def current_actor() -> Actor | None:
+    """The actor resolved for this run by app.py (None if not logged in)."""
+    return st.session_state.get(ACTOR_KEY)
+
+
+def require(permission: str) -> Actor:
+    """The current actor if their role holds `permission`; otherwise a clear message and stop."""
+    actor = current_actor()
+    if actor is None:
+        st.error("You are not logged in.")
+        st.stop()
+    try:
+        actor.require(permission)
+    except AiconsoleError as exc:
+        st.error(str(exc), icon=":material/block:")
+        st.stop()
+    return actor
+
+
+def log_in(email: str, password: str) -> str | None:
+    """Try to log in; returns an error message for the form, or None on success."""
+    try:
+        result = auth.login(email=email, password=password)
+    except AiconsoleError as exc:
+        return str(exc)
+    st.session_state[TOKEN_KEY] = result.token
+    st.session_state.pop(ORG_KEY, None)
+    return None
+
+
+def log_out() -> None:
+    """Revoke the server-side session and forget the token."""
+    token = st.session_state.pop(TOKEN_KEY, None)
+    if token:
+        auth.logout(token)
+    for key in (ACTOR_KEY, ORG_KEY):
+        st.session_state.pop(key, None)
