@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 import aiconsole.db.types  # noqa: F401  (rendered types resolve in autogenerate)
 from aiconsole.config import get_settings
-from aiconsole.db.engine import make_engine
+from aiconsole.db.engine import BYPASS_SETTING, make_engine
 from aiconsole.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+
+# pg_advisory_xact_lock key ("aicons" in ASCII): one migration run at a time per database.
+MIGRATION_LOCK_KEY = 0x6169636F6E73
 
 
 def _url() -> str:
@@ -37,17 +40,24 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    if connection.dialect.name == "postgresql":
-        # Migrations work across organizations: let RLS policies through for this transaction.
-        connection.execute(text("SELECT set_config('app.bypass_rls', 'on', false)"))
+def _run(connection: Connection) -> None:
+    postgres = connection.dialect.name == "postgresql"
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=not postgres,
         compare_type=True,
     )
+    # Nothing may run on the connection before begin_transaction(): SQLAlchemy would autobegin a
+    # transaction that Alembic then treats as the caller's and never commits.
     with context.begin_transaction():
+        if postgres:
+            # Workers on several machines may all run `upgrade` at start-up; the second waits here,
+            # then reads the version table after the first committed and finds nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            # Migrations work across organizations: let the row-level security policies through,
+            # for this transaction only (a handed-in connection keeps no service context afterwards).
+            connection.execute(text("SELECT set_config(:name, 'on', true)"), {"name": BYPASS_SETTING})
         context.run_migrations()
 
 

@@ -10,7 +10,7 @@ integer ids (INTEGER on SQLite, where only INTEGER PRIMARY KEY auto-increments; 
 PostgreSQL), JSON (JSONB on PostgreSQL) and timezone-aware timestamps (timestamptz on PostgreSQL;
 on SQLite the application stores naive UTC text, see aiconsole.db.types.UTCDateTime).
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,9 +18,9 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision: str = '0001'
-down_revision: Union[str, Sequence[str], None] = None
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
