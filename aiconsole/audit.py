@@ -6,6 +6,7 @@ Secrets never reach the log: any key that looks like a password, secret, token o
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ class AuditRow:
 def is_secret_key(key: str) -> bool:
     """Whether a field name looks like it holds a credential (password, secret, token, API key...)."""
     words = [w.lower() for w in _WORD.findall(key)]
-    pairs = {a + b for a, b in zip(words, words[1:], strict=False)}
+    pairs = {a + b for a, b in itertools.pairwise(words)}
     return bool(_SECRET_WORDS.intersection(words) or _SECRET_WORDS.intersection(pairs))
 
 
@@ -174,7 +175,7 @@ def list_entries(
     limit: int = 200,
     settings: Settings | None = None,
 ) -> list[AuditRow]:
-    """The actor's organization's audit entries, newest first (platform admins also see platform-level ones)."""
+    """The actor's organization's audit entries, newest first (platform admins also see org-less ones)."""
     actor.require("audit.view")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"The limit must be between 1 and {MAX_LIMIT} (got {limit}).")
@@ -198,7 +199,8 @@ def list_entries(
     query = query.order_by(AuditLog.created_at.desc(), AuditLog.id.desc()).limit(limit)
     engine = get_engine(settings)
     # Platform-level entries belong to no organization, so only a service session can read them.
-    with (service_session(engine=engine) if platform else org_session(actor.organization_id, engine=engine)) as s:
+    scope = service_session(engine=engine) if platform else org_session(actor.organization_id, engine=engine)
+    with scope as s:
         return [_row(e) for e in s.scalars(query)]
 
 
