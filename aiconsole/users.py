@@ -212,8 +212,9 @@ def create_user(actor: Actor, *, email: str, display_name: str, role: str, passw
                         password_hash=password_hash, is_active=True, failed_logins=0, created_at=utcnow())
             s.add(user)
             s.flush()
+            sign_in = "password" if password_hash else "single sign-on"
             audit.record(s, actor=actor, action="user.create", entity_type="user", entity_id=user.id,
-                         before=None, after={**_state(user), "has_password": password_hash is not None},
+                         before=None, after={**_state(user), "sign_in": sign_in},
                          summary=f"Added {email} as {role}")
             return _user_row(user)
     except IntegrityError:
