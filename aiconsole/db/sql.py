@@ -10,7 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Float, Integer, and_, case, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    SQLColumnExpression,
+    and_,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -56,7 +67,7 @@ def ceil_hour(ts: datetime) -> datetime:
     return floor if floor == ts else floor + timedelta(hours=1)
 
 
-def bucket_counts(value: ColumnElement[Any], upper_bounds: Sequence[int]) -> list[ColumnElement[int]]:
+def bucket_counts(value: SQLColumnExpression[Any], upper_bounds: Sequence[int]) -> list[ColumnElement[int]]:
     """SUM expressions counting rows per histogram bucket: value <= bound[0], ..., and above the last bound.
 
     The bucket rule matches the rollup table's `*_b{i}` columns:
@@ -135,8 +146,8 @@ def _interpolate(sorted_pair: Sequence[float], n: int, q: float) -> float:
 def grouped_percentiles(
     session: Session,
     *,
-    value: ColumnElement[Any],
-    group: ColumnElement[Any],
+    value: SQLColumnExpression[Any],
+    group: SQLColumnExpression[Any],
     where: Sequence[ColumnElement[bool]],
     quantiles: Sequence[float],
     method: Literal["auto", "native", "portable"] = "auto",
