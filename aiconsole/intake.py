@@ -67,7 +67,8 @@ def enqueue_files(
         raise ValidationFailed(f"{len(files)} files is more than {MAX_FILES_PER_BATCH} in one batch.",
                                hint="Upload them in smaller batches, or use `aiconsole enqueue FOLDER`.")
     if not 0 <= priority <= MAX_PRIORITY:
-        raise ValidationFailed(f"Priority {priority} is out of range.", hint=f"Use 0 (normal) to {MAX_PRIORITY} (first).")
+        raise ValidationFailed(f"Priority {priority} is out of range.",
+                               hint=f"Use 0 (normal) to {MAX_PRIORITY} (first).")
     report = EnqueueReport()
     org = actor.organization_id
     for filename, data in files:

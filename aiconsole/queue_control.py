@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, or_, select, update
 from aiconsole import audit
 from aiconsole.actor import Actor
 from aiconsole.db import org_session
-from aiconsole.db.models import PipelineConfig, Photo
+from aiconsole.db.models import AiProviderHealth, Photo, PipelineConfig
 from aiconsole.db.types import utcnow
 from aiconsole.errors import ValidationFailed
 
@@ -130,3 +130,35 @@ def requeue_stuck(actor: Actor, *, now: datetime | None = None) -> ActionReport:
                          summary=f"Requeued {n} photo(s) with expired leases")
     msg = f"Requeued {n} stuck photo(s)." if n else "No photo is stuck: every lease is still live."
     return ActionReport("requeue_stuck", n, msg)
+
+
+def run_health_check(actor: Actor, *, now: datetime | None = None) -> ActionReport:
+    """Check the database, Redis and workers, and record each provider's health from its recent traffic."""
+    # Imported here: live_status imports the cache, which a bare queue action does not need.
+    from aiconsole.health import system_health
+    from aiconsole.live_status import invalidate_live_status, provider_health
+
+    actor.require("health.check")
+    now = now or utcnow()
+    report = system_health()
+    providers = provider_health(organization_id=actor.organization_id, now=now)
+    with org_session(actor.organization_id) as s:
+        for p in providers.providers:
+            status = p.status if p.status in ("healthy", "degraded", "down") else "unknown"
+            s.add(AiProviderHealth(
+                organization_id=actor.organization_id, provider_name=p.provider, status=status,
+                response_time_ms=None if p.p50_latency_ms is None else round(p.p50_latency_ms),
+                error_rate=p.error_rate, last_check=now,
+                error_details={"source": "health check", "results_15m": p.results, "failed_15m": p.failed},
+            ))
+        audit.record(s, actor=actor, action="health.check", entity_type="system", entity_id=None,
+                     before=None, after={"system": report.status,
+                                         **{p.provider: p.status for p in providers.providers}},
+                     summary=f"Health check: system {report.status}")
+    invalidate_live_status(organization_id=actor.organization_id)
+    problems = [f"{c.name}: {c.message}" for c in report.checks if c.status != "healthy"]
+    provider_text = ", ".join(f"{p.provider} {p.status}" for p in providers.providers) or "no provider traffic"
+    message = f"System {report.status}. Providers: {provider_text}."
+    if problems:
+        message += " " + "; ".join(problems)
+    return ActionReport("health_check", len(providers.providers), message)

@@ -9,7 +9,7 @@ from aiconsole import auth
 from aiconsole.actor import Actor
 from aiconsole.errors import AiconsoleError, AuthError
 
-TOKEN_KEY = "_aiconsole_token"
+TOKEN_KEY = "_aiconsole_token"  # noqa: S105  (a session-state key name, not a secret)
 ACTOR_KEY = "_aiconsole_actor"
 ORG_KEY = "_aiconsole_org"
 NOTICE_KEY = "_aiconsole_notice"

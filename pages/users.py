@@ -1,0 +1,78 @@
+"""Administration: the organization's users, their roles, enabling and disabling accounts."""
+
+import pandas as pd
+import streamlit as st
+
+from aiconsole import users
+from aiconsole.errors import AiconsoleError
+from aiconsole.permissions import ROLE_DESCRIPTIONS, allowed
+from aiconsole.ui.session import require
+from aiconsole.ui.widgets import flash, show_flashes
+
+actor = require("users.view")
+st.title(":material/group: Users")
+show_flashes()
+can_manage = allowed(actor.role, "users.manage")
+
+rows = users.list_users(actor)
+if not rows:
+    st.info("This organization has no users yet. Add the first one below.")
+else:
+    frame = pd.DataFrame(
+        [{"email": u.email, "name": u.display_name, "role": u.role, "active": u.is_active,
+          "sign-in": "password" if u.has_password else "single sign-on",
+          "locked until": u.locked_until, "last login": u.last_login_at} for u in rows]
+    )
+    st.dataframe(frame, hide_index=True, use_container_width=True)
+
+if not can_manage:
+    st.stop()
+
+roles = [r for r in ROLE_DESCRIPTIONS if r != "platform_admin" or allowed(actor.role, "orgs.switch")]
+left, right = st.columns(2)
+with left, st.form("add_user", clear_on_submit=True, border=True):
+    st.subheader("Add a user")
+    email = st.text_input("Email", key="new_email")
+    name = st.text_input("Display name", key="new_name")
+    role = st.selectbox("Role", roles, index=roles.index("viewer"), key="new_role",
+                        format_func=lambda r: f"{r} — {ROLE_DESCRIPTIONS[r]}")
+    sso = st.checkbox("Single sign-on only (no password)", key="new_sso")
+    password = st.text_input("Initial password (8+ characters)", type="password", key="new_password")
+    if st.form_submit_button("Add user", type="primary"):
+        try:
+            created = users.create_user(actor, email=email, display_name=name, role=role,
+                                        password=None if sso else password)
+            flash("success", f"Added {created.email} as {created.role}.")
+            st.rerun()
+        except AiconsoleError as exc:
+            st.error(str(exc))
+
+with right, st.container(border=True):
+    st.subheader("Change an account")
+    others = [u for u in rows if u.id != actor.user_id]
+    if not others:
+        st.caption("There is nobody else in this organization yet.")
+    else:
+        by_id = {u.id: u for u in others}
+        target_id = st.selectbox("User", list(by_id), key="target_user",
+                                 format_func=lambda i: f"{by_id[i].email} ({by_id[i].role}"
+                                 + (", disabled)" if not by_id[i].is_active else ")"))
+        target = by_id[target_id]
+        new_role = st.selectbox("Role", roles, key="target_role",
+                                index=roles.index(target.role) if target.role in roles else 0)
+        c1, c2 = st.columns(2)
+        if c1.button("Change role", key="change_role", disabled=new_role == target.role):
+            try:
+                users.set_role(actor, user_id=target.id, role=new_role)
+                flash("success", f"{target.email} is now {new_role}.")
+                st.rerun()
+            except AiconsoleError as exc:
+                st.error(str(exc))
+        label = "Disable" if target.is_active else "Enable"
+        if c2.button(f"{label} account", key="toggle_active"):
+            try:
+                users.set_active(actor, user_id=target.id, active=not target.is_active)
+                flash("success", f"{target.email} is {'disabled' if target.is_active else 'enabled'}.")
+                st.rerun()
+            except AiconsoleError as exc:
+                st.error(str(exc))
