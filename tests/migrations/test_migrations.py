@@ -58,9 +58,13 @@ def _model_diffs(conn: Connection) -> list[Any]:
     diffs = compare_metadata(ctx, Base.metadata)
     if conn.dialect.name == "sqlite":
         diffs = [
-            d for d in diffs
-            if not (isinstance(d, tuple) and d[0] in ("add_index", "remove_index")
-                    and d[1].name in SQLITE_UNCOMPARABLE_INDEXES)
+            d
+            for d in diffs
+            if not (
+                isinstance(d, tuple)
+                and d[0] in ("add_index", "remove_index")
+                and d[1].name in SQLITE_UNCOMPARABLE_INDEXES
+            )
         ]
     return diffs
 
@@ -88,7 +92,9 @@ def test_comparison_notices_a_schema_that_differs(db: Engine) -> None:
         diffs = _model_diffs(conn)
     kinds = {(d[0], d[1].name) for d in diffs if isinstance(d, tuple) and d[0] == "add_index"}
     assert ("add_index", "ix_corrections_org_created") in kinds
-    assert any(isinstance(d, tuple) and d[0] == "add_column" and d[3].name == "processed_count" for d in diffs)
+    assert any(
+        isinstance(d, tuple) and d[0] == "add_column" and d[3].name == "processed_count" for d in diffs
+    )
 
 
 def _unqualified(default: str | None, schema: str | None) -> str | None:
@@ -106,18 +112,32 @@ def _snapshot(conn: Connection, schema: str | None = None) -> dict[str, Any]:
                 (c["name"], repr(c["type"]), c["nullable"], _unqualified(c.get("default"), schema))
                 for c in ins.get_columns(table, schema)
             ],
-            "pk": (ins.get_pk_constraint(table, schema)["name"],
-                   tuple(ins.get_pk_constraint(table, schema)["constrained_columns"])),
+            "pk": (
+                ins.get_pk_constraint(table, schema)["name"],
+                tuple(ins.get_pk_constraint(table, schema)["constrained_columns"]),
+            ),
             "fks": sorted(
-                (fk["name"], tuple(fk["constrained_columns"]), fk["referred_table"],
-                 tuple(fk["referred_columns"]), fk.get("options", {}).get("ondelete"))
+                (
+                    fk["name"],
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                    fk.get("options", {}).get("ondelete"),
+                )
                 for fk in ins.get_foreign_keys(table, schema)
             ),
-            "uniques": sorted((u["name"], tuple(u["column_names"])) for u in ins.get_unique_constraints(table, schema)),
+            "uniques": sorted(
+                (u["name"], tuple(u["column_names"])) for u in ins.get_unique_constraints(table, schema)
+            ),
             "checks": sorted((c["name"], c["sqltext"]) for c in ins.get_check_constraints(table, schema)),
             "indexes": sorted(
-                (i["name"], tuple(str(n) for n in i["column_names"]), bool(i["unique"]),
-                 str(i.get("column_sorting")), str(i.get("dialect_options", {}).get("postgresql_where")))
+                (
+                    i["name"],
+                    tuple(str(n) for n in i["column_names"]),
+                    bool(i["unique"]),
+                    str(i.get("column_sorting")),
+                    str(i.get("dialect_options", {}).get("postgresql_where")),
+                )
                 for i in ins.get_indexes(table, schema)
             ),
         }
@@ -132,7 +152,9 @@ def test_migrated_schema_equals_create_all_in_every_detail(db: Engine, tmp_path:
         Base.metadata.create_all(reference)
         with db.connect() as conn, reference.connect() as ref:
             migrated, expected = _snapshot(conn), _snapshot(ref)
-            index_sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name"
+            index_sql = (
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name"
+            )
             assert conn.execute(text(index_sql)).all() == ref.execute(text(index_sql)).all()
         reference.dispose()
     else:
@@ -145,8 +167,10 @@ def test_migrated_schema_equals_create_all_in_every_detail(db: Engine, tmp_path:
                 "SELECT indexname, replace(indexdef, ' ' || schemaname || '.', ' ') FROM pg_indexes"
                 " WHERE schemaname = :s AND tablename <> 'alembic_version' ORDER BY indexname"
             )
-            assert (conn.execute(text(index_sql), {"s": "public"}).all()
-                    == conn.execute(text(index_sql), {"s": "expected"}).all())
+            assert (
+                conn.execute(text(index_sql), {"s": "public"}).all()
+                == conn.execute(text(index_sql), {"s": "expected"}).all()
+            )
     assert set(migrated) == set(Base.metadata.tables)
     for table in expected:
         assert migrated[table] == expected[table], table
@@ -158,7 +182,9 @@ def test_indexes_keep_order_and_where(db: Engine) -> None:
         if db.dialect.name == "sqlite":
             rows = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'")).all()
         else:
-            rows = conn.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")).all()
+            rows = conn.execute(
+                text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'")
+            ).all()
     ddl = {name: sql for name, sql in rows}
     claim = ddl["ix_photos_pending_claim"]
     assert "(organization_id, priority DESC, created_at)" in claim
@@ -170,10 +196,12 @@ def test_indexes_keep_order_and_where(db: Engine) -> None:
 def test_check_constraints_are_enforced(db: Engine) -> None:
     upgrade(db.url.render_as_string(hide_password=False))
     with db.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO organizations (name, slug, timezone, is_demo, created_at)"
-            " VALUES ('A', 'a', 'UTC', false, CURRENT_TIMESTAMP)"
-        ))
+        conn.execute(
+            text(
+                "INSERT INTO organizations (name, slug, timezone, is_demo, created_at)"
+                " VALUES ('A', 'a', 'UTC', false, CURRENT_TIMESTAMP)"
+            )
+        )
     bad_role = (
         "INSERT INTO users (organization_id, email, display_name, role, is_active, failed_logins, created_at)"
         " SELECT id, 'x@a.test', 'X', 'wizard', true, 0, CURRENT_TIMESTAMP FROM organizations"
@@ -202,7 +230,9 @@ def test_downgrade_to_base_removes_everything_and_upgrade_works_again(db: Engine
 
 def test_pending_and_current_revision_step_by_step(db: Engine) -> None:
     url = db.url.render_as_string(hide_password=False)
-    revisions = [r.revision for r in reversed(list(ScriptDirectory(str(ROOT / "migrations")).walk_revisions()))]
+    revisions = [
+        r.revision for r in reversed(list(ScriptDirectory(str(ROOT / "migrations")).walk_revisions()))
+    ]
     assert revisions[:2] == ["0001", "0002"]
     assert current_revision(db) is None
     assert pending_revisions(db) == revisions
@@ -273,10 +303,20 @@ def test_postgres_rls_is_on_exactly_for_org_tables_and_comes_off_on_downgrade(pg
 def test_concurrent_upgrades_of_one_postgres_database_both_succeed(pg_url: str) -> None:
     """Workers starting together each run `upgrade`; the advisory lock makes the second one a no-op."""
     code = "import sys; from aiconsole.migrate import upgrade; upgrade(sys.argv[1])"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AICONSOLE_") or k.startswith("AICONSOLE_TEST_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AICONSOLE_") or k.startswith("AICONSOLE_TEST_")
+    }
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, pg_url], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, pg_url],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(3)
     ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
