@@ -174,11 +174,23 @@ def find_user(*, email: str, settings: Settings | None = None) -> UserRow | None
         return None if user is None else _user_row(user)
 
 
-def count_active_admins(*, settings: Settings | None = None) -> int:
-    """Active admins and platform admins across all organizations (0 means `init` has work to do)."""
+def all_organizations(*, settings: Settings | None = None) -> list[OrganizationRow]:
+    """Every organization by name (service level: the CLI and `up`)."""
     with service_session(engine=get_engine(settings)) as s:
-        return int(s.scalar(select(func.count()).select_from(User).where(
-            User.is_active.is_(True), User.role.in_(ADMIN_ROLES))) or 0)
+        return [_org_row(o) for o in s.scalars(select(Organization).order_by(Organization.name))]
+
+
+def count_active_admins(*, organization_id: int | None = None, roles: frozenset[str] = ADMIN_ROLES,
+                        include_demo: bool = True, settings: Settings | None = None) -> int:
+    """Active users holding one of `roles`, in one organization or all (service level: `init`)."""
+    query = select(func.count()).select_from(User).where(User.is_active.is_(True), User.role.in_(roles))
+    if organization_id is not None:
+        query = query.where(User.organization_id == organization_id)
+    if not include_demo:
+        query = query.join(Organization, Organization.id == User.organization_id).where(
+            Organization.is_demo.is_(False))
+    with service_session(engine=get_engine(settings)) as s:
+        return int(s.scalar(query) or 0)
 
 
 def create_user(actor: Actor, *, email: str, display_name: str, role: str, password: str | None,
