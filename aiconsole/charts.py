@@ -179,7 +179,7 @@ def budget_gauge(spent_micros: int, budget_micros: int | None, *, title: str,
     return fig
 
 
-def budget_bars(budgets: pd.DataFrame) -> go.Figure:
+def budget_chart(budgets: pd.DataFrame) -> go.Figure:
     """Both budget bullets (today, this month) in one figure; `budgets` as `CostMonitor.budgets`."""
     titles = {"today": "Today", "month": "This month"}
     fig = go.Figure()
@@ -235,7 +235,7 @@ def latency_chart(df: pd.DataFrame, *, title: str = "Provider latency, last 15 m
     return fig
 
 
-def queue_donut(counts: Mapping[str, int], *, title: str = "Photos by status") -> go.Figure:
+def queue_status_chart(counts: Mapping[str, int], *, title: str = "Photos by status") -> go.Figure:
     """A donut of photos per status with the total in the middle."""
     items = [(s, int(n)) for s, n in counts.items() if int(n) > 0]
     if not items:

@@ -57,8 +57,8 @@ def test_throughput_is_stacked_and_shows_failures(throughput: pd.DataFrame) -> N
         (charts.spend_by_provider_chart(pd.DataFrame(columns=["provider", "today_micros"])), "No spend yet"),
         (charts.latency_chart(pd.DataFrame({"provider": ["local"], "p50_latency_ms": [None],
                                             "p95_latency_ms": [None]})), "No provider calls"),
-        (charts.queue_donut({"pending": 0, "completed": 0}), "No photos yet."),
-        (charts.budget_bars(pd.DataFrame(columns=["period", "spent_micros", "budget_micros",
+        (charts.queue_status_chart({"pending": 0, "completed": 0}), "No photos yet."),
+        (charts.budget_chart(pd.DataFrame(columns=["period", "spent_micros", "budget_micros",
                                                   "projected_micros"])), "No spend or budget data yet."),
     ],
 )
@@ -108,7 +108,7 @@ def test_budget_bars_from_cost_monitor_frame() -> None:
         [("today", 5000, 10_000, 5000), ("month", 17_000, None, 20_491)],
         columns=["period", "spent_micros", "budget_micros", "projected_micros"],
     )
-    fig = charts.budget_bars(budgets)
+    fig = charts.budget_chart(budgets)
     assert len(fig.data) == 2
     today, month = fig.data
     assert today.gauge.threshold.value == pytest.approx(0.01)
@@ -127,7 +127,7 @@ def test_latency_chart_groups_p50_and_p95() -> None:
 
 
 def test_queue_donut_uses_status_colours_and_total() -> None:
-    fig = charts.queue_donut({"pending": 3, "processing": 1, "completed": 4, "needs_review": 2, "failed": 0})
+    fig = charts.queue_status_chart({"pending": 3, "processing": 1, "completed": 4, "needs_review": 2, "failed": 0})
     pie = fig.data[0]
     assert list(pie.labels) == ["Pending", "Processing", "Completed", "Needs review"]
     assert list(pie.values) == [3, 1, 4, 2]
