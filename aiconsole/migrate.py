@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
@@ -15,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from aiconsole.config import get_settings
+from aiconsole.db.types import UTCDateTime
 from aiconsole.errors import AiconsoleError, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +69,13 @@ def pending_revisions(engine: Engine) -> list[str]:
     current = current_revision(engine)
     pending = script.iterate_revisions("heads", current or "base")
     return [rev.revision for rev in reversed(list(pending))]
+
+
+def render_item(type_: str, obj: Any, _autogen_context: Any) -> str | Literal[False]:
+    """Autogenerate hook: write application column types as plain SQLAlchemy, so migrations stay frozen."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _guarded(cfg: Config, run: Callable[[], None]) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
-import aiconsole.db.types  # noqa: F401  (rendered types resolve in autogenerate)
 from aiconsole.config import get_settings
 from aiconsole.db.engine import BYPASS_SETTING, make_engine
 from aiconsole.db.models import Base
+from aiconsole.migrate import render_item
 
 config = context.config
 target_metadata = Base.metadata
@@ -47,6 +47,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=not postgres,
         compare_type=True,
+        render_item=render_item,
     )
     # Nothing may run on the connection before begin_transaction(): SQLAlchemy would autobegin a
     # transaction that Alembic then treats as the caller's and never commits.

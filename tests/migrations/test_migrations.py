@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
+from alembic.autogenerate import compare_metadata, produce_migrations, render_python_code
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
@@ -28,6 +28,7 @@ from aiconsole.migrate import (
     downgrade,
     head_revision,
     pending_revisions,
+    render_item,
     safe_url,
     upgrade,
 )
@@ -326,6 +327,19 @@ def test_concurrent_upgrades_of_one_postgres_database_both_succeed(pg_url: str) 
         assert pending_revisions(engine) == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
+def test_autogenerate_writes_plain_sqlalchemy_types(tmp_path: Path) -> None:
+    """New migrations must not import aiconsole: UTCDateTime is rendered as sa.DateTime(timezone=True)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'autogen.db'}")
+    with engine.connect() as conn:
+        ops = produce_migrations(MigrationContext.configure(conn), Base.metadata)
+    code = render_python_code(ops.upgrade_ops, render_item=render_item)
+    engine.dispose()
+    assert "op.create_table('photos'" in code
+    assert "sa.Column('created_at', sa.DateTime(timezone=True), nullable=False)" in code
+    assert "aiconsole" not in code
 
 
 def test_unreachable_postgres_names_the_url_without_its_password() -> None:
