@@ -18,6 +18,7 @@ from aiconsole.db.models import Photo
 from aiconsole.db.types import utcnow
 from aiconsole.errors import ImageRejected, ValidationFailed
 from aiconsole.images import store_image, validate_image
+from aiconsole.live_status import invalidate_live_status
 
 MAX_FILES_PER_BATCH = 500
 MAX_PRIORITY = 100
@@ -42,6 +43,11 @@ class EnqueueReport:
     def count(self, outcome: str) -> int:
         """How many files ended with `outcome` (queued, duplicate, rejected)."""
         return sum(1 for v in self.verdicts if v.outcome == outcome)
+
+    @property
+    def message(self) -> str:
+        """The summary, under the name every action report uses."""
+        return self.summary
 
     @property
     def summary(self) -> str:
@@ -105,4 +111,6 @@ def enqueue_files(
             report.verdicts.append(FileVerdict(name, "duplicate", "Already queued by a concurrent upload."))
             continue
         report.verdicts.append(FileVerdict(name, "queued", f"Queued as photo #{photo_id}.", photo_id))
+    if report.count("queued"):
+        invalidate_live_status(organization_id=org)
     return report

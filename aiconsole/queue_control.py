@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, func, or_, select, update
 
 from aiconsole import audit
 from aiconsole.actor import Actor
@@ -17,6 +18,8 @@ from aiconsole.db import org_session
 from aiconsole.db.models import AiProviderHealth, Photo, PipelineConfig
 from aiconsole.db.types import utcnow
 from aiconsole.errors import ValidationFailed
+from aiconsole.health import system_health
+from aiconsole.live_status import invalidate_live_status, provider_health
 
 MAX_REASON = 500
 
@@ -37,6 +40,11 @@ def _config(session, organization_id: int) -> PipelineConfig:  # type: ignore[no
         session.add(cfg)
         session.flush()
     return cfg
+
+
+def _count(result: Result[Any]) -> int:
+    # UPDATE results are CursorResults at run time; the generic Result type does not declare rowcount.
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def pause(actor: Actor, *, reason: str, now: datetime | None = None) -> ActionReport:
@@ -61,6 +69,7 @@ def pause(actor: Actor, *, reason: str, now: datetime | None = None) -> ActionRe
                      entity_id=str(actor.organization_id), before=before,
                      after={"paused": True, "pause_reason": cfg.pause_reason},
                      summary=f"Paused processing: {reason}", reversible=True)
+    invalidate_live_status(organization_id=actor.organization_id)
     return ActionReport("pause", 1, "Processing paused. Photos already being processed will finish.")
 
 
@@ -81,6 +90,7 @@ def resume(actor: Actor, *, now: datetime | None = None) -> ActionReport:
                      entity_id=str(actor.organization_id), before=before,
                      after={"paused": False, "pause_reason": None},
                      summary=f"Resumed processing (was: {before['pause_reason']})", reversible=True)
+    invalidate_live_status(organization_id=actor.organization_id)
     return ActionReport("resume", 1, "Processing resumed.")
 
 
@@ -90,14 +100,15 @@ def retry_failed(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     now = now or utcnow()
     with org_session(actor.organization_id) as s:
         where = and_(Photo.organization_id == actor.organization_id, Photo.status == "failed")
-        n = s.execute(
+        n = _count(s.execute(
             update(Photo).where(where).values(status="pending", attempts=0, next_attempt_at=None,
                                               lease_owner=None, lease_expires_at=None, updated_at=now)
-        ).rowcount or 0
+        ))
         if n:
             audit.record(s, actor=actor, action="queue.retry_failed", entity_type="photos", entity_id=None,
                          before={"failed": n}, after={"pending": n},
                          summary=f"Requeued {n} failed photo(s)")
+    invalidate_live_status(organization_id=actor.organization_id)
     msg = f"Requeued {n} failed photo(s)." if n else "There were no failed photos to retry."
     return ActionReport("retry_failed", n, msg)
 
@@ -120,24 +131,21 @@ def requeue_stuck(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     with org_session(actor.organization_id) as s:
         where = and_(Photo.organization_id == actor.organization_id, Photo.status == "processing",
                      or_(Photo.lease_expires_at.is_(None), Photo.lease_expires_at < now))
-        n = s.execute(
+        n = _count(s.execute(
             update(Photo).where(where).values(status="pending", lease_owner=None, lease_expires_at=None,
                                               next_attempt_at=None, updated_at=now)
-        ).rowcount or 0
+        ))
         if n:
             audit.record(s, actor=actor, action="queue.requeue_stuck", entity_type="photos", entity_id=None,
                          before={"stuck": n}, after={"pending": n},
                          summary=f"Requeued {n} photo(s) with expired leases")
+    invalidate_live_status(organization_id=actor.organization_id)
     msg = f"Requeued {n} stuck photo(s)." if n else "No photo is stuck: every lease is still live."
     return ActionReport("requeue_stuck", n, msg)
 
 
 def run_health_check(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     """Check the database, Redis and workers, and record each provider's health from its recent traffic."""
-    # Imported here: live_status imports the cache, which a bare queue action does not need.
-    from aiconsole.health import system_health
-    from aiconsole.live_status import invalidate_live_status, provider_health
-
     actor.require("health.check")
     now = now or utcnow()
     report = system_health()

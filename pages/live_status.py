@@ -1,0 +1,206 @@
+"""Live Status: what the pipeline is doing right now, and the quick actions to steer it."""
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from aiconsole import charts, health, intake, live_status, queue_control
+from aiconsole import formatting as fmt
+from aiconsole.errors import AiconsoleError
+from aiconsole.permissions import allowed
+from aiconsole.ui.session import require
+from aiconsole.ui.widgets import confirmed_action, flash, inert, show_flashes
+
+actor = require("live_status.view")
+ORG = actor.organization_id
+
+head, auto_col, every_col = st.columns([4, 1, 1], vertical_alignment="bottom")
+head.title(":material/monitor_heart: Live Status")
+auto = auto_col.toggle("Auto-refresh", value=True, key="live_auto", help="Refresh the live panels on their own.")
+every = every_col.number_input("Every (s)", min_value=1, max_value=30, value=5, step=1, key="live_every",
+                               disabled=not auto)
+show_flashes()
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _system_health() -> dict:
+    return health.system_health().to_dict()
+
+
+STATUS_ICON = {"healthy": ":material/check_circle:", "degraded": ":material/warning:",
+               "down": ":material/error:", "unknown": ":material/help:", "not_configured": ":material/remove:"}
+
+
+def _status_cards(snap: live_status.LiveSnapshot) -> None:
+    s = snap.status
+    if s.paused:
+        st.error(f"Processing is paused — {inert(s.pause_reason or 'no reason given')}", icon=":material/pause_circle:")
+    row1 = st.columns(5)
+    row1[0].metric("Processed today", f"{s.processed_today.value or 0:,}",
+                   fmt.signed(s.processed_today.delta), border=True,
+                   help="Photos with tags since midnight (organization time zone); delta vs the same time yesterday.")
+    row1[1].metric("Pending", f"{s.pending:,}", border=True)
+    row1[2].metric("Processing", f"{s.processing:,}", border=True)
+    row1[3].metric("Failed", f"{s.failed:,}", border=True, help="Photos that used up their attempts.")
+    row1[4].metric("Needs review", f"{s.needs_review:,}", border=True)
+    row2 = st.columns(4)
+    conf = s.avg_confidence_today
+    row2[0].metric("Avg confidence today", fmt.pct(conf.value),
+                   None if conf.delta is None else f"{conf.delta * 100:+.1f} pts", border=True)
+    err = s.error_rate_last_hour
+    row2[1].metric("Error rate (last hour)", fmt.pct(err.value),
+                   None if err.delta is None else f"{err.delta * 100:+.1f} pts", delta_color="inverse", border=True,
+                   help=f"{s.results_last_hour:,} results in the last hour; delta vs the same hour yesterday.")
+    spend = s.spend_today_micros
+    row2[2].metric("Spend today", fmt.usd(spend.value or 0),
+                   None if spend.delta is None else f"{'+' if spend.delta >= 0 else '-'}{fmt.usd(abs(spend.delta))}",
+                   delta_color="inverse", border=True,
+                   help=f"Daily budget: {fmt.usd(s.daily_budget_micros)} ({fmt.pct(s.daily_budget_used, 0)} used)")
+    row2[3].metric("Month to date", fmt.usd(s.spend_month_micros), border=True,
+                   help=f"Monthly budget: {fmt.usd(s.monthly_budget_micros)} ({fmt.pct(s.monthly_budget_used, 0)} used)")
+
+
+def _queue(snap: live_status.LiveSnapshot) -> None:
+    q = snap.queue
+    st.subheader("Queue")
+    cols = st.columns(4)
+    cols[0].metric("Avg queue wait (24 h)", fmt.ms(q.avg_wait_ms))
+    p95 = q.p95_wait
+    p95_help = ("No queue waits recorded in the last 24 h." if p95 is None else
+                f"Estimated from the wait histogram ({q.wait_samples:,} photos): the true value lies between "
+                f"{fmt.ms(p95.low)} and {fmt.ms(p95.high) if p95.high is not None else 'above'}.")
+    cols[1].metric("p95 queue wait (24 h)", fmt.ms(q.p95_wait_ms), help=p95_help)
+    cols[2].metric("Oldest pending", fmt.duration(q.oldest_due_pending_age),
+                   help="Age of the oldest photo that is due for processing.")
+    cols[3].metric("Time to drain", fmt.duration(q.drain_eta), help=q.drain_note)
+    left, right = st.columns([3, 1])
+    left.plotly_chart(charts.throughput_chart(q.throughput), use_container_width=True, key="throughput")
+    right.plotly_chart(charts.queue_status_chart(q.counts), use_container_width=True, key="queue_donut")
+
+
+def _costs(snap: live_status.LiveSnapshot) -> None:
+    c = snap.cost
+    st.subheader("Cost")
+    cols = st.columns(3)
+    cols[0].metric("Today", fmt.usd(c.today_micros))
+    cols[1].metric("This month", fmt.usd(c.month_micros))
+    cols[2].metric("Projected month end", fmt.usd(c.projected_month_micros),
+                   help=f"Month to date plus {fmt.usd(c.daily_average_micros)} a day for the rest of the month.")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.spend_by_provider_chart(c.by_provider), use_container_width=True, key="spend")
+    right.plotly_chart(charts.budget_chart(c.budgets), use_container_width=True, key="budgets")
+
+
+def _providers(snap: live_status.LiveSnapshot) -> None:
+    st.subheader("Provider health")
+    report = snap.providers
+    if not report.providers:
+        st.info("No provider has handled a photo yet. Upload photos below, or run `aiconsole demo`.")
+        return
+    cols = st.columns(len(report.providers))
+    now = report.as_of
+    for col, p in zip(cols, report.providers, strict=True):
+        with col.container(border=True):
+            st.markdown(f"{STATUS_ICON.get(p.status, '')} **{p.provider}** — {p.status}")
+            st.caption(f"last 15 min: {p.results:,} results, {p.failed:,} failed, error rate {fmt.pct(p.error_rate)}")
+            st.caption(f"latency p50 {fmt.ms(p.p50_latency_ms)} · p95 {fmt.ms(p.p95_latency_ms)}")
+            st.caption(f"last check: {fmt.ago(p.last_check, now)}"
+                       + (f" ({p.last_check_status})" if p.last_check_status else ""))
+
+
+def _system() -> None:
+    st.subheader("System health")
+    report = _system_health()
+    cols = st.columns(len(report["checks"]))
+    for col, check in zip(cols, report["checks"], strict=True):
+        with col.container(border=True):
+            st.markdown(f"{STATUS_ICON.get(check['status'], '')} **{check['name']}** — {check['status']}")
+            st.caption(inert(check["message"]))
+
+
+@st.fragment(run_every=every if auto else None)
+def live_panel() -> None:
+    try:
+        snap = live_status.live_snapshot(organization_id=ORG)
+    except AiconsoleError as exc:
+        st.error(str(exc))
+        return
+    _status_cards(snap)
+    _queue(snap)
+    _costs(snap)
+    _providers(snap)
+    _system()
+    st.caption(f"Updated {datetime.now(UTC):%H:%M:%S} UTC" + (f" · every {every} s" if auto else " · paused"))
+
+
+live_panel()
+
+st.divider()
+st.subheader("Quick actions")
+
+
+def _why_not(permission: str) -> str | None:
+    return None if allowed(actor.role, permission) else f"Your role ({actor.role}) cannot do this."
+
+
+def _enqueue(files, priority: int):  # type: ignore[no-untyped-def]
+    report = intake.enqueue_files(actor, [(f.name, f.getvalue()) for f in files], priority=priority)
+    st.session_state["upload_verdicts"] = [
+        {"file": v.filename, "outcome": v.outcome, "detail": v.message} for v in report.verdicts
+    ]
+    if report.count("rejected"):
+        flash("warning", "Some files were not queued: see the table under Upload photos.")
+    return report
+
+
+a1, a2, a3, a4 = st.columns(4)
+status = live_status.status_cards(organization_id=ORG)
+with a1:
+    if status.paused:
+        confirmed_action("Resume processing", key="resume", icon=":material/play_arrow:",
+                         prompt="Workers will start claiming this organization's photos again.",
+                         run=lambda: queue_control.resume(actor), disabled=bool(_why_not("queue.resume")),
+                         help=_why_not("queue.resume"))
+    else:
+        confirmed_action("Pause processing", key="pause", icon=":material/pause:",
+                         prompt="Workers stop claiming new photos; photos in flight finish.",
+                         reason_label="Why? (shown on Live Status)",
+                         run=lambda reason: queue_control.pause(actor, reason=reason or ""),
+                         disabled=bool(_why_not("queue.pause")), help=_why_not("queue.pause"))
+with a2:
+    confirmed_action(f"Retry failed ({status.failed:,})", key="retry_failed", icon=":material/replay:",
+                     prompt=f"Put {status.failed:,} failed photo(s) back in the queue with fresh attempts?",
+                     run=lambda: queue_control.retry_failed(actor),
+                     disabled=bool(_why_not("queue.retry_failed")) or status.failed == 0,
+                     help=_why_not("queue.retry_failed") or "Failed photos go back to pending.")
+with a3:
+    stuck = queue_control.stuck_count(organization_id=ORG)
+    confirmed_action(f"Requeue stuck ({stuck:,})", key="requeue_stuck", icon=":material/restart_alt:",
+                     prompt=f"Return {stuck:,} photo(s) whose worker lease expired to the queue?",
+                     run=lambda: queue_control.requeue_stuck(actor),
+                     disabled=bool(_why_not("queue.requeue_stuck")) or stuck == 0,
+                     help=_why_not("queue.requeue_stuck") or "Photos in processing whose lease expired.")
+with a4:
+    confirmed_action("Run health check", key="health_check", icon=":material/stethoscope:",
+                     prompt="Check the database, Redis, workers and record each provider's health now?",
+                     run=lambda: queue_control.run_health_check(actor),
+                     disabled=bool(_why_not("health.check")), help=_why_not("health.check"))
+
+with st.expander("Upload photos to the queue", icon=":material/upload:", expanded=False):
+    if _why_not("photos.upload"):
+        st.info(_why_not("photos.upload"))
+    else:
+        files = st.file_uploader("Photos (JPEG, PNG, WEBP, GIF, BMP, TIFF)", accept_multiple_files=True,
+                                 key="upload_files")
+        priority = st.slider("Priority", 0, intake.MAX_PRIORITY, 0, key="upload_priority",
+                             help="Higher priority photos are claimed first.")
+        if files:
+            total = sum(f.size for f in files)
+            confirmed_action(f"Queue {len(files)} file(s) ({total / 1e6:.1f} MB)", key="upload",
+                             icon=":material/add_photo_alternate:",
+                             prompt="Each file is checked (type from its content, size, pixels, duplicates) "
+                                    "before it is queued.",
+                             run=lambda: _enqueue(files, priority))
+        verdicts = st.session_state.get("upload_verdicts")
+        if verdicts:
+            st.dataframe(verdicts, hide_index=True, use_container_width=True)

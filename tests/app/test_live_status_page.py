@@ -1,0 +1,110 @@
+"""Live Status through AppTest: cards and charts render, quick actions confirm, act, audit and check roles."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from aiconsole import audit, live_status
+from aiconsole.db import service_session
+from aiconsole.db.models import AuditLog, Photo
+from aiconsole.db.types import utcnow
+from aiconsole.ui.session import ACTOR_KEY
+
+CARD_LABELS = {"Processed today", "Pending", "Processing", "Failed", "Needs review", "Avg confidence today",
+               "Error rate (last hour)", "Spend today", "Month to date"}
+
+
+def _org(at) -> int:  # type: ignore[no-untyped-def]
+    return at.session_state[ACTOR_KEY].organization_id
+
+
+def test_cards_charts_and_health_render(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("viewer")
+    labels = {m.label for m in at.metric}
+    assert CARD_LABELS <= labels
+    pending = next(m for m in at.metric if m.label == "Pending")
+    snap = live_status.status_cards(organization_id=_org(at))
+    assert pending.value == f"{snap.pending:,}"
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 4
+    assert "System health" in [s.value for s in at.subheader]
+
+
+def test_viewer_cannot_act(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("viewer")
+    for key in ("pause", "retry_failed", "requeue_stuck", "health_check"):
+        assert at.button(key=key).disabled, key
+
+
+def test_pause_asks_for_a_reason_then_pauses_and_resumes(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("admin")
+    org = _org(at)
+    at.button(key="pause").click().run()
+    assert any("photos in flight finish" in w.value for w in at.warning)
+    at.button(key="pause_confirm").click().run()  # no reason given
+    assert any("Say why processing is paused" in e.value for e in at.error)
+    assert not live_status.status_cards(organization_id=org).paused
+
+    at.button(key="pause").click().run()
+    at.text_input(key="pause_reason").input("<b>provider maintenance</b>")
+    at.button(key="pause_confirm").click().run()
+    assert not at.exception
+    cards = live_status.status_cards(organization_id=org)
+    assert cards.paused and "provider maintenance" in (cards.pause_reason or "")
+    assert any("paused" in e.value.lower() for e in at.error)  # the banner
+    assert not any("<b>" in m.value for m in at.markdown)  # rendered inert
+    entries = audit.list_entries(at.session_state[ACTOR_KEY], entity_type="pipeline_config")
+    assert entries[0].action == "queue.pause" and entries[0].actor.startswith("admin")
+
+    at.button(key="resume").click().run()
+    at.button(key="resume_cancel").click().run()
+    assert live_status.status_cards(organization_id=org).paused
+    at.button(key="resume").click().run()
+    at.button(key="resume_confirm").click().run()
+    assert not live_status.status_cards(organization_id=org).paused
+    assert any("resumed" in s.value.lower() for s in at.success)
+
+
+def test_retry_failed_and_requeue_stuck(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("developer")
+    org = _org(at)
+    with service_session() as s:
+        failed = s.scalar(select(func.count()).select_from(Photo).where(
+            Photo.organization_id == org, Photo.status == "failed"))
+        s.execute(update(Photo).where(Photo.organization_id == org, Photo.status == "processing")
+                  .values(lease_expires_at=utcnow() - timedelta(minutes=5)))
+        stuck = s.scalar(select(func.count()).select_from(Photo).where(
+            Photo.organization_id == org, Photo.status == "processing"))
+    assert failed and stuck, "the demo seeds failed and processing photos"
+    at.run()
+    at.button(key="retry_failed").click().run()
+    at.button(key="retry_failed_confirm").click().run()
+    assert any(f"Requeued {failed} failed" in s.value for s in at.success)
+    at.button(key="requeue_stuck").click().run()
+    at.button(key="requeue_stuck_confirm").click().run()
+    assert any(f"Requeued {stuck} stuck" in s.value for s in at.success)
+    with service_session() as s:
+        left = s.scalar(select(func.count()).select_from(Photo).where(
+            Photo.organization_id == org, Photo.status.in_(("failed", "processing"))))
+        actions = set(s.scalars(select(AuditLog.action).where(AuditLog.organization_id == org)))
+    assert left == 0
+    assert {"queue.retry_failed", "queue.requeue_stuck"} <= actions
+
+
+def test_health_check_records_provider_health(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("admin")
+    at.button(key="health_check").click().run()
+    at.button(key="health_check_confirm").click().run()
+    assert not at.exception
+    assert any(s.value.startswith("System ") for s in at.success + at.error)
+
+
+def test_auto_refresh_controls(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("analyst")
+    assert at.toggle(key="live_auto").value is True
+    at.toggle(key="live_auto").set_value(False).run()
+    assert not at.exception
+    assert at.number_input(key="live_every").disabled
+    assert any("paused" in c.value for c in at.caption)

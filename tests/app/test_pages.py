@@ -1,0 +1,89 @@
+"""Every page for every role, through the real app.py navigation (AppTest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aiconsole import auth
+from aiconsole.db.models import ROLES
+from aiconsole.permissions import allowed
+from aiconsole.ui.session import ACTOR_KEY, TOKEN_KEY
+from aiconsole.ui.shell import PAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [t.value for t in at.title] + [h.value for h in at.subheader]
+    parts += [e.value for e in at.error] + [i.value for i in at.info] + [w.value for w in at.warning]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_login_page_when_logged_out(demo_env: dict[str, str]) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.text_input(key="login_email") is not None
+    assert not at.metric  # no data before login
+
+
+def test_wrong_password_then_login(demo_env: dict[str, str], passwords: dict[str, str]) -> None:
+    email = demo_env["analyst"]
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.text_input(key="login_email").input(email)
+    at.text_input(key="login_password").input("not-the-password")
+    at.button[0].click().run()
+    assert any("Wrong email or password" in e.value for e in at.error)
+    assert TOKEN_KEY not in at.session_state
+    at.text_input(key="login_password").input(passwords[email])
+    at.button[0].click().run()
+    assert not at.exception
+    assert at.session_state[TOKEN_KEY]
+    assert any(m.label == "Pending" for m in at.metric)
+
+
+def test_unknown_email_gets_the_same_message(demo_env: dict[str, str]) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.text_input(key="login_email").input("nobody@nowhere.example")
+    at.text_input(key="login_password").input("whatever-password")
+    at.button[0].click().run()
+    assert any("Wrong email or password" in e.value for e in at.error)
+
+
+def test_expired_or_forged_token_returns_to_login(demo_env: dict[str, str]) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state[TOKEN_KEY] = "forged-token"
+    at.run()
+    assert not at.exception
+    assert not at.metric
+    assert at.text_input(key="login_email") is not None
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("path", "title", "permission"), [(p, t, perm) for _s, p, t, _i, perm in PAGES])
+def test_every_page_for_every_role(app_as, role: str, path: str, title: str, permission: str) -> None:  # type: ignore[no-untyped-def]
+    at = app_as(role)
+    if allowed(role, permission):
+        at.switch_page(path).run()
+        assert not at.exception, at.exception
+        assert title in _texts(at)
+    else:
+        # The page is not in this role's navigation; and run directly, its server-side guard refuses.
+        actor = at.session_state[ACTOR_KEY]
+        direct = AppTest.from_file(str(ROOT / path), default_timeout=60)
+        direct.session_state[ACTOR_KEY] = actor
+        direct.run()
+        assert not direct.exception
+        assert any("cannot" in e.value for e in direct.error), _texts(direct)
+        assert not direct.dataframe and not direct.metric
+
+
+def test_logout_revokes_the_session(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("viewer")
+    token = at.session_state[TOKEN_KEY]
+    at.button(key="logout").click().run()
+    assert TOKEN_KEY not in at.session_state
+    with pytest.raises(auth.AuthError):
+        auth.resume(token)
