@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from sqlalchemy import Integer, SQLColumnExpression, and_, case, func, literal, or_, select, union_all
+from sqlalchemy import Integer, SQLColumnExpression, and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from aiconsole import cache
@@ -334,63 +334,75 @@ def _coerce(name: str, value: Any) -> Any:
     return float(value) if name == "confidence_sum" else int(value)
 
 
+def _parts(ranges: Iterable[Window]) -> list[datetime]:
+    """The sorted boundaries that cut `ranges` into elementary intervals [b[j], b[j+1])."""
+    return sorted({t for r in ranges for t in r})
+
+
+def _part_index(column: Any, bounds: list[datetime]) -> Any:
+    # Elementary interval number j of a timestamp in [bounds[0], bounds[-1]).
+    if len(bounds) == 2:
+        return literal(0, Integer)
+    return case(*[(column < bounds[j + 1], j) for j in range(len(bounds) - 2)], else_=len(bounds) - 2)
+
+
+def _assign(ranges: Mapping[str, list[Window]], bounds: list[datetime],
+            part_totals: Mapping[tuple[str, int], _Totals], out: dict[str, dict[str, _Totals]]) -> None:
+    """Add each elementary interval's totals to every window whose ranges cover it."""
+    for name, windows in ranges.items():
+        for start, end in windows:
+            first, last = bounds.index(start), bounds.index(end)
+            for (provider, j), totals in part_totals.items():
+                if first <= j < last:
+                    out[name].setdefault(provider, _Totals()).add(totals)
+
+
 def _window_totals(session: Session, organization_id: int,
                    windows: Mapping[str, Window]) -> dict[str, dict[str, _Totals]]:
     """Per window name and provider, the totals over [start, end).
 
-    Whole hours come from the rollups in one query; partial hours from results in one UNION ALL.
+    Whole hours come from the rollups, the partial hours from results, one query each: the windows'
+    boundaries cut time into elementary intervals, SQL sums per (provider, interval) and each window
+    adds up the intervals it covers. Only the partial-hour ranges of results are read (OR of ranges,
+    each an index range scan), never the stretches between them.
     """
     out: dict[str, dict[str, _Totals]] = {name: {} for name in windows}
-    whole: dict[str, Window] = {}
-    segments: list[Window] = []
-    window_segments: dict[str, list[int]] = {}
+    whole: dict[str, list[Window]] = {}
+    pieces: dict[str, list[Window]] = {}
     for name, window in windows.items():
-        hours, pieces = _split(window)
-        if hours is not None:
-            whole[name] = hours
-        idx = []
-        for piece in pieces:
-            if piece not in segments:
-                segments.append(piece)
-            idx.append(segments.index(piece))
-        window_segments[name] = idx
+        hours, partial = _split(window)
+        whole[name] = [hours] if hours is not None else []
+        pieces[name] = partial
 
-    if whole:
-        cols = []
-        for name, (start, end) in whole.items():
-            cond = and_(_R.hour >= start, _R.hour < end)
-            for f in _FIELDS:
-                cols.append(func.sum(case((cond, _ROLLUP_COLUMNS[f]), else_=0)).label(f"{name}__{f}"))
-        lowest = min(s for s, _ in whole.values())
-        highest = max(e for _, e in whole.values())
+    hour_ranges = [r for rs in whole.values() for r in rs]
+    if hour_ranges:
+        bounds = _parts(hour_ranges)
+        part = _part_index(_R.hour, bounds).label("part")
         rows = session.execute(
-            select(_R.ai_provider, *cols)
-            .where(_R.organization_id == organization_id, _R.hour >= lowest, _R.hour < highest)
-            .group_by(_R.ai_provider)
-        ).mappings().all()
-        for row in rows:
-            for name in whole:
-                totals = _Totals(**{f: _coerce(f, row[f"{name}__{f}"]) for f in _FIELDS})
-                out[name].setdefault(row["ai_provider"], _Totals()).add(totals)
+            select(_R.ai_provider, part, *[func.sum(_ROLLUP_COLUMNS[f]) for f in _FIELDS])
+            .where(_R.organization_id == organization_id, _R.hour >= bounds[0], _R.hour < bounds[-1])
+            .group_by(_R.ai_provider, part)
+        ).all()
+        _assign(whole, bounds, _part_totals(rows), out)
 
-    if segments:
-        parts = [
-            select(literal(i, Integer).label("seg"), _A.ai_provider,
-                   *[func.sum(_RESULT_EXPRS[f]).label(f) for f in _FIELDS])
-            .where(_A.organization_id == organization_id, _A.created_at >= start, _A.created_at < end)
-            .group_by(_A.ai_provider)
-            for i, (start, end) in enumerate(segments)
-        ]
-        stmt = parts[0] if len(parts) == 1 else union_all(*parts)
-        by_segment: dict[int, list[tuple[str, _Totals]]] = {}
-        for row in session.execute(stmt).mappings().all():
-            totals = _Totals(**{f: _coerce(f, row[f]) for f in _FIELDS})
-            by_segment.setdefault(int(row["seg"]), []).append((row["ai_provider"], totals))
-        for name, idx in window_segments.items():
-            for i in idx:
-                for provider, totals in by_segment.get(i, []):
-                    out[name].setdefault(provider, _Totals()).add(totals)
+    result_ranges = list(dict.fromkeys(r for rs in pieces.values() for r in rs))
+    if result_ranges:
+        bounds = _parts(result_ranges)
+        part = _part_index(_A.created_at, bounds).label("part")
+        in_ranges = or_(*[and_(_A.organization_id == organization_id, _A.created_at >= start,
+                               _A.created_at < end) for start, end in result_ranges])
+        rows = session.execute(
+            select(_A.ai_provider, part, *[func.sum(_RESULT_EXPRS[f]) for f in _FIELDS])
+            .where(in_ranges)
+            .group_by(_A.ai_provider, part)
+        ).all()
+        _assign(pieces, bounds, _part_totals(rows), out)
     return out
+
+
+def _part_totals(rows: Iterable[Any]) -> dict[tuple[str, int], _Totals]:
+    return {(row[0], int(row[1])): _Totals(*[_coerce(f, v) for f, v in zip(_FIELDS, row[2:], strict=True)])
+            for row in rows}
 
 
 def _sum(per_provider: Mapping[str, _Totals]) -> _Totals:
