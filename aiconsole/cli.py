@@ -305,8 +305,9 @@ def up(
         from aiconsole.demo import DEMO_LOGINS
 
         typer.echo("Demo logins (email / password / role):")
+        width = max(len(email) for email, _, _ in DEMO_LOGINS)
         for email, password, role in DEMO_LOGINS:
-            typer.echo(f"  {email:<32} {password:<20} {role}")
+            typer.echo(f"  {email:<{width}}  {password}  {role}")
     typer.echo("Press Ctrl+C to stop.")
     code = run_forwarding_signals(streamlit_command(app_path=app_path, host=host, port=port, headless=no_browser))
     raise typer.Exit(code)

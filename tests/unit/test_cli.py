@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -171,6 +172,9 @@ def _get(url: str) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_up_serves_the_console_and_forwards_signals(settings: Settings, sig: signal.Signals) -> None:
+    with_demo = sig == signal.SIGINT
+    if with_demo:  # an existing demo organization (seeding a full one is the demo tests' job)
+        users.create_organization(name="Demo Photos Inc.", is_demo=True, settings=settings)
     port = _free_port()
     env = {**os.environ, "AICONSOLE_DATA_DIR": str(settings.data_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "aiconsole", "up", "--no-demo", "--no-browser",
@@ -194,8 +198,15 @@ def test_up_serves_the_console_and_forwards_signals(settings: Settings, sig: sig
             proc.communicate()
     assert proc.returncode == 0, output
     assert f"aiconsole console: http://127.0.0.1:{port}" in output
-    assert "Demo logins" not in output  # --no-demo on an empty database seeds nothing
     with pytest.raises(OSError):  # the child went down with us
         _get(f"http://127.0.0.1:{port}/_stcore/health")
-    with service_session(engine=get_engine(settings)) as s:
-        assert s.query(Organization).count() == 0
+    if with_demo:
+        from aiconsole.demo import DEMO_LOGINS
+
+        assert "Demo logins" in output
+        for email, password, role in DEMO_LOGINS:
+            assert re.search(rf"^  {re.escape(email)} +{re.escape(password)}  {role}$", output, re.M), output
+    else:
+        assert "Demo logins" not in output  # --no-demo on an empty database seeds nothing
+        with service_session(engine=get_engine(settings)) as s:
+            assert s.query(Organization).count() == 0
