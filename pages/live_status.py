@@ -74,8 +74,8 @@ def _queue(snap: live_status.LiveSnapshot) -> None:
                    help="Age of the oldest photo that is due for processing.")
     cols[3].metric("Time to drain", fmt.duration(q.drain_eta), help=q.drain_note)
     left, right = st.columns([3, 1])
-    left.plotly_chart(charts.throughput_chart(q.throughput), use_container_width=True, key="throughput")
-    right.plotly_chart(charts.queue_status_chart(q.counts), use_container_width=True, key="queue_donut")
+    left.plotly_chart(charts.throughput_chart(q.throughput), width="stretch", key="throughput")
+    right.plotly_chart(charts.queue_status_chart(q.counts), width="stretch", key="queue_donut")
 
 
 def _costs(snap: live_status.LiveSnapshot) -> None:
@@ -87,8 +87,8 @@ def _costs(snap: live_status.LiveSnapshot) -> None:
     cols[2].metric("Projected month end", fmt.usd(c.projected_month_micros),
                    help=f"Month to date plus {fmt.usd(c.daily_average_micros)} a day for the rest of the month.")
     left, right = st.columns(2)
-    left.plotly_chart(charts.spend_by_provider_chart(c.by_provider), use_container_width=True, key="spend")
-    right.plotly_chart(charts.budget_chart(c.budgets), use_container_width=True, key="budgets")
+    left.plotly_chart(charts.spend_by_provider_chart(c.by_provider), width="stretch", key="spend")
+    right.plotly_chart(charts.budget_chart(c.budgets), width="stretch", key="budgets")
 
 
 def _providers(snap: live_status.LiveSnapshot) -> None:
@@ -203,4 +203,4 @@ with st.expander("Upload photos to the queue", icon=":material/upload:", expande
                              run=lambda: _enqueue(files, priority))
         verdicts = st.session_state.get("upload_verdicts")
         if verdicts:
-            st.dataframe(verdicts, hide_index=True, use_container_width=True)
+            st.dataframe(verdicts, hide_index=True, width="stretch")

@@ -23,7 +23,7 @@ else:
           "sign-in": "password" if u.has_password else "single sign-on",
           "locked until": u.locked_until, "last login": u.last_login_at} for u in rows]
     )
-    st.dataframe(frame, hide_index=True, use_container_width=True)
+    st.dataframe(frame, hide_index=True, width="stretch")
 
 if not can_manage:
     st.stop()

@@ -13,6 +13,7 @@ TOKEN_KEY = "_aiconsole_token"  # noqa: S105  (a session-state key name, not a s
 ACTOR_KEY = "_aiconsole_actor"
 ORG_KEY = "_aiconsole_org"
 NOTICE_KEY = "_aiconsole_notice"
+SSO_KEY = "_aiconsole_sso_email"
 
 
 def oidc_configured() -> bool:
@@ -38,8 +39,11 @@ def resolve_actor() -> Actor | None:
             st.session_state[NOTICE_KEY] = str(exc)
             return None
     elif oidc_configured() and getattr(st.user, "is_logged_in", False):
+        email = str(st.user.get("email", ""))
+        first = st.session_state.get(SSO_KEY) != email  # audit the sign-in once, not every rerun
         try:
-            actor = auth.actor_for_email(str(st.user.get("email", "")))
+            actor = auth.actor_for_email(email, record_login=first)
+            st.session_state[SSO_KEY] = email
         except AuthError as exc:
             st.session_state[NOTICE_KEY] = str(exc)
             return None
@@ -61,11 +65,17 @@ def current_actor() -> Actor | None:
 
 
 def require(permission: str) -> Actor:
-    """The current actor if their role holds `permission`; otherwise a clear message and stop."""
-    actor = current_actor()
+    """Every page's first call: re-validate the session, draw the sidebar, check `permission`.
+
+    Without the permission the page shows a clear message and stops before any data is read.
+    """
+    from aiconsole.ui import sidebar
+
+    actor = resolve_actor() if st.session_state.get(TOKEN_KEY) or oidc_configured() else current_actor()
     if actor is None:
-        st.error("You are not logged in.")
+        st.error("You are not logged in, or your session ended. Reload the page to log in.")
         st.stop()
+    sidebar.render(actor)
     try:
         actor.require(permission)
     except AiconsoleError as exc:
@@ -90,5 +100,5 @@ def log_out() -> None:
     token = st.session_state.pop(TOKEN_KEY, None)
     if token:
         auth.logout(token)
-    for key in (ACTOR_KEY, ORG_KEY):
+    for key in (ACTOR_KEY, ORG_KEY, SSO_KEY):
         st.session_state.pop(key, None)

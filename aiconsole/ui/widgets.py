@@ -48,7 +48,7 @@ def confirmed_action(
     With `reason_label`, the confirmation asks for a reason and passes it to `run(reason)`.
     """
     pending = f"_pending_{key}"
-    if st.button(label, key=key, disabled=disabled, help=help, icon=icon, use_container_width=True):
+    if st.button(label, key=key, disabled=disabled, help=help, icon=icon, width="stretch"):
         st.session_state[pending] = True
     if not st.session_state.get(pending):
         return
@@ -56,7 +56,7 @@ def confirmed_action(
         st.warning(prompt)
         reason = st.text_input(reason_label, key=f"{key}_reason", max_chars=500) if reason_label else None
         yes, no = st.columns(2)
-        if yes.button("Confirm", key=f"{key}_confirm", type="primary", use_container_width=True):
+        if yes.button("Confirm", key=f"{key}_confirm", type="primary", width="stretch"):
             st.session_state.pop(pending, None)
             try:
                 report = run(reason) if reason_label else run()
@@ -64,6 +64,6 @@ def confirmed_action(
             except AiconsoleError as exc:
                 flash("error", str(exc))
             st.rerun()
-        if no.button("Cancel", key=f"{key}_cancel", use_container_width=True):
+        if no.button("Cancel", key=f"{key}_cancel", width="stretch"):
             st.session_state.pop(pending, None)
             st.rerun()

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 
 from aiconsole import audit, live_status
 from aiconsole.db import service_session
-from aiconsole.db.models import AuditLog, Photo
+from aiconsole.db.models import AiProviderHealth, AuditLog, Photo
 from aiconsole.db.types import utcnow
 from aiconsole.ui.session import ACTOR_KEY
 
@@ -95,10 +95,20 @@ def test_retry_failed_and_requeue_stuck(app_as) -> None:  # type: ignore[no-unty
 
 def test_health_check_records_provider_health(app_as) -> None:  # type: ignore[no-untyped-def]
     at = app_as("admin")
+    org = _org(at)
+    with service_session() as s:
+        before = s.scalar(select(func.count()).select_from(AiProviderHealth)
+                          .where(AiProviderHealth.organization_id == org))
     at.button(key="health_check").click().run()
     at.button(key="health_check_confirm").click().run()
     assert not at.exception
-    assert any(s.value.startswith("System ") for s in at.success + at.error)
+    messages = [m.value for m in at.success] + [m.value for m in at.error]
+    # No worker runs in this test, so the system is degraded and the message says why.
+    assert any(m.startswith("System degraded") and "worker" in m for m in messages), messages
+    with service_session() as s:
+        after = s.scalar(select(func.count()).select_from(AiProviderHealth)
+                         .where(AiProviderHealth.organization_id == org))
+    assert after > before
 
 
 def test_auto_refresh_controls(app_as) -> None:  # type: ignore[no-untyped-def]

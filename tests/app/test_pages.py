@@ -87,3 +87,25 @@ def test_logout_revokes_the_session(app_as) -> None:  # type: ignore[no-untyped-
     assert TOKEN_KEY not in at.session_state
     with pytest.raises(auth.AuthError):
         auth.resume(token)
+
+
+def test_platform_admin_switches_organization_and_others_cannot(app_as) -> None:  # type: ignore[no-untyped-def]
+    from aiconsole import users
+
+    other = users.create_organization(name=f"Other Org {id(app_as)}")
+    at = app_as("platform_admin")
+    home = at.session_state[ACTOR_KEY].organization_id
+    assert any("Demo data" in m.value for m in at.sidebar.markdown)  # st.badge renders as markdown
+    at.selectbox(key="org_picker").select(other.id).run()
+    assert not at.exception
+    assert at.session_state[ACTOR_KEY].organization_id == other.id
+    pending = next(m for m in at.metric if m.label == "Pending")
+    assert pending.value == "0"  # the new organization has an empty queue
+    at.selectbox(key="org_picker").select(home).run()
+    assert at.session_state[ACTOR_KEY].organization_id == home
+
+    admin = app_as("admin")
+    assert not admin.sidebar.get("selectbox")  # no picker for an org admin
+    admin.session_state["_aiconsole_org"] = other.id  # even a forged choice is refused server-side
+    admin.run()
+    assert admin.session_state[ACTOR_KEY].organization_id == home

@@ -1,0 +1,40 @@
+"""The sidebar every page draws: organization (picker for platform admins), demo badge, user, logout."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from aiconsole import __version__, users
+from aiconsole.actor import Actor
+from aiconsole.errors import AiconsoleError
+from aiconsole.permissions import allowed
+from aiconsole.ui import session
+from aiconsole.ui.widgets import inert
+
+
+def render(actor: Actor) -> None:
+    """Draw the sidebar for `actor`."""
+    with st.sidebar:
+        try:
+            orgs = users.list_organizations(actor)
+        except AiconsoleError as exc:
+            st.error(str(exc))
+            orgs = []
+        current = next((o for o in orgs if o.id == actor.organization_id), None)
+        if allowed(actor.role, "orgs.switch") and len(orgs) > 1:
+            ids = [o.id for o in orgs]
+            names = {o.id: o.name for o in orgs}
+            chosen = st.selectbox("Organization", ids, index=ids.index(actor.organization_id),
+                                  format_func=lambda i: names[i], key="org_picker")
+            if chosen != actor.organization_id:
+                st.session_state[session.ORG_KEY] = chosen
+                st.rerun()
+        elif current is not None:
+            st.markdown(f"**{inert(current.name)}**")
+        if current is not None and current.is_demo:
+            st.badge("Demo data", icon=":material/science:", color="orange")
+        st.caption(f"{inert(actor.email)} · {actor.role}")
+        if st.button("Log out", key="logout", icon=":material/logout:"):
+            session.log_out()
+            st.rerun()
+        st.caption(f"aiconsole {__version__}")
