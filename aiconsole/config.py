@@ -26,23 +26,28 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AICONSOLE_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=Path(".aiconsole"), description="Where the SQLite file, photo bytes and the generated secret key live.")
+    data_dir: Path = Field(default=Path(".aiconsole"),
+                           description="Where the SQLite file, photo bytes and the generated secret key live.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir.")
-    redis_url: str | None = Field(default=None, description="Redis for the shared cache; in-process cache when unset.")
-    secret_key: SecretStr | None = Field(default=None, description="Encrypts provider keys; generated into data_dir when unset.")
+    redis_url: str | None = Field(default=None,
+                                  description="Redis for the shared cache; in-process cache when unset.")
+    secret_key: SecretStr | None = Field(default=None,
+                                         description="Encrypts provider keys; generated into data_dir when unset.")
 
     session_ttl_minutes: int = Field(default=480, ge=5, le=60 * 24 * 30)
     login_max_failures: int = Field(default=5, ge=1, le=100)
     login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
-    cache_ttl_seconds: int = Field(default=300, ge=0, description="Analytics read-query cache TTL (the guide's 5 minutes).")
+    cache_ttl_seconds: int = Field(default=300, ge=0,
+                                   description="Analytics read-query cache TTL (the guide's 5 minutes).")
     live_cache_ttl_seconds: int = Field(default=3, ge=0, description="Live Status data cache TTL.")
 
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=60_000_000, ge=10_000)
     max_image_side: int = Field(default=12_000, ge=100)
 
-    worker_stale_seconds: int = Field(default=60, ge=5, description="A worker without a heartbeat this long is shown as down.")
+    worker_stale_seconds: int = Field(default=60, ge=5,
+                                      description="A worker without a heartbeat this long is shown as down.")
     lease_seconds: int = Field(default=120, ge=5)
 
     host: str = "127.0.0.1"
@@ -72,7 +77,8 @@ class Settings(BaseSettings):
             if len(value) < 32:
                 raise ConfigError(
                     "AICONSOLE_SECRET_KEY is too short.",
-                    hint="Use at least 32 characters, e.g. the output of `python -c 'import secrets;print(secrets.token_urlsafe(48))'`.",
+                    hint="Use at least 32 characters, e.g. the output of "
+                    "`python -c 'import secrets;print(secrets.token_urlsafe(48))'`.",
                 )
             return value
         path = self.data_dir / "secret.key"

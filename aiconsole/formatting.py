@@ -46,6 +46,13 @@ def usd(micros: int | None, places: int = 2) -> str:
     return "—" if micros is None else format_usd(micros, places=places)
 
 
+def usd_delta(micros: int | None) -> str | None:
+    """A signed money delta for st.metric ('+$1.20', '-$0.35'), or None when unknown."""
+    if micros is None:
+        return None
+    return ("+" if micros >= 0 else "-") + format_usd(abs(micros))
+
+
 def ago(moment: datetime | None, now: datetime) -> str:
     """'12 s ago', '5 min ago'; 'never' when unknown."""
     if moment is None:

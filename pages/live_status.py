@@ -34,7 +34,8 @@ STATUS_ICON = {"healthy": ":material/check_circle:", "degraded": ":material/warn
 def _status_cards(snap: live_status.LiveSnapshot) -> None:
     s = snap.status
     if s.paused:
-        st.error(f"Processing is paused — {inert(s.pause_reason or 'no reason given')}", icon=":material/pause_circle:")
+        st.error(f"Processing is paused — {inert(s.pause_reason or 'no reason given')}",
+                 icon=":material/pause_circle:")
     row1 = st.columns(5)
     row1[0].metric("Processed today", f"{s.processed_today.value or 0:,}",
                    fmt.signed(s.processed_today.delta), border=True,
@@ -53,11 +54,12 @@ def _status_cards(snap: live_status.LiveSnapshot) -> None:
                    help=f"{s.results_last_hour:,} results in the last hour; delta vs the same hour yesterday.")
     spend = s.spend_today_micros
     row2[2].metric("Spend today", fmt.usd(spend.value or 0),
-                   None if spend.delta is None else f"{'+' if spend.delta >= 0 else '-'}{fmt.usd(abs(spend.delta))}",
+                   fmt.usd_delta(spend.delta),
                    delta_color="inverse", border=True,
                    help=f"Daily budget: {fmt.usd(s.daily_budget_micros)} ({fmt.pct(s.daily_budget_used, 0)} used)")
+    month_used = fmt.pct(s.monthly_budget_used, 0)
     row2[3].metric("Month to date", fmt.usd(s.spend_month_micros), border=True,
-                   help=f"Monthly budget: {fmt.usd(s.monthly_budget_micros)} ({fmt.pct(s.monthly_budget_used, 0)} used)")
+                   help=f"Monthly budget: {fmt.usd(s.monthly_budget_micros)} ({month_used} used)")
 
 
 def _queue(snap: live_status.LiveSnapshot) -> None:
