@@ -206,7 +206,9 @@ def test_paused_flag_and_reason(orgs: tuple[int, int]) -> None:
 def test_queue_monitor_known_answers(orgs: tuple[int, int]) -> None:
     acme, _ = orgs
     q = ls.queue_monitor(organization_id=acme, now=NOW)
-    assert q.counts == {"pending": 3, "processing": 1, "completed": 4, "needs_review": 2, "failed": 1}
+    assert q.counts == {"pending": 3, "processing": 1, "needs_review": 2, "failed": 1}
+    assert ls.photo_status_counts(organization_id=acme) == {
+        "pending": 3, "processing": 1, "completed": 4, "needs_review": 2, "failed": 1}
     # The current hour and the 23 before it: 11-25 03:00 .. 11-26 02:00 UTC; r9, r10, r13 are older.
     ny = "America/New_York"
     expected = pd.DataFrame(
