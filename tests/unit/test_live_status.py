@@ -10,6 +10,7 @@ its rollup row, as the worker does; every expected figure below is worked out by
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -449,3 +450,21 @@ def test_hour_helpers() -> None:
     assert floor_hour(utc(11, 26, 2, 10)) == utc(11, 26, 2)
     assert ceil_hour(utc(11, 26, 2, 10)) == utc(11, 26, 3)
     assert ceil_hour(utc(11, 26, 2)) == utc(11, 26, 2)
+
+
+def test_known_answers_hold_with_rollups_rebuilt_by_rollups_module(orgs: tuple[int, int]) -> None:
+    # The worker-style rollups written above and rollups.rebuild_rollups must mean the same thing.
+    from aiconsole import rollups
+
+    acme, _ = orgs
+    before = ls.live_snapshot(organization_id=acme, now=NOW)
+    with service_session() as s:
+        s.execute(ProcessingRollupHourly.__table__.delete())
+        rollups.rebuild_rollups(s, organization_id=acme)
+    after = ls.live_snapshot(organization_id=acme, now=NOW)
+    conf_before, conf_after = before.status.avg_confidence_today, after.status.avg_confidence_today
+    assert (conf_after.value, conf_after.previous) == pytest.approx((conf_before.value, conf_before.previous))
+    assert replace(after.status, avg_confidence_today=conf_before) == before.status
+    pd.testing.assert_frame_equal(after.queue.throughput, before.queue.throughput)
+    assert (after.queue.avg_wait_ms, after.queue.p95_wait) == (before.queue.avg_wait_ms, before.queue.p95_wait)
+    pd.testing.assert_frame_equal(after.cost.by_provider, before.cost.by_provider)
