@@ -23,13 +23,14 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
 from aiconsole.errors import NotFound, ValidationFailed
 
-VISUAL_VARIANTS = 16
+VISUAL_VARIANTS = 12
 MAX_SIDE = 1024
 JPEG_QUALITY = 85
 DEMO_URI = re.compile(r"^demo://([a-z0-9_]+)/([0-9]{1,9})$")
@@ -174,7 +175,7 @@ def variant_spec(name: str, variant: int) -> VariantSpec:
         rotate=rng.choice((0, 0, 0, 0, 90, 180, 270)),
         brightness=round(rng.uniform(0.7, 1.3), 3),
         contrast=round(rng.uniform(0.85, 1.2), 3),
-        long_side=rng.choice((256, 320, 384, 480, 512, 640, 800)),
+        long_side=rng.choice((256, 320, 384, 448, 512, 640)),
     )
 
 
@@ -202,7 +203,7 @@ def _render_look(name: str, look: int) -> bytes:
         if max(im.size) > spec.long_side:
             scale = spec.long_side / max(im.size)
             im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                           Image.Resampling.LANCZOS)
+                           Image.Resampling.BICUBIC, reducing_gap=2.0)
     out = io.BytesIO()
     im.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
@@ -248,12 +249,27 @@ def _look_size(name: str, look: int) -> tuple[int, int]:
         return im.size
 
 
+@lru_cache(maxsize=VISUAL_VARIANTS * len(SAMPLES))
+def _look_parts(name: str, look: int) -> tuple[Any, bytes, int]:
+    data = _render_look(name, look)
+    cut = _split_after_app0(data)
+    return hashlib.sha256(data[:cut]), data[cut:], cut
+
+
 def demo_photo(name: str, variant: int) -> DemoPhoto:
     """The identity of demo://name/variant: the sha256 and size are those of `sample_photo(name, variant)`."""
-    data = sample_photo(name, variant)
-    width, height = _look_size(name, variant % VISUAL_VARIANTS)
-    return DemoPhoto(uri=demo_uri(name, variant), sample=name, variant=variant,
-                     sha256=hashlib.sha256(data).hexdigest(), byte_size=len(data), width=width, height=height)
+    get_sample(name)
+    look = _check_variant(variant) % VISUAL_VARIANTS
+    head, tail, cut = _look_parts(name, look)
+    comment = _comment_segment(name, variant)
+    # Hash the shared head once per look, then only the comment and the rest: same digest as
+    # hashing sample_photo()'s bytes, without building them.
+    digest = head.copy()
+    digest.update(comment)
+    digest.update(tail)
+    width, height = _look_size(name, look)
+    return DemoPhoto(uri=f"demo://{name}/{variant}", sample=name, variant=variant, sha256=digest.hexdigest(),
+                     byte_size=cut + len(comment) + len(tail), width=width, height=height)
 
 
 def demo_uri(name: str, variant: int) -> str:
