@@ -132,6 +132,11 @@ class QueueMonitor:
     a million of them that one count costs more than the whole refresh; `photo_status_counts()` gives
     all five states, cached for a minute.
 
+    `p95_wait` is read from the rollups' wait histogram of the last 24 h, interpolating linearly inside
+    the bucket that holds the 95th percentile: the true p95 lies in [p95_wait.low, p95_wait.high], so the
+    error is at most that bucket's width (e.g. 45 s for a p95 between 15 s and 60 s); in the open top
+    bucket (over 24 h) only the lower bound is known.
+
     `throughput` has one row per (hour, provider) with traffic over the current hour and the 23 before
     it: hour (start of the hour, in the organization's time zone), provider, completed (processed:
     completed + needs_review results), failed.
