@@ -80,5 +80,10 @@ def rebuild_rollups(session: Session, *, organization_id: int, since: datetime |
         stale = stale.where(ProcessingRollupHourly.hour >= floor_hour(since))
     session.execute(stale)
     names, query = rollup_select(organization_id=organization_id, since=since)
-    result = session.execute(insert(ProcessingRollupHourly).from_select(names, query))
-    return int(getattr(result, "rowcount", 0) or 0)
+    session.execute(insert(ProcessingRollupHourly).from_select(names, query))
+    # Drivers do not all report a rowcount for INSERT ... SELECT (psycopg may say -1): count instead.
+    written = select(func.count()).select_from(ProcessingRollupHourly).where(
+        ProcessingRollupHourly.organization_id == organization_id)
+    if since is not None:
+        written = written.where(ProcessingRollupHourly.hour >= floor_hour(since))
+    return int(session.scalar(written) or 0)
