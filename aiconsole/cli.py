@@ -141,14 +141,16 @@ def migrate_command() -> None:
 
 @app.command()
 @handles_errors
-def demo(force: Annotated[bool, typer.Option(
-        "--force", help="Delete the demo organization and seed it again.")] = False) -> None:
+def demo(
+    force: Annotated[bool, typer.Option("--force", help="Delete the demo organization and seed it again.")] = False,
+    days: Annotated[int, typer.Option(min=1, max=90, help="Days of history to generate.")] = 30,
+) -> None:
     """Seed the demo organization (Demo Photos Inc.): users for each role, photos and 30 days of history."""
     from aiconsole.demo import seed_demo
 
     settings = _settings()
     _migrate(settings)
-    typer.echo(str(seed_demo(settings=settings, force=force)))
+    typer.echo(str(seed_demo(settings=settings, force=force, days=days)))
 
 
 @user_app.command("add")
