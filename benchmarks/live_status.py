@@ -7,7 +7,9 @@
 PostgreSQL: a fresh database created next to AICONSOLE_TEST_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/test), migrated, filled set-based (INSERT ... SELECT FROM
 generate_series), rollups rebuilt with `rollups.rebuild_rollups` (one INSERT ... SELECT), then VACUUM
-ANALYZE as autovacuum would. SQLite: a file in a temp dir filled the same way through a recursive CTE.
+ANALYZE as autovacuum would. It is timed through a LOGIN role without superuser or BYPASSRLS, so
+row-level security applies as in production (--as-superuser to compare).
+SQLite: a file in a temp dir filled the same way through a recursive CTE.
 Then each Live Status data function and `live_snapshot` (cache disabled) runs 20 times after 2 warm-ups;
 the median is the figure. Targets: <= 100 ms on PostgreSQL, <= 300 ms on SQLite for `live_snapshot`,
 <= 1 s for an AppTest run of the whole page (app.py -> pages/live_status.py, logged in as an admin).
@@ -338,19 +340,27 @@ def anchor_now(org: int) -> datetime:
     return (newest or datetime.now(UTC)) + timedelta(minutes=1)
 
 
-def bench_database(url: str, data_dir: Path, *, fill_args: dict[str, Any] | None, runs: int,
-                   explain: bool) -> dict[str, Any]:
-    """Fill (unless reusing) and time one database."""
+def prepare_database(url: str, data_dir: Path, fill_args: dict[str, Any] | None) -> dict[str, Any]:
+    """Migrate and fill `url` (unless reusing it); returns the fill report."""
+    report: dict[str, Any] = {}
+    if fill_args is None:
+        return report
+    with pointed_at(url, data_dir):
+        engine = get_engine()
+        started = time.perf_counter()
+        log(f"migrating {engine.dialect.name}")
+        upgrade(url)
+        report.update(fill(engine, now=datetime.now(UTC), **fill_args))
+        report["fill_seconds"]["total_s"] = round(time.perf_counter() - started, 1)
+    return report
+
+
+def time_database(url: str, data_dir: Path, *, runs: int, explain: bool) -> dict[str, Any]:
+    """Time the data functions against `url` (as whatever role the URL names)."""
     report: dict[str, Any] = {}
     with pointed_at(url, data_dir):
         engine = get_engine()
         report["dialect"] = engine.dialect.name
-        if fill_args is not None:
-            started = time.perf_counter()
-            log(f"migrating {engine.dialect.name}")
-            upgrade(url)
-            report.update(fill(engine, now=datetime.now(UTC), **fill_args))
-            report["fill_seconds"]["total_s"] = round(time.perf_counter() - started, 1)
         with service_session() as s:
             org = s.execute(select(Organization.id).where(Organization.slug == "bench-co")).scalar_one()
             report["rows"] = {
@@ -359,16 +369,45 @@ def bench_database(url: str, data_dir: Path, *, fill_args: dict[str, Any] | None
                 "rollups": s.execute(text("SELECT count(*) FROM processing_rollups_hourly")).scalar_one(),
                 "health_rows": s.execute(select(func.count()).select_from(AiProviderHealth)).scalar_one(),
             }
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                role = conn.execute(text("SELECT current_user, rolsuper OR rolbypassrls FROM pg_roles "
+                                         "WHERE rolname = current_user")).one()
+            report["role"] = {"name": role[0], "row_level_security_applies": not role[1]}
         now = anchor_now(org)
         report["now"] = now.isoformat()
-        log(f"{engine.dialect.name}: {report['rows']}; timing {runs} runs at now={now:%Y-%m-%d %H:%M} UTC")
+        log(f"{engine.dialect.name}: {report['rows']}; timing {runs} runs at now={now:%Y-%m-%d %H:%M} UTC"
+            + (f" as {report['role']['name']}" if "role" in report else ""))
+        report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
         report["timings"] = time_functions(org, now, runs)
+        report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         report["target_ms"] = TARGET_MS[engine.dialect.name]
         report["meets_target"] = report["timings"]["live_snapshot"]["median_ms"] <= report["target_ms"]
         profile = statement_profile(org, now, explain)
         print_profile(profile)
         report["statements"] = profile
     return report
+
+
+@contextmanager
+def app_role(db_url: str) -> Iterator[str]:
+    """A LOGIN role without superuser or BYPASSRLS, as the console connects in production: RLS applies."""
+    role = f"aibench_app_{uuid.uuid4().hex[:8]}"
+    owner = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    with owner.connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+        conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
+        conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"'))
+        conn.execute(text(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
+    user = db_url.split("://", 1)[1].split("@", 1)[0]
+    try:
+        yield db_url.replace(f"://{user}@", f"://{role}@", 1)
+    finally:
+        dispose_engines()
+        with owner.connect() as conn:
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+        owner.dispose()
 
 
 def bench_page(url: str, data_dir: Path, runs: int = 5) -> dict[str, Any]:
@@ -425,6 +464,8 @@ def main() -> int:
     parser.add_argument("--keep-pg", action="store_true", help="keep the filled PostgreSQL database")
     parser.add_argument("--reuse-pg", metavar="DBNAME", help="time an already filled database")
     parser.add_argument("--explain", action="store_true", help="print each statement's plan")
+    parser.add_argument("--as-superuser", action="store_true",
+                        help="time PostgreSQL as the filling superuser (RLS skipped) instead of an app role")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     args = parser.parse_args()
 
@@ -451,12 +492,15 @@ def main() -> int:
         url = admin_url.rsplit("/", 1)[0] + f"/{name}"
         try:
             fill_args = None if args.reuse_pg else {"photos": args.pg_photos, "results": args.pg_results}
-            report["postgresql"] = bench_database(url, work / "pg", fill_args=fill_args, runs=args.runs,
-                                                  explain=args.explain)
-            report["postgresql"]["database"] = name
-            if not args.skip_page:
-                report["page"] = bench_page(url, work / "pg")
-                report["page"]["database"] = "postgresql"
+            filled = prepare_database(url, work / "pg", fill_args)
+            with app_role(url) as role_url:
+                timing_url = url if args.as_superuser else role_url
+                report["postgresql"] = {**filled, **time_database(timing_url, work / "pg", runs=args.runs,
+                                                                  explain=args.explain)}
+                report["postgresql"]["database"] = name
+                if not args.skip_page:
+                    report["page"] = bench_page(timing_url, work / "pg")
+                    report["page"]["database"] = "postgresql"
         finally:
             dispose_engines()
             if not (args.keep_pg or args.reuse_pg):
@@ -469,12 +513,11 @@ def main() -> int:
 
     if not args.skip_sqlite:
         url = f"sqlite:///{work / 'sqlite' / 'bench.db'}"
-        report["sqlite"] = bench_database(
-            url, work / "sqlite",
-            fill_args={"photos": args.sqlite_photos, "results": args.sqlite_results,
-                       "small_org_photos": 2_000, "small_org_results": 10_000},
-            runs=args.runs, explain=args.explain,
-        )
+        filled = prepare_database(url, work / "sqlite",
+                                  {"photos": args.sqlite_photos, "results": args.sqlite_results,
+                                   "small_org_photos": 2_000, "small_org_results": 10_000})
+        report["sqlite"] = {**filled, **time_database(url, work / "sqlite", runs=args.runs,
+                                                      explain=args.explain)}
         if not args.skip_page and page_url is None:
             report["page"] = bench_page(url, work / "sqlite")
             report["page"]["database"] = "sqlite"
