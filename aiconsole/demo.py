@@ -326,11 +326,16 @@ def _tags(rng: random.Random, beta: _BetaPool, sample: samples.Sample, provider:
     (ta, tb), (fa, fb), n_false_p, (lo, hi) = QUALITY[provider]
     if provider == "gemini" and version is not None:
         tb = GEMINI_TRUE_B[version]
-    k = rng.randint(lo, min(hi, len(sample.labels)))
-    out = [(label, 1.0 - beta.draw(ta, tb), True) for label in rng.sample(sample.labels, k)]
+    k = lo + int(rng.random() * (min(hi, len(sample.labels)) - lo + 1))
+    labels = list(sample.labels)
+    rng.shuffle(labels)
+    out = [(label, 1.0 - beta.draw(ta, tb), True) for label in labels[:k]]
     u = rng.random()
     n_false = 0 if u < n_false_p[0] else 1 if u < n_false_p[0] + n_false_p[1] else 2
-    out += [(label, beta.draw(fa, fb), False) for label in rng.sample(sample.distractors, n_false)]
+    if n_false:
+        wrong = list(sample.distractors)
+        rng.shuffle(wrong)
+        out += [(label, beta.draw(fa, fb), False) for label in wrong[:n_false]]
     out = [(label, round(min(0.999, max(0.01, c)), 4), ok) for label, c, ok in out]
     return sorted(out, key=lambda t: -t[1])
 
@@ -426,26 +431,34 @@ def _generate(rng: random.Random, nrng: np.random.Generator, now: datetime, days
     corrections: list[dict[str, Any]] = []
     vision_month: Counter[tuple[int, int]] = Counter()
     beta = _BetaPool(nrng)
+    thinking = nrng.gamma(2.0, 60.0, n).astype(int).tolist()
+    # Plain Python lists: indexing numpy arrays element by element is several times slower.
+    ts_l, prov_l, photo_l, lat_l, wait_l = (ts.tolist(), prov.tolist(), photo_of.tolist(),
+                                            latency.astype(int).tolist(), wait.astype(int).tolist())
+    failed_l, recovered_l, episode_l, overhead_l = (failed.tolist(), recovered.tolist(), in_episode.tolist(),
+                                                    overhead.astype(int).tolist())
+    provider_names = [str(x) for x in names]
     for i in range(n):
-        p = int(prov[i])
-        provider = str(names[p])
-        pk = photo_index[int(photo_of[i])]
+        p = prov_l[i]
+        provider = provider_names[p]
+        pk = photo_index[photo_l[i]]
         photo = photos[pk]
         sample = samples.SAMPLES[photo["_sample"]]
-        created = _dt(ts[i])
-        lat = int(latency[i])
-        version, experiment, variant = _prompt_for(int(ts[i]), now_us, rng) if p == 1 else (None, None, None)
+        t_us = ts_l[i]
+        created = _dt(t_us)
+        lat = lat_l[i]
+        version, experiment, variant = _prompt_for(t_us, now_us, rng) if p == 1 else (None, None, None)
         row: dict[str, Any] = {
             "_photo": pk, "ai_provider": provider, "model": MODELS[provider],
             "_version": version, "_experiment": experiment, "variant": variant,
-            "queue_wait_time_ms": int(wait[i]), "worker_id": WORKERS[int(ts[i] // US) % len(WORKERS)],
+            "queue_wait_time_ms": wait_l[i], "worker_id": WORKERS[(t_us // US) % len(WORKERS)],
             "created_at": created, "input_tokens": 0, "output_tokens": 0, "units": 0, "api_cost_micros": 0,
             "error_kind": None, "error": None, "tags": [], "tag_count": 0, "avg_confidence": None,
             "min_confidence": None,
         }
         answer: list[tuple[str, float, bool]] = []
-        if failed[i]:
-            kind, retryable, message = _pick(rng, EPISODE_FAILURES if in_episode[i] else FAILURES[provider])
+        if failed_l[i]:
+            kind, retryable, message = _pick(rng, EPISODE_FAILURES if episode_l[i] else FAILURES[provider])
             retries = MAX_RETRIES if retryable else 0
             if kind == "timeout":
                 lat = TIMEOUT_MS[provider] + rng.randint(0, 250)
@@ -457,7 +470,7 @@ def _generate(rng: random.Random, nrng: np.random.Generator, now: datetime, days
                                                                                    photo["height"])
                 row["output_tokens"] = rng.randint(40, 400)
         else:
-            retries = (1 if rng.random() < 0.7 else 2) if recovered[i] else 0
+            retries = (1 if rng.random() < 0.7 else 2) if recovered_l[i] else 0
             answer = _tags(rng, beta, sample, provider, version)
             confs = [c for _, c, _ in answer]
             states = [_state(c) for c in confs]
@@ -468,7 +481,7 @@ def _generate(rng: random.Random, nrng: np.random.Generator, now: datetime, days
             if version is not None:
                 row["input_tokens"] = _prompt_tokens(version) + gemini_image_tokens(photo["width"],
                                                                                    photo["height"])
-                row["output_tokens"] = 24 + 14 * len(answer) + int(nrng.gamma(2.0, 60.0))
+                row["output_tokens"] = 24 + 14 * len(answer) + thinking[i]
         if p == 0 and row["status"] != "failed":
             month = (created.year, created.month)
             row["units"] = 1
@@ -477,17 +490,17 @@ def _generate(rng: random.Random, nrng: np.random.Generator, now: datetime, days
         elif p == 1 and row["input_tokens"]:
             row["api_cost_micros"] = _gemini_cost(row["input_tokens"], row["output_tokens"])
         backoff = sum(1000 * 2**k for k in range(retries))
-        total = lat * (1 + retries) + int(overhead[i]) + backoff
+        total = lat * (1 + retries) + overhead_l[i] + backoff
         row.update(provider_response_time_ms=lat, retry_count=retries, total_processing_time_ms=total,
-                   trace=_trace(provider, row["model"], lat, retries, int(overhead[i]), row, answer))
+                   trace=_trace(provider, row["model"], lat, retries, overhead_l[i], row, answer))
         results.append(row)
 
         # The photo follows its latest result.
         photo["attempts"] += 1
         if photo["_last"] < 0:
-            photo["created_at"] = _dt(ts[i] - (int(wait[i]) + total) * 1000)
+            photo["created_at"] = _dt(t_us - (wait_l[i] + total) * 1000)
         photo["_last"] = len(results) - 1
-        photo["started_at"] = _dt(ts[i] - total * 1000)
+        photo["started_at"] = _dt(t_us - total * 1000)
         photo["completed_at"] = created
         photo["status"] = row["status"]
         photo["last_error"] = row["error"]

@@ -169,7 +169,7 @@ def describe_content(data: bytes) -> str:
         # A multi-byte character cut at the sample's end is still text.
         text = sample[: exc.start].decode("utf-8") if exc.start >= len(sample) - 3 else ""
     if text and sum(ch.isprintable() or ch in "\r\n\t" for ch in text) >= 0.95 * len(text):
-        preview = " ".join(text.split())[:40]
+        preview = "".join(ch for ch in " ".join(text.split()) if ch.isprintable())[:40]
         if lowered.startswith((b"{", b"[")):
             return f'JSON text ("{preview}")'
         return f'plain text ("{preview}")'
@@ -226,7 +226,8 @@ def _bomb(name: str, size: tuple[int, int] | None) -> NoReturn:
 def _open(data: bytes, formats: list[str] | None) -> ImageFile.ImageFile:
     with warnings.catch_warnings():
         # Pillow only warns between 1x and 2x its pixel limit; treat the warning like the error it
-        # raises above 2x so a bomb never reaches decode.
+        # raises above 2x so a bomb never reaches decode. (The warnings filter is process-global; the
+        # explicit pixel check in _check_dimensions is what guarantees the refusal under threads.)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         return Image.open(io.BytesIO(data), formats=formats)
 
