@@ -57,7 +57,7 @@ from aiconsole.db.sql import floor_hour
 from aiconsole.db.types import UTCDateTime, utcnow
 from aiconsole.errors import ConflictError, ValidationFailed
 from aiconsole.images import store_image
-from aiconsole.money import usd_to_micros
+from aiconsole.money import format_usd, usd_to_micros
 from aiconsole.passwords import hash_password
 from aiconsole.providers.pricing import (
     LOCAL_MODEL,
@@ -209,6 +209,13 @@ class DemoSummary:
     cost_micros: int
     seconds: float
     logins: list[tuple[str, str, str]] = field(default_factory=lambda: list(DEMO_LOGINS))
+
+    def __str__(self) -> str:
+        return (f"Seeded {DEMO_ORG_NAME} (organization {self.organization_id}) in {self.seconds:.1f} s: "
+                f"{self.results:,} results, {self.photos:,} photos ({self.pending} pending, {self.processing} "
+                f"processing, {self.stuck} stuck, {self.failed_photos} failed), {self.photo_tags:,} tags "
+                f"({self.needs_review_tags:,} awaiting review), {self.corrections:,} corrections, "
+                f"{format_usd(self.cost_micros)} of provider spend, {len(self.logins)} demo logins.")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

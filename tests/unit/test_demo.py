@@ -304,6 +304,8 @@ def test_live_queue(seeded: tuple[Settings, Any]) -> None:
     assert (len(live), len(expired)) == (summary.processing, summary.stuck) == (4, 3)
     assert all(owner for owner, _ in leases)
     assert 0 < summary.failed_photos < 300
+    assert str(summary).startswith(f"Seeded Demo Photos Inc. (organization {org}) in ")
+    assert f"{summary.results:,} results" in str(summary) and "$" in str(summary)
 
 
 def test_organization_users_and_configuration(seeded: tuple[Settings, Any]) -> None:
