@@ -297,10 +297,11 @@ def up(
                           hint="Run aiconsole from a checkout of the repository (pip install -e .).")
     _migrate(settings)
     if not no_demo and not users.all_organizations(settings=settings):
-        from aiconsole.demo import seed_demo
-
         typer.echo("Empty database: seeding the demo organization...")
-        typer.echo(str(seed_demo(settings=settings, force=False)))
+        # A child process: the seed's working memory (~0.5 GB) goes back to the OS before the console runs.
+        seeded = subprocess.run([sys.executable, "-m", "aiconsole", "demo"], check=False)
+        if seeded.returncode != 0:
+            raise typer.Exit(seeded.returncode)
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (comparing, not binding)
     typer.secho(f"aiconsole console: http://{shown}:{port}", fg=typer.colors.GREEN, bold=True)
     if any(o.is_demo for o in users.all_organizations(settings=settings)):

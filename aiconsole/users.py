@@ -141,11 +141,19 @@ def create_organization(*, name: str, timezone: str = "UTC", is_demo: bool = Fal
 
 
 def list_organizations(actor: Actor, *, settings: Settings | None = None) -> list[OrganizationRow]:
-    """Every organization for a platform_admin; otherwise only the actor's own."""
+    """Every organization for a platform_admin; otherwise only the actor's own.
+
+    A platform_admin whose home organization is a demo organization (its password is published) sees
+    demo organizations only, so seeding the demo next to real data never opens the real data.
+    """
     engine = get_engine(settings)
     if allowed(actor.role, "orgs.switch"):
         with service_session(engine=engine) as s:
-            return [_org_row(o) for o in s.scalars(select(Organization).order_by(Organization.name))]
+            home = s.get(Organization, actor.home_organization_id or actor.organization_id)
+            query = select(Organization).order_by(Organization.name)
+            if home is not None and home.is_demo:
+                query = query.where(Organization.is_demo.is_(True))
+            return [_org_row(o) for o in s.scalars(query)]
     with org_session(actor.organization_id, engine=engine) as s:
         org = s.get(Organization, actor.organization_id)
         return [] if org is None else [_org_row(org)]

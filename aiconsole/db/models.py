@@ -299,10 +299,13 @@ class AiProcessingResult(Base):
     )
     ai_provider: Mapped[str] = mapped_column(String(32), nullable=False)
     model: Mapped[str] = mapped_column(String(128), nullable=False)
+    # Indexed: SET NULL foreign keys are scanned when their parent row is deleted.
     prompt_version_id: Mapped[int | None] = mapped_column(
-        BigIntId, ForeignKey("prompt_versions.id", ondelete="SET NULL")
+        BigIntId, ForeignKey("prompt_versions.id", ondelete="SET NULL"), index=True
     )
-    experiment_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("experiments.id", ondelete="SET NULL"))
+    experiment_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("experiments.id", ondelete="SET NULL"), index=True
+    )
     variant: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     tags: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, nullable=False, default=list)
@@ -338,7 +341,7 @@ class PhotoTag(Base):
         BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False, index=True
     )
     result_id: Mapped[int | None] = mapped_column(
-        BigIntId, ForeignKey("ai_processing_results.id", ondelete="SET NULL")
+        BigIntId, ForeignKey("ai_processing_results.id", ondelete="SET NULL"), index=True
     )
     label: Mapped[str] = mapped_column(String(200), nullable=False)
     confidence: Mapped[float] = mapped_column(Float, nullable=False)
@@ -360,7 +363,9 @@ class Correction(Base):
     photo_id: Mapped[int] = mapped_column(
         BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False, index=True
     )
-    tag_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("photo_tags.id", ondelete="SET NULL"))
+    tag_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("photo_tags.id", ondelete="SET NULL"), index=True
+    )
     action: Mapped[str] = mapped_column(String(16), nullable=False)
     before: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     after: Mapped[dict[str, Any] | None] = mapped_column(JsonType)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aiconsole import auth
+from aiconsole import auth, users
 from aiconsole.actor import Actor
-from aiconsole.errors import AiconsoleError, AuthError
+from aiconsole.errors import AiconsoleError, AuthError, PermissionDenied
 
 TOKEN_KEY = "_aiconsole_token"  # noqa: S105  (a session-state key name, not a secret)
 ACTOR_KEY = "_aiconsole_actor"
@@ -51,7 +51,11 @@ def resolve_actor() -> Actor | None:
         return None
     org = st.session_state.get(ORG_KEY)
     if org is not None and org != actor.organization_id:
+        # Only an organization this actor may list can be switched to (role and demo boundary).
         try:
+            reachable = {o.id for o in users.list_organizations(actor)}
+            if int(org) not in reachable:
+                raise PermissionDenied(f"Organization #{org} is not available to you.")
             actor = actor.in_organization(int(org))
         except AiconsoleError:
             st.session_state.pop(ORG_KEY, None)

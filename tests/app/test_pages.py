@@ -92,7 +92,7 @@ def test_logout_revokes_the_session(app_as) -> None:  # type: ignore[no-untyped-
 def test_platform_admin_switches_organization_and_others_cannot(app_as) -> None:  # type: ignore[no-untyped-def]
     from aiconsole import users
 
-    other = users.create_organization(name=f"Other Org {id(app_as)}")
+    other = users.create_organization(name=f"Other Demo Org {id(app_as)}", is_demo=True)
     at = app_as("platform_admin")
     home = at.session_state[ACTOR_KEY].organization_id
     assert any("Demo data" in m.value for m in at.sidebar.markdown)  # st.badge renders as markdown
@@ -109,3 +109,15 @@ def test_platform_admin_switches_organization_and_others_cannot(app_as) -> None:
     admin.session_state["_aiconsole_org"] = other.id  # even a forged choice is refused server-side
     admin.run()
     assert admin.session_state[ACTOR_KEY].organization_id == home
+
+
+def test_demo_platform_admin_cannot_reach_a_real_organization(app_as) -> None:  # type: ignore[no-untyped-def]
+    from aiconsole import users
+
+    real = users.create_organization(name=f"Real Customer {id(app_as)}", is_demo=False)
+    at = app_as("platform_admin")
+    actor = at.session_state[ACTOR_KEY]
+    assert real.id not in {o.id for o in users.list_organizations(actor)}
+    at.session_state["_aiconsole_org"] = real.id  # forged choice
+    at.run()
+    assert at.session_state[ACTOR_KEY].organization_id != real.id

@@ -1,0 +1,31 @@
+"""Index the ON DELETE SET NULL foreign keys, so deleting a parent does not scan the child table.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-26
+"""
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+INDEXES = (
+    ("ix_ai_processing_results_experiment_id", "ai_processing_results", "experiment_id"),
+    ("ix_ai_processing_results_prompt_version_id", "ai_processing_results", "prompt_version_id"),
+    ("ix_corrections_tag_id", "corrections", "tag_id"),
+    ("ix_photo_tags_result_id", "photo_tags", "result_id"),
+)
+
+
+def upgrade() -> None:
+    for name, table, column in INDEXES:
+        op.create_index(name, table, [column])
+
+
+def downgrade() -> None:
+    for name, table, _column in reversed(INDEXES):
+        op.drop_index(name, table_name=table)
