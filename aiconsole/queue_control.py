@@ -47,6 +47,28 @@ def _count(result: Result[Any]) -> int:
     return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
+def _set_paused(actor: Actor, *, paused: bool, reason: str | None, now: datetime) -> bool:
+    """Flip the pause flag with an audited before/after; False when it already had that value."""
+    with org_session(actor.organization_id) as s:
+        cfg = _config(s, actor.organization_id)
+        if cfg.paused == paused:
+            return False
+        before = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}
+        cfg.paused = paused
+        cfg.pause_reason = f"Paused by {actor.email}: {reason}" if paused else None
+        cfg.paused_at = now if paused else None
+        cfg.version += 1
+        cfg.updated_at = now
+        cfg.updated_by = actor.user_id
+        summary = f"Paused processing: {reason}" if paused else f"Resumed processing (was: {before['pause_reason']})"
+        audit.record(s, actor=actor, action="queue.pause" if paused else "queue.resume",
+                     entity_type="pipeline_config", entity_id=str(actor.organization_id), before=before,
+                     after={"paused": cfg.paused, "pause_reason": cfg.pause_reason},
+                     summary=summary, reversible=True)
+    invalidate_live_status(organization_id=actor.organization_id)
+    return True
+
+
 def pause(actor: Actor, *, reason: str, now: datetime | None = None) -> ActionReport:
     """Stop workers from claiming this organization's photos (in-flight photos finish)."""
     actor.require("queue.pause")
@@ -55,42 +77,16 @@ def pause(actor: Actor, *, reason: str, now: datetime | None = None) -> ActionRe
         raise ValidationFailed("Say why processing is paused.", hint="The reason is shown on Live Status to everyone.")
     if len(reason) > MAX_REASON:
         raise ValidationFailed(f"The reason is longer than {MAX_REASON} characters.")
-    now = now or utcnow()
-    with org_session(actor.organization_id) as s:
-        cfg = _config(s, actor.organization_id)
-        if cfg.paused:
-            return ActionReport("pause", 0, f"Processing was already paused: {cfg.pause_reason}")
-        before = {"paused": False, "pause_reason": cfg.pause_reason}
-        cfg.paused, cfg.pause_reason, cfg.paused_at = True, f"Paused by {actor.email}: {reason}", now
-        cfg.version += 1
-        cfg.updated_at = now
-        cfg.updated_by = actor.user_id
-        audit.record(s, actor=actor, action="queue.pause", entity_type="pipeline_config",
-                     entity_id=str(actor.organization_id), before=before,
-                     after={"paused": True, "pause_reason": cfg.pause_reason},
-                     summary=f"Paused processing: {reason}", reversible=True)
-    invalidate_live_status(organization_id=actor.organization_id)
+    if not _set_paused(actor, paused=True, reason=reason, now=now or utcnow()):
+        return ActionReport("pause", 0, "Processing was already paused.")
     return ActionReport("pause", 1, "Processing paused. Photos already being processed will finish.")
 
 
 def resume(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     """Let workers claim this organization's photos again (also clears an automatic pause)."""
     actor.require("queue.resume")
-    now = now or utcnow()
-    with org_session(actor.organization_id) as s:
-        cfg = _config(s, actor.organization_id)
-        if not cfg.paused:
-            return ActionReport("resume", 0, "Processing was not paused.")
-        before = {"paused": True, "pause_reason": cfg.pause_reason}
-        cfg.paused, cfg.pause_reason, cfg.paused_at = False, None, None
-        cfg.version += 1
-        cfg.updated_at = now
-        cfg.updated_by = actor.user_id
-        audit.record(s, actor=actor, action="queue.resume", entity_type="pipeline_config",
-                     entity_id=str(actor.organization_id), before=before,
-                     after={"paused": False, "pause_reason": None},
-                     summary=f"Resumed processing (was: {before['pause_reason']})", reversible=True)
-    invalidate_live_status(organization_id=actor.organization_id)
+    if not _set_paused(actor, paused=False, reason=None, now=now or utcnow()):
+        return ActionReport("resume", 0, "Processing was not paused.")
     return ActionReport("resume", 1, "Processing resumed.")
 
 

@@ -156,7 +156,7 @@ def _enqueue(files, priority: int):  # type: ignore[no-untyped-def]
 
 
 a1, a2, a3, a4 = st.columns(4)
-status = live_status.status_cards(organization_id=ORG)
+status = live_status.live_snapshot(organization_id=ORG).status  # the same cached snapshot the panel drew
 with a1:
     if status.paused:
         confirmed_action("Resume processing", key="resume", icon=":material/play_arrow:",

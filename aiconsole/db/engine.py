@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,30 +92,24 @@ def _factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def org_session(organization_id: int, *, engine: Engine | None = None) -> Iterator[Session]:
+def _scoped(engine: Engine | None, **info: Any) -> Iterator[Session]:
+    session = _factory(engine or get_engine())()
+    session.info.update(info)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def org_session(organization_id: int, *, engine: Engine | None = None) -> AbstractContextManager[Session]:
     """A session that sees only `organization_id`'s rows (enforced by RLS on PostgreSQL); commits on success."""
-    session = _factory(engine or get_engine())()
-    session.info["organization_id"] = int(organization_id)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    return _scoped(engine, organization_id=int(organization_id))
 
 
-@contextmanager
-def service_session(*, engine: Engine | None = None) -> Iterator[Session]:
+def service_session(*, engine: Engine | None = None) -> AbstractContextManager[Session]:
     """A cross-organization session for workers, migrations, login and the CLI; never a user's page query."""
-    session = _factory(engine or get_engine())()
-    session.info["bypass_rls"] = True
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    return _scoped(engine, bypass_rls=True)

@@ -50,8 +50,10 @@ SHARED_TABLES = (
 )
 
 # '' after a transaction-local setting ends, NULL when never set: both mean "no organization".
-CURRENT_ORG = "NULLIF(current_setting('app.current_organization_id', true), '')::bigint"
-SERVICE = "current_setting('app.bypass_rls', true) = 'on'"
+# Wrapped in scalar subqueries so PostgreSQL evaluates each once per query (an InitPlan), not once per row:
+# measured on 5M results, live_snapshot went from 63-73 ms to 45-48 ms.
+CURRENT_ORG = "(SELECT NULLIF(current_setting('app.current_organization_id', true), '')::bigint)"
+SERVICE = "(SELECT current_setting('app.bypass_rls', true)) = 'on'"
 
 TENANT_POLICY = 'tenant_isolation'
 SHARED_READ_POLICY = 'platform_rows_readable'

@@ -1,4 +1,5 @@
-"""Index the ON DELETE SET NULL foreign keys, so deleting a parent does not scan the child table.
+"""Index the ON DELETE SET NULL foreign keys, so deleting a parent does not scan the child table;
+and a partial index for the oldest pending photo.
 
 Revision ID: 0003
 Revises: 0002
@@ -6,6 +7,7 @@ Create Date: 2026-11-26
 """
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
@@ -21,11 +23,17 @@ INDEXES = (
 )
 
 
+PENDING = sa.text("status = 'pending'")
+
+
 def upgrade() -> None:
     for name, table, column in INDEXES:
         op.create_index(name, table, [column])
+    op.create_index("ix_photos_pending_created", "photos", ["organization_id", "created_at"],
+                    sqlite_where=PENDING, postgresql_where=PENDING)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_photos_pending_created", table_name="photos")
     for name, table, _column in reversed(INDEXES):
         op.drop_index(name, table_name=table)
