@@ -54,3 +54,19 @@ def test_users_page_and_logout(page, console_url: str, artifacts) -> None:  # ty
 def test_viewer_has_no_users_page(page, console_url: str) -> None:  # type: ignore[no-untyped-def]
     _login(page, console_url, "viewer")
     assert page.get_by_role("link", name="Users").count() == 0
+
+
+def test_upload_queues_good_photos_and_explains_bad_ones(page, console_url: str, artifacts) -> None:  # type: ignore[no-untyped-def]
+    from aiconsole.samples import sample_photo
+
+    _login(page, console_url, "admin")
+    page.get_by_text("Upload photos to the queue").click()
+    page.locator('input[type="file"]').set_input_files([
+        {"name": "astronaut.jpg", "mimeType": "image/jpeg", "buffer": sample_photo("astronaut", 7)},
+        {"name": "report.jpg", "mimeType": "image/jpeg", "buffer": b"%PDF-1.4 not a photo at all" * 10},
+    ])
+    page.get_by_role("button", name=re.compile(r"Queue 2 file\(s\)")).click()
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text("1 queued, 0 already known, 1 rejected").wait_for(timeout=30_000)
+    page.get_by_text("Some files were not queued").wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts / "upload.png"), full_page=True)
