@@ -235,12 +235,12 @@ def latency_chart(df: pd.DataFrame, *, title: str = "Provider latency, last 15 m
     return fig
 
 
-def queue_status_chart(counts: Mapping[str, int], *, title: str = "Photos by status") -> go.Figure:
+def queue_status_chart(counts: Mapping[str, int], *, title: str = "Open queue by status") -> go.Figure:
     """A donut of photos per status with the total in the middle."""
     items = [(s, int(n)) for s, n in counts.items() if int(n) > 0]
     if not items:
         return empty_figure(title, "No photos yet.",
-                            "Upload photos on this page or run `aiconsole enqueue DIR`.")
+                            "Upload photos under Quick actions on this page.")
     total = sum(n for _, n in items)
     fig = go.Figure(go.Pie(
         labels=[STATUS_LABELS.get(s, s) for s, _ in items], values=[n for _, n in items], hole=0.6,
@@ -248,5 +248,6 @@ def queue_status_chart(counts: Mapping[str, int], *, title: str = "Photos by sta
         textinfo="value", hovertemplate="%{label}: %{value:,} (%{percent})<extra></extra>",
     ))
     fig.add_annotation(text=f"<b>{total:,}</b><br>photos", x=0.5, y=0.5, showarrow=False, font={"size": 16})
-    fig.update_layout(title=title, height=320, **_LAYOUT)
+    # The legend goes below the donut: above it, it would collide with the title in a narrow column.
+    fig.update_layout(title=title, height=360, **{**_LAYOUT, "legend": {"orientation": "h", "y": -0.05}})
     return fig

@@ -388,7 +388,7 @@ def load_image_bytes(uri: str, *, settings: Settings | None = None) -> bytes:
     if scheme not in ("", "file"):
         raise ValidationFailed(
             f"Photo URI '{uri[:200]}' uses the '{scheme}' scheme, which this installation cannot read.",
-            hint="Store the photo through aiconsole (upload or `aiconsole enqueue`) so it lives in the photo "
+            hint="Store the photo through aiconsole (upload it on Live Status) so it lives in the photo "
                  "store.")
     path = resolve_store_uri(uri, settings=settings)
     try:

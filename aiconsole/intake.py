@@ -71,7 +71,7 @@ def enqueue_files(
         raise ValidationFailed("No files were given.", hint="Choose one or more JPEG, PNG or WEBP photos.")
     if len(files) > MAX_FILES_PER_BATCH:
         raise ValidationFailed(f"{len(files)} files is more than {MAX_FILES_PER_BATCH} in one batch.",
-                               hint="Upload them in smaller batches, or use `aiconsole enqueue FOLDER`.")
+                               hint="Upload them in smaller batches.")
     if not 0 <= priority <= MAX_PRIORITY:
         raise ValidationFailed(f"Priority {priority} is out of range.",
                                hint=f"Use 0 (normal) to {MAX_PRIORITY} (first).")
