@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from aiconsole.config import Settings, get_settings
 from aiconsole.db.engine import get_engine, service_session
 from aiconsole.db.models import Worker
+from aiconsole.db.rls import role_bypasses_rls, unprotected_tables
 from aiconsole.db.types import utcnow
 from aiconsole.migrate import pending_revisions
 
@@ -116,15 +117,26 @@ def check_database(settings: Settings) -> CheckResult:
     started = time.perf_counter()
     with engine.connect() as conn:
         conn.execute(text("SELECT 1")).scalar_one()
-    round_trip_ms = round((time.perf_counter() - started) * 1000, 2)
+        round_trip_ms = round((time.perf_counter() - started) * 1000, 2)
+        bypass = engine.dialect.name == "postgresql" and role_bypasses_rls(conn)
+        unprotected = unprotected_tables(conn) if engine.dialect.name == "postgresql" else []
     pending = pending_revisions(engine)
     details = {"dialect": engine.dialect.name, "round_trip_ms": round_trip_ms, "pending_migrations": pending,
-               "url": engine.url.render_as_string(hide_password=True)}
+               "url": engine.url.render_as_string(hide_password=True), "role_bypasses_rls": bypass,
+               "tables_without_rls": unprotected}
     if pending:
         return CheckResult(name="database", status="degraded", details=details,
                            message=f"{engine.dialect.name} reachable ({round_trip_ms} ms) but "
                                    f"{len(pending)} migration(s) are not applied: run `aiconsole migrate`.")
     message = f"{engine.dialect.name} reachable ({round_trip_ms} ms); migrations up to date."
+    if unprotected:
+        return CheckResult(name="database", status="degraded", details=details,
+                           message=f"{message} Row-level security is off on {', '.join(unprotected)}: "
+                                   "run `aiconsole migrate`.")
+    if bypass:
+        # Still serving, but only the application's own filters keep organizations apart.
+        message += (" The database role bypasses row-level security (superuser or BYPASSRLS): connect the "
+                    "console as an ordinary role so PostgreSQL also isolates organizations.")
     return CheckResult(name="database", status="healthy", details=details, message=message)
 
 

@@ -91,3 +91,14 @@ def test_mask_secrets() -> None:
     assert health.mask_secrets("redis://:pw@host/0 and host=db password=hunter2 user=x") == (
         "redis://:***@host/0 and host=db password=*** user=x")
     assert health.mask_secrets("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
+
+
+@pytest.mark.postgres
+def test_postgres_health_reports_row_level_security(pg_settings: Settings) -> None:
+    from aiconsole.health import check_database
+
+    check = check_database(pg_settings)
+    assert check.details["tables_without_rls"] == []
+    # The test suite connects as a superuser, which PostgreSQL lets past every policy: say so.
+    assert check.details["role_bypasses_rls"] is True
+    assert "bypasses row-level security" in check.message
