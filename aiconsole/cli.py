@@ -10,6 +10,8 @@ import json
 import signal
 import subprocess
 import sys
+import threading
+import webbrowser
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -280,7 +282,7 @@ def up(
     port: Annotated[int | None, typer.Option(help="Port of the console (default AICONSOLE_PORT, 8501).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on (default AICONSOLE_HOST).")] = None,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not seed the demo on an empty database.")] = False,
-    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser (headless).")] = False,
+    open_browser: Annotated[bool, typer.Option("--open-browser", help="Open the console in a web browser.")] = False,
 ) -> None:
     """Migrate, seed the demo organization if the database has none, and run the console until stopped.
 
@@ -312,7 +314,10 @@ def up(
         for email, password, role in DEMO_LOGINS:
             typer.echo(f"  {email:<{width}}  {password}  {role}")
     typer.echo("Press Ctrl+C to stop.")
-    code = run_forwarding_signals(streamlit_command(app_path=app_path, host=host, port=port, headless=no_browser))
+    if open_browser:
+        # Streamlit stays headless (otherwise it asks for an email on first run and dies without a terminal).
+        threading.Timer(3.0, webbrowser.open, args=(f"http://{shown}:{port}",)).start()
+    code = run_forwarding_signals(streamlit_command(app_path=app_path, host=host, port=port, headless=True))
     raise typer.Exit(code)
 
 

@@ -177,7 +177,7 @@ def test_up_serves_the_console_and_forwards_signals(settings: Settings, sig: sig
         users.create_organization(name="Demo Photos Inc.", is_demo=True, settings=settings)
     port = _free_port()
     env = {**os.environ, "AICONSOLE_DATA_DIR": str(settings.data_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "aiconsole", "up", "--no-demo", "--no-browser",
+    proc = subprocess.Popen([sys.executable, "-m", "aiconsole", "up", "--no-demo",
                              "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     try:
