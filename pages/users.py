@@ -30,7 +30,7 @@ if not can_manage:
 
 roles = [r for r in ROLE_DESCRIPTIONS if r != "platform_admin" or allowed(actor.role, "orgs.switch")]
 left, right = st.columns(2)
-with left, st.form("add_user", clear_on_submit=True, border=True):
+with left, st.form("add_user", border=True):
     st.subheader("Add a user")
     email = st.text_input("Email", key="new_email")
     name = st.text_input("Display name", key="new_name")
@@ -43,6 +43,8 @@ with left, st.form("add_user", clear_on_submit=True, border=True):
             created = users.create_user(actor, email=email, display_name=name, role=role,
                                         password=None if sso else password)
             flash("success", f"Added {created.email} as {created.role}.")
+            for key in ("new_email", "new_name", "new_password"):  # a refused form keeps what was typed
+                st.session_state.pop(key, None)
             st.rerun()
         except AiconsoleError as exc:
             st.error(str(exc))
