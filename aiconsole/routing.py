@@ -1,0 +1,417 @@
+"""Routing a photo to a provider: shared rate limits, circuit breakers, fallback, and the budget guard.
+
+- `RateLimiter`: one provider's requests-per-minute limit shared by every worker. Redis (the `limits`
+  package's moving window) when AICONSOLE_REDIS_URL is set, so workers on many machines share it;
+  in-process memory otherwise. The minute is enforced over the shortest whole-second window that
+  expresses it exactly (600/min -> 10 per 1 s), so a full minute's quota never goes out in one burst.
+- `CircuitBreaker`: per provider, per process; opens on an error rate over a window, half-opens after
+  a pause to let one probe through, closes when the probe succeeds.
+- `route()`: the primary provider, or the fallback while the primary's breaker is open.
+- `BudgetGuard`: today's / this month's spend (organization time zone, exact to the second, the same
+  figures Live Status shows) against the budgets; pauses the organization with the reason, audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import Engine
+
+from aiconsole import audit
+from aiconsole.actor import Actor
+from aiconsole.db.engine import service_session
+from aiconsole.db.models import PipelineConfig
+from aiconsole.db.types import utcnow
+from aiconsole.errors import AiconsoleError, ProviderError, ValidationFailed
+from aiconsole.live_status import invalidate_live_status
+from aiconsole.live_windows import named_windows, org_clock, sum_totals, window_totals
+from aiconsole.money import format_usd
+
+log = logging.getLogger(__name__)
+
+# Whole-second windows that divide a minute; the limiter picks the shortest exact one.
+_WINDOWS_S = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
+_MEMORY = MemoryStorage()
+_redis_storages: dict[str, RedisStorage] = {}
+_storage_lock = threading.Lock()
+KEY_PREFIX = "aiconsole:ratelimit"
+# Pause reasons the worker sets on its own; it may lift these (and only these) again.
+BUDGET_REASON = re.compile(r"^(Daily|Monthly) budget of \$[0-9,.]+ reached")
+CIRCUIT_REASON_PREFIX = "Provider circuit open:"
+# Error kinds that say something about the provider's health (a blocked photo or a bad request does not).
+PROVIDER_FAULT_KINDS = frozenset({"rate_limited", "server_error", "timeout", "connection", "auth", "malformed"})
+
+
+def rate_window(per_minute: int) -> tuple[int, int]:
+    """(amount, window seconds): the shortest whole-second window expressing `per_minute` exactly."""
+    if per_minute < 1:
+        raise ValidationFailed(f"A rate limit of {per_minute} requests per minute lets nothing through.",
+                               hint="Set the provider's rate limit to at least 1 request per minute.")
+    for window in _WINDOWS_S:
+        if (per_minute * window) % 60 == 0:
+            return per_minute * window // 60, window
+    return per_minute, 60
+
+
+def _storage(redis_url: str | None) -> MemoryStorage | RedisStorage:
+    if not redis_url:
+        return _MEMORY
+    with _storage_lock:
+        storage = _redis_storages.get(redis_url)
+        if storage is None:
+            storage = _redis_storages[redis_url] = RedisStorage(redis_url, key_prefix=KEY_PREFIX,
+                                                                socket_timeout=2.0)
+        return storage
+
+
+class RateLimiter:
+    """A provider's request rate, shared by every worker through Redis (or by this process's threads).
+
+    The window is enforced `guard_s` longer than it says (600/min: at most 10 in any 1.03 s): between
+    taking a slot and the request reaching the provider lie a few milliseconds of thread scheduling
+    that differ from request to request, and without the guard two requests a second apart could
+    arrive 0.99 s apart. The guard costs `guard_s / window` of the throughput (3% at 1 s windows).
+    """
+
+    def __init__(self, provider: str, per_minute: int, redis_url: str | None = None, *, scope: str = "",
+                 guard_s: float = 0.03) -> None:
+        self.provider = provider
+        self.per_minute = per_minute
+        self.amount, self.window_s = rate_window(per_minute)
+        self.guard_s = guard_s
+        self.item = RateLimitItemPerSecond(self.amount, self.window_s)
+        self.backend = "redis" if redis_url else "memory"
+        self._storage = _storage(redis_url)
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        # The scope (e.g. the organization) separates keys that share a provider but not an API key.
+        self._ids = (provider, scope) if scope else (provider,)
+        self._key = self.item.key_for(*self._ids)
+        self._local = _local_lock(f"{self.backend}:{redis_url}:{self._key}")
+
+    def acquire(self, timeout_s: float) -> bool:
+        """Take one request slot, waiting up to `timeout_s`; False when none freed up in time."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        # One thread per process polls the shared window; the others queue here instead of on Redis.
+        if not self._local.acquire(timeout=max(0.0, timeout_s)):
+            return False
+        try:
+            while True:
+                oldest, count = self._storage.get_moving_window(self._key, self.amount,
+                                                                self.window_s + self.guard_s)  # type: ignore[arg-type]
+                if count < self.amount and self._limiter.hit(self.item, *self._ids):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                # Full: sleep until the oldest request leaves the guarded window. Otherwise another
+                # worker took the slot between our look and our hit; look again shortly.
+                wait = oldest + self.window_s + self.guard_s - time.time() if count >= self.amount else 0.0
+                time.sleep(min(left, max(0.0, wait) + random.uniform(0.0005, 0.003)))
+        except Exception as exc:  # redis.ConnectionError and friends: the limiter cannot vouch for the rate
+            raise ProviderError(
+                f"The shared rate limiter for {self.provider} is unavailable ({type(exc).__name__}: {exc}).",
+                kind="connection", retryable=True,
+                hint="Check that Redis (AICONSOLE_REDIS_URL) is running; the photo will be retried.") from exc
+        finally:
+            self._local.release()
+
+    def reset(self) -> None:
+        """Forget every request counted so far (tests, and after changing the limit)."""
+        self._limiter.clear(self.item, *self._ids)
+
+
+_local_locks: dict[str, threading.Lock] = {}
+
+
+def _local_lock(name: str) -> threading.Lock:
+    with _storage_lock:
+        return _local_locks.setdefault(name, threading.Lock())
+
+
+# ------------------------------------------------------------------------------------ circuit breaker
+
+
+class CircuitBreaker:
+    """Closed -> open on `error_rate` over `window_s` (at least `min_calls`); half-open after `open_s`."""
+
+    def __init__(self, name: str, error_rate: float = 0.5, window_s: float = 30, min_calls: int = 10,
+                 open_s: float = 30, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 < error_rate <= 1:
+            raise ValidationFailed(f"A breaker error rate of {error_rate} is out of range.",
+                                   hint="Use a fraction above 0 and at most 1, e.g. 0.5.")
+        self.name = name
+        self.error_rate = error_rate
+        self.window_s = window_s
+        self.min_calls = max(1, min_calls)
+        self.open_s = open_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._calls: deque[tuple[float, bool]] = deque()
+        self._state = "closed"
+        self._opened_at = 0.0
+        self._probe_out = False
+        self.last_error_rate = 0.0
+
+    @property
+    def state(self) -> str:
+        """closed, open or half_open (an open breaker whose pause is over reads as half_open)."""
+        with self._lock:
+            self._advance()
+            return self._state
+
+    def _advance(self) -> None:
+        if self._state == "open" and self._clock() - self._opened_at >= self.open_s:
+            self._state = "half_open"
+            self._probe_out = False
+
+    def reopens_in_s(self) -> float:
+        """Seconds until an open breaker lets a probe through (0 unless open)."""
+        with self._lock:
+            self._advance()
+            return max(0.0, self._opened_at + self.open_s - self._clock()) if self._state == "open" else 0.0
+
+    def allow(self) -> bool:
+        """Whether a call may go out now; in half-open state only one probe at a time."""
+        with self._lock:
+            self._advance()
+            if self._state == "closed":
+                return True
+            if self._state == "half_open" and not self._probe_out:
+                self._probe_out = True
+                return True
+            return False
+
+    def record(self, success: bool) -> None:
+        """Count one call's outcome (a provider fault is a failure; a refused photo is not)."""
+        with self._lock:
+            now = self._clock()
+            self._advance()
+            if self._state == "half_open":
+                self._probe_out = False
+                if success:
+                    self._state = "closed"
+                    self._calls.clear()
+                else:
+                    self._open(now)
+                return
+            if self._state == "open":
+                return  # a call that went out before the breaker opened
+            self._calls.append((now, success))
+            while self._calls and self._calls[0][0] < now - self.window_s:
+                self._calls.popleft()
+            failures = sum(1 for _, ok in self._calls if not ok)
+            self.last_error_rate = failures / len(self._calls)
+            if len(self._calls) >= self.min_calls and self.last_error_rate >= self.error_rate:
+                self._open(now)
+
+    def _open(self, now: float) -> None:
+        self._state = "open"
+        self._opened_at = now
+        self._calls.clear()
+        log.warning("circuit breaker %s opened (error rate %.0f%%)", self.name, 100 * self.last_error_rate)
+
+
+def is_provider_fault(error: BaseException | None) -> bool:
+    """Whether an error counts against the provider's health (server errors yes, a blocked photo no)."""
+    if error is None:
+        return False
+    return not isinstance(error, ProviderError) or error.kind in PROVIDER_FAULT_KINDS
+
+
+# -------------------------------------------------------------------------------------------- routing
+
+
+class RoutingConfig(Protocol):
+    """What `route` reads: PipelineConfig rows and the worker's per-photo snapshots both have it."""
+
+    active_provider: str
+    active_model: str
+    fallback_provider: str | None
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Which provider and model serve a photo, and why."""
+
+    provider: str
+    model: str
+    reason: str
+    fallback: bool = False
+
+    def trace(self) -> dict[str, Any]:
+        """The decision as a trace step."""
+        return {"step": "route", "provider": self.provider, "model": self.model, "reason": self.reason,
+                "fallback": self.fallback}
+
+
+class NoRouteAvailable(AiconsoleError):
+    """Every provider a photo could go to has its circuit open."""
+
+    def __init__(self, message: str, *, provider: str, reopens_in_s: float, hint: str | None = None) -> None:
+        self.provider = provider
+        self.reopens_in_s = reopens_in_s
+        super().__init__(message, hint=hint)
+
+
+def route(org_config: RoutingConfig, breakers: Mapping[str, CircuitBreaker], *,
+          fallback_model: Callable[[str], str] | None = None) -> RouteDecision:
+    """The primary provider while its breaker allows calls, else the fallback, else NoRouteAvailable."""
+    primary, model = org_config.active_provider, org_config.active_model
+    breaker = breakers.get(primary)
+    if breaker is None or breaker.allow():
+        state = "half-open probe" if breaker is not None and breaker.state == "half_open" else "closed"
+        return RouteDecision(primary, model, f"primary {primary} (circuit {state})")
+    fallback = org_config.fallback_provider
+    if fallback and fallback != primary:
+        fb_breaker = breakers.get(fallback)
+        if fb_breaker is None or fb_breaker.allow():
+            fb_model = fallback_model(fallback) if fallback_model else model
+            return RouteDecision(fallback, fb_model, f"fallback {fallback}: circuit of {primary} is {breaker.state}",
+                                 fallback=True)
+    wait = breaker.reopens_in_s()
+    extra = f" and the fallback {fallback}'s is open too" if fallback and fallback != primary else \
+        " and no fallback provider is configured"
+    raise NoRouteAvailable(
+        f"{CIRCUIT_REASON_PREFIX} {primary} failed {breaker.last_error_rate:.0%} of recent calls{extra}.",
+        provider=primary, reopens_in_s=wait,
+        hint="Processing resumes by itself when a probe succeeds; or set a fallback provider in Pipeline settings.")
+
+
+# ---------------------------------------------------------------------------------------- budget guard
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """An organization's spend against its budgets, and whether the guard paused it."""
+
+    organization_id: int
+    spent_today_micros: int
+    spent_month_micros: int
+    daily_budget_micros: int | None
+    monthly_budget_micros: int | None
+    reason: str | None
+    paused_now: bool
+
+    @property
+    def reached(self) -> bool:
+        """Whether a budget is used up."""
+        return self.reason is not None
+
+
+def budget_reason(*, spent_today: int, spent_month: int, daily: int | None, monthly: int | None) -> str | None:
+    """The pause reason when a budget is used up, else None."""
+    if daily is not None and spent_today >= daily:
+        return f"Daily budget of {format_usd(daily)} reached ({format_usd(spent_today)} spent today)."
+    if monthly is not None and spent_month >= monthly:
+        return f"Monthly budget of {format_usd(monthly)} reached ({format_usd(spent_month)} spent this month)."
+    return None
+
+
+class BudgetGuard:
+    """Pauses an organization (audited, as system:worker) once today's or this month's spend reaches its budget."""
+
+    def __init__(self, *, engine: Engine | None = None, actor_name: str = "worker") -> None:
+        self.engine = engine
+        self.actor_name = actor_name
+
+    def check(self, organization_id: int, *, now: datetime | None = None) -> BudgetStatus:
+        """Compare spend with the budgets and pause the organization when one is reached."""
+        now = now or utcnow()
+        with service_session(engine=self.engine) as s:
+            cfg = s.get(PipelineConfig, organization_id, with_for_update=True)
+            daily = cfg.daily_budget_micros if cfg else None
+            monthly = cfg.monthly_budget_micros if cfg else None
+            if cfg is None or (daily is None and monthly is None):
+                return BudgetStatus(organization_id, 0, 0, daily, monthly, None, False)
+            clock = org_clock(s, organization_id=organization_id, now=now)
+            totals = window_totals(s, organization_id=organization_id,
+                                   windows=named_windows(clock, ("today", "month")))
+            today = sum_totals(totals["today"]).cost_micros
+            month = sum_totals(totals["month"]).cost_micros
+            reason = budget_reason(spent_today=today, spent_month=month, daily=daily, monthly=monthly)
+            paused_now = reason is not None and not cfg.paused
+            if paused_now:
+                before = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}
+                _pause(cfg, reason, now)
+                audit.record(s, actor=Actor.system(self.actor_name, organization_id), action="queue.pause",
+                             entity_type="pipeline_config", entity_id=str(organization_id), before=before,
+                             after={"paused": True, "pause_reason": reason, "spent_today_micros": today,
+                                    "spent_month_micros": month},
+                             summary=f"Paused processing automatically: {reason}", reversible=True)
+        if paused_now:
+            log.warning("organization %s paused: %s", organization_id, reason)
+            invalidate_live_status(organization_id=organization_id)
+        return BudgetStatus(organization_id, today, month, daily, monthly, reason, paused_now)
+
+    def resume_if_clear(self, organization_id: int, *, now: datetime | None = None) -> bool:
+        """Lift the guard's own budget pause once spend is under the budgets again (a new day, a raised budget)."""
+        now = now or utcnow()
+        with service_session(engine=self.engine) as s:
+            cfg = s.get(PipelineConfig, organization_id, with_for_update=True)
+            if cfg is None or not cfg.paused or not BUDGET_REASON.match(cfg.pause_reason or ""):
+                return False
+            clock = org_clock(s, organization_id=organization_id, now=now)
+            totals = window_totals(s, organization_id=organization_id,
+                                   windows=named_windows(clock, ("today", "month")))
+            if budget_reason(spent_today=sum_totals(totals["today"]).cost_micros,
+                             spent_month=sum_totals(totals["month"]).cost_micros,
+                             daily=cfg.daily_budget_micros, monthly=cfg.monthly_budget_micros) is not None:
+                return False
+            resume_paused(s, cfg, actor=Actor.system(self.actor_name, organization_id), now=now,
+                          why="spend is under the budgets again")
+        invalidate_live_status(organization_id=organization_id)
+        return True
+
+
+def _pause(cfg: PipelineConfig, reason: str | None, now: datetime) -> None:
+    cfg.paused = True
+    cfg.pause_reason = reason
+    cfg.paused_at = now
+    cfg.version += 1
+    cfg.updated_at = now
+    cfg.updated_by = None
+
+
+def pause_org(organization_id: int, *, reason: str, actor_name: str = "worker", engine: Engine | None = None,
+              now: datetime | None = None) -> bool:
+    """Pause an organization automatically with `reason` (audited); False when it was already paused."""
+    now = now or utcnow()
+    with service_session(engine=engine) as s:
+        cfg = s.get(PipelineConfig, organization_id, with_for_update=True)
+        if cfg is None or cfg.paused:
+            return False
+        before = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}
+        _pause(cfg, reason, now)
+        audit.record(s, actor=Actor.system(actor_name, organization_id), action="queue.pause",
+                     entity_type="pipeline_config", entity_id=str(organization_id), before=before,
+                     after={"paused": True, "pause_reason": reason},
+                     summary=f"Paused processing automatically: {reason}", reversible=True)
+    invalidate_live_status(organization_id=organization_id)
+    return True
+
+
+def resume_paused(session: Any, cfg: PipelineConfig, *, actor: Actor, now: datetime, why: str) -> None:
+    """Clear an automatic pause in the caller's transaction, audited."""
+    before = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}
+    cfg.paused = False
+    cfg.pause_reason = None
+    cfg.paused_at = None
+    cfg.version += 1
+    cfg.updated_at = now
+    cfg.updated_by = None
+    audit.record(session, actor=actor, action="queue.resume", entity_type="pipeline_config",
+                 entity_id=str(cfg.organization_id), before=before, after={"paused": False, "pause_reason": None},
+                 summary=f"Resumed processing automatically: {why} (was: {before['pause_reason']})",
+                 reversible=True)
