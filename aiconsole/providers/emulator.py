@@ -85,6 +85,8 @@ class EmulatorKnobs:
     malformed_mode: str = "mixed"
     blocked_rate: float = 0.0
     api_key: str | None = None
+    usage_metadata: bool = True
+    thinking_tokens: int = 0
 
     def validated(self) -> EmulatorKnobs:
         """These knobs, or ValidationFailed naming the bad one."""
@@ -99,6 +101,8 @@ class EmulatorKnobs:
         if sum(rates.values()) > 1.0 + 1e-9:
             raise ValidationFailed(f"Emulator fault rates add up to {sum(rates.values()):g}, more than 1.",
                                    hint="Lower some of the error, timeout, malformed and blocked rates.")
+        if self.thinking_tokens < 0:
+            raise ValidationFailed(f"Emulator thinking_tokens {self.thinking_tokens} is negative.")
         if self.timeout_s < 0:
             raise ValidationFailed(f"Emulator timeout_s {self.timeout_s} is negative.")
         if self.malformed_mode not in MALFORMED_MODES:
@@ -256,7 +260,7 @@ class EmulatorServer:
         if vision:
             return _vision_answer(request, malformed)
         assert gemini is not None
-        return _gemini_answer(gemini.group(2), request, malformed, blocked=fault == "blocked")
+        return _gemini_answer(gemini.group(2), request, malformed, blocked=fault == "blocked", knobs=knobs)
 
 
 def _error(status: int, message: str, *, reason: str | None = None) -> tuple[int, bytes]:
@@ -319,8 +323,8 @@ def _vision_answer(request: dict[str, Any], malformed: str | None) -> tuple[int,
     return 200, json.dumps({"responses": responses}).encode()
 
 
-def _gemini_answer(model: str, request: dict[str, Any], malformed: str | None, *,
-                   blocked: bool) -> tuple[int, bytes]:
+def _gemini_answer(model: str, request: dict[str, Any], malformed: str | None, *, blocked: bool,
+                   knobs: EmulatorKnobs) -> tuple[int, bytes]:
     if not model.startswith("gemini-"):
         return _error(404, f"models/{model} is not found for API version v1beta, or is not supported for "
                            "generateContent.")
@@ -363,14 +367,20 @@ def _gemini_answer(model: str, request: dict[str, Any], malformed: str | None, *
     else:
         text = json.dumps([{"label": label, "confidence": score} for label, score in emulated_labels(image)[:limit]])
     output_tokens = math.ceil(len(text) / 4)
-    return 200, json.dumps({
+    answer: dict[str, Any] = {
         "candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP",
                         "index": 0}],
-        "usageMetadata": {"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens,
-                          "totalTokenCount": prompt_tokens + output_tokens, "promptTokensDetails": details},
         "modelVersion": model,
         "responseId": hashlib.sha256(image).hexdigest()[:22],
-    }).encode()
+    }
+    if knobs.usage_metadata:
+        usage = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens,
+                 "totalTokenCount": prompt_tokens + output_tokens + knobs.thinking_tokens,
+                 "promptTokensDetails": details}
+        if knobs.thinking_tokens:
+            usage["thoughtsTokenCount"] = knobs.thinking_tokens
+        answer["usageMetadata"] = usage
+    return 200, json.dumps(answer).encode()
 
 
 class _Handler(BaseHTTPRequestHandler):

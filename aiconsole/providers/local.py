@@ -51,7 +51,7 @@ FACE_SIDE = 320
 
 
 def margin_confidence(value: float, threshold: float, clear: float) -> float | None:
-    """0.5 when `value` just passes `threshold` (towards `clear`), 0.95 at `clear` or beyond, None if not passed."""
+    """0.5 when `value` just passes `threshold` towards `clear` (either direction), 0.95 at `clear`; else None."""
     span = clear - threshold
     passed = (value - threshold) / span
     if passed <= 0:
@@ -212,11 +212,11 @@ def tags_from(m: dict[str, Any]) -> list[tuple[str, float]]:
     """(label, confidence) pairs for a measurement dict, as described in the module docstring."""
     pairs: list[tuple[str, float]] = [(m["size_class"], 1.0), (m["orientation"], 1.0)]
     for label, value, threshold, clear in (
-        ("dark", -m["brightness"], -0.30, -0.10),
+        ("dark", m["brightness"], 0.30, 0.10),
         ("bright", m["brightness"], 0.70, 0.90),
-        ("low contrast", -m["contrast"], -0.08, -0.03),
+        ("low contrast", m["contrast"], 0.08, 0.03),
         ("high contrast", m["contrast"], 0.27, 0.35),
-        ("sharp", -m["blur_effect"], -0.35, -0.20),
+        ("sharp", m["blur_effect"], 0.35, 0.20),
         ("blurry", m["blur_effect"], 0.55, 0.80),
     ):
         conf = margin_confidence(value, threshold, clear)
