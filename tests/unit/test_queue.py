@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -251,3 +252,18 @@ def test_concurrent_processes_never_claim_a_photo_twice(org: int, any_settings: 
     assert sum(1 for part in claimed if part) >= 2  # they really ran side by side
     with service_session() as s:
         assert s.scalar(select(func.count()).select_from(Photo).where(Photo.status == "processing")) == 600
+
+
+def test_write_session_holds_the_sqlite_write_lock_from_its_first_statement(settings: Settings) -> None:
+    """Read-then-write transactions (rules, then the fenced UPDATE) must not be overtaken by another writer."""
+    other = sqlite3.connect(settings.resolved_database_url.removeprefix("sqlite:///"), timeout=0.2,
+                            isolation_level=None)
+    try:
+        with queue.write_session() as s:
+            s.execute(select(func.count()).select_from(PipelineConfig))  # only a read so far
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # free again after commit
+        other.execute("ROLLBACK")
+    finally:
+        other.close()

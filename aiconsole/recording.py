@@ -1,0 +1,308 @@
+"""Recording a batch of outcomes: one transaction, fenced by the lease, bulk statements only.
+
+In order: one UPDATE moves every photo this worker still holds (same lease owner, same attempt) to its new
+status and returns their ids; outcomes of photos it no longer holds are dropped, so a worker that lost its
+lease writes nothing. Then one bulk INSERT of result rows, one of photo_tags (each tag's verdict from the
+org's rules), and last the hourly rollup upsert (`ON CONFLICT ... DO UPDATE SET col = col + excluded.col`)
+so the one hot rollup row per org, hour and provider stays locked only for the commit.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Row, Table, case, insert, literal, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from aiconsole.db.models import (
+    LATENCY_BUCKETS_MS,
+    WAIT_BUCKETS_MS,
+    AiProcessingResult,
+    PhotoTag,
+    PipelineConfig,
+    ProcessingRollupHourly,
+)
+from aiconsole.db.sql import floor_hour
+from aiconsole.db.types import UTCDateTime, utcnow
+from aiconsole.errors import ProviderError, ValidationFailed
+from aiconsole.queue import CONFIG, PHOTOS, ClaimedPhoto, error_text, write_session
+from aiconsole.rules import RuleSet
+
+if TYPE_CHECKING:
+    from aiconsole.providers.base import ProviderResult
+
+RESULTS = cast(Table, AiProcessingResult.__table__)
+TAGS = cast(Table, PhotoTag.__table__)
+ROLLUPS = cast(Table, ProcessingRollupHourly.__table__)
+ROLLUP_KEY = ("organization_id", "hour", "ai_provider")
+_SUMS = ("results_count", "completed_count", "needs_review_count", "failed_count", "retry_count_sum", "tag_count",
+         "cost_micros", "input_tokens", "output_tokens", "units", "confidence_sum", "confidence_count",
+         "latency_ms_sum", "queue_wait_ms_sum",
+         *(f"latency_b{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1)),
+         *(f"wait_b{i}" for i in range(len(WAIT_BUCKETS_MS) + 1)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the worker hands the recorder for one claimed photo.
+
+    final=True records a result row now: a success (`result`), or a failure that will not be retried
+    (`error`). final=False schedules another attempt at `retry_at` and writes no result row.
+    For a failure, provider_response_time_ms is the attempt's total_ms (there is no provider answer to time).
+    """
+
+    photo: ClaimedPhoto
+    result: ProviderResult | None
+    error: ProviderError | None
+    final: bool
+    retry_at: datetime | None
+    queue_wait_ms: int
+    total_ms: int
+    retry_count: int
+    provider: str
+    model: str
+    prompt_version_id: int | None
+    experiment_id: int | None
+    variant: str | None
+    trace: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class RecordReport:
+    """recorded: result rows written (successes and final failures); failed: final failures among them;
+    retried: photos scheduled for another attempt; lost_lease: outcomes dropped because the lease was gone;
+    cost_micros: the cost of the recorded results."""
+
+    recorded: int
+    lost_lease: int
+    retried: int
+    failed: int
+    cost_micros: int
+
+
+def _bucket(value: int, bounds: Sequence[int]) -> int:
+    # Bucket i holds bounds[i-1] < value <= bounds[i]; len(bounds) is the open top bucket.
+    return bisect_left(bounds, value)
+
+
+class _Rollups:
+    """Per (org, hour, provider) sums of a batch, the same figures rollups.rollup_select computes in SQL."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[int, datetime, str], dict[str, Any]] = {}
+
+    def add(self, r: dict[str, Any], hour: datetime) -> None:
+        key = (r["organization_id"], hour, r["ai_provider"])
+        row = self.rows.get(key)
+        if row is None:
+            row = self.rows[key] = dict.fromkeys(_SUMS, 0)
+            row["confidence_sum"] = 0.0
+        row["results_count"] += 1
+        row[f"{r['status']}_count"] += 1
+        row["retry_count_sum"] += r["retry_count"]
+        row["tag_count"] += r["tag_count"]
+        row["cost_micros"] += r["api_cost_micros"]
+        row["input_tokens"] += r["input_tokens"]
+        row["output_tokens"] += r["output_tokens"]
+        row["units"] += r["units"]
+        if r["avg_confidence"] is not None:
+            row["confidence_sum"] += r["avg_confidence"]
+            row["confidence_count"] += 1
+        latency, wait = r["provider_response_time_ms"], r["queue_wait_time_ms"]
+        row["latency_ms_sum"] += latency
+        row["queue_wait_ms_sum"] += wait
+        row[f"latency_b{_bucket(latency, LATENCY_BUCKETS_MS)}"] += 1
+        row[f"wait_b{_bucket(wait, WAIT_BUCKETS_MS)}"] += 1
+
+    def upsert(self, session: Session) -> None:
+        if not self.rows:
+            return
+        # Sorted keys: two workers upserting the same rows lock them in the same order, never a deadlock.
+        values = [{"organization_id": k[0], "hour": k[1], "ai_provider": k[2], **self.rows[k]}
+                  for k in sorted(self.rows)]
+        dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        stmt = dialect_insert(ROLLUPS).values(values)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=[ROLLUPS.c[k] for k in ROLLUP_KEY],
+            set_={k: ROLLUPS.c[k] + stmt.excluded[k] for k in _SUMS},
+        ))
+
+
+def _rules(session: Session, organization_ids: set[int]) -> dict[int, RuleSet]:
+    configs = session.scalars(select(PipelineConfig).where(PipelineConfig.organization_id.in_(organization_ids)))
+    rules = {c.organization_id: RuleSet.from_config(c) for c in configs}
+    return {org: rules.get(org) or RuleSet() for org in organization_ids}
+
+
+def _result_row(o: Outcome, status: str, now: datetime, worker_id: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "organization_id": o.photo.organization_id, "photo_id": o.photo.id, "ai_provider": o.provider,
+        "model": o.model, "prompt_version_id": o.prompt_version_id, "experiment_id": o.experiment_id,
+        "variant": o.variant, "status": status, "tags": [], "tag_count": 0, "avg_confidence": None,
+        "min_confidence": None, "api_cost_micros": 0, "input_tokens": 0, "output_tokens": 0, "units": 0,
+        "queue_wait_time_ms": max(0, int(o.queue_wait_ms)), "provider_response_time_ms": max(0, int(o.total_ms)),
+        "total_processing_time_ms": max(0, int(o.total_ms)), "retry_count": int(o.retry_count),
+        "error_kind": None, "error": None, "trace": list(o.trace), "worker_id": worker_id, "created_at": now,
+    }
+    r = o.result
+    if r is not None:
+        confidences = [t.confidence for t in r.tags]
+        row.update(
+            ai_provider=r.provider, model=r.model,
+            tags=[{"label": t.label, "confidence": t.confidence} for t in r.tags],
+            tag_count=len(confidences), api_cost_micros=int(r.cost_micros), input_tokens=int(r.input_tokens),
+            output_tokens=int(r.output_tokens), units=int(r.units),
+            provider_response_time_ms=max(0, int(r.latency_ms)),
+            avg_confidence=sum(confidences) / len(confidences) if confidences else None,
+            min_confidence=min(confidences) if confidences else None,
+        )
+    elif o.error is not None:
+        row.update(error_kind=o.error.kind, error=o.error.message)
+    return row
+
+
+def _check(outcomes: Sequence[Outcome]) -> None:
+    ids = [o.photo.id for o in outcomes]
+    if len(set(ids)) != len(ids):
+        raise ValidationFailed("The batch has two outcomes for the same photo.",
+                               hint="Hand record_batch exactly one outcome per claimed photo.")
+    for o in outcomes:
+        if o.final and o.result is None and o.error is None:
+            raise ValidationFailed(f"Photo {o.photo.id}: a final outcome needs a result or an error.")
+        if not o.final and o.retry_at is None:
+            raise ValidationFailed(f"Photo {o.photo.id}: a retry needs retry_at.",
+                                   hint="Use RetryPolicy.next_attempt_at(now, attempts).")
+
+
+def _by_id(values: dict[int, Any], default: Any, *, photos: int, type_: Any = None) -> Any:
+    """The per-photo value as one SQL expression: CASE WHEN id IN (...) THEN v ... ELSE default END.
+
+    Photos sharing a value share one WHEN (a batch has a handful of statuses); when all `photos` of the
+    statement share one value no CASE is needed, and photos without a value keep `default`.
+    """
+    if not values:
+        return default
+    groups: dict[Any, list[int]] = {}
+    for pid, value in values.items():
+        groups.setdefault(value, []).append(pid)
+
+    def bound(value: Any) -> Any:
+        return literal(value, type_) if type_ is not None and value is not None else value
+
+    if len(groups) == 1 and len(values) == photos:
+        return bound(next(iter(groups)))
+    return case(*((PHOTOS.c.id.in_(ids), bound(v)) for v, ids in groups.items()), else_=default)
+
+
+def record_batch(*, worker_id: str, outcomes: Sequence[Outcome], now: datetime | None = None) -> RecordReport:
+    """Record a batch of outcomes in one lease-fenced transaction: photos, results, tags, rollups."""
+    if not outcomes:
+        return RecordReport(recorded=0, lost_lease=0, retried=0, failed=0, cost_micros=0)
+    _check(outcomes)
+    now = now or utcnow()
+    p = PHOTOS.c
+    with write_session() as s:
+        rules = _rules(s, {o.photo.organization_id for o in outcomes})
+        rows: dict[int, dict[str, Any]] = {}
+        status: dict[int, str] = {}
+        errors: dict[int, str | None] = {}
+        retry_at: dict[int, datetime] = {}
+        verdicts: dict[int, list[str]] = {}
+        for o in outcomes:
+            pid = o.photo.id
+            if not o.final:
+                status[pid] = "pending"
+                retry_at[pid] = cast(datetime, o.retry_at)
+                errors[pid] = error_text(o.error.kind, o.error.message) if o.error else "retry requested"
+                continue
+            if o.result is None:
+                err = cast(ProviderError, o.error)
+                status[pid] = "failed"
+                errors[pid] = error_text(err.kind, err.message)
+            else:
+                rule = rules[o.photo.organization_id]
+                verdicts[pid] = [rule.verdict(t.label, t.confidence) for t in o.result.tags]
+                status[pid] = rule.photo_status(verdicts[pid])
+                errors[pid] = None
+            rows[pid] = _result_row(o, status[pid], now, worker_id)
+
+        final = {pid: now for pid in rows}
+        n = len(outcomes)
+        fence = (p.id.in_(list(status)), p.lease_owner == worker_id, p.status == "processing",
+                 tuple_(p.id, p.attempts).in_([(o.photo.id, o.photo.attempts) for o in outcomes]))
+        held = set(s.scalars(
+            update(PHOTOS).where(*fence)
+            .values(status=_by_id(status, p.status, photos=n), last_error=_by_id(errors, None, photos=n),
+                    next_attempt_at=_by_id(retry_at, None, photos=n, type_=UTCDateTime()),
+                    completed_at=_by_id(final, p.completed_at, photos=n, type_=UTCDateTime()),
+                    lease_owner=None, lease_expires_at=None, updated_at=now)
+            .returning(p.id)
+        ))
+
+        results = [rows[pid] for pid in rows if pid in held]
+        result_ids: dict[int, int] = {}
+        if results:
+            returned = s.execute(insert(RESULTS).returning(RESULTS.c.id, RESULTS.c.photo_id), results).all()
+            result_ids = {int(row.photo_id): int(row.id) for row in returned}
+        tags: list[dict[str, Any]] = []
+        for o in outcomes:
+            if o.photo.id in result_ids and o.result is not None:
+                rid, pid = result_ids[o.photo.id], o.photo.id
+                tags.extend(
+                    {"organization_id": o.photo.organization_id, "photo_id": pid, "result_id": rid,
+                     "label": t.label, "confidence": t.confidence, "source": "ai", "review_state": v,
+                     "created_at": now}
+                    for t, v in zip(o.result.tags, verdicts[pid], strict=True))
+        if tags:
+            s.execute(insert(TAGS), tags)
+        rollups = _Rollups()
+        hour = floor_hour(now)
+        for r in results:
+            rollups.add(r, hour)
+        rollups.upsert(s)
+    failed = sum(1 for r in results if r["status"] == "failed")
+    return RecordReport(recorded=len(results), lost_lease=len(outcomes) - len(held),
+                        retried=sum(1 for pid in retry_at if pid in held), failed=failed,
+                        cost_micros=sum(r["api_cost_micros"] for r in results))
+
+
+def record_reaped(session: Session, *, rows: Sequence[Row[Any]], now: datetime) -> None:
+    """Failed result rows (and their rollups) for photos the reaper gave up on; runs in the reaper's transaction.
+
+    `rows` carry id, organization_id, attempts, created_at, started_at and last_error of each photo. The
+    result is attributed to the org's active provider: the worker that held the photo is gone, and with it
+    the record of which provider it was calling.
+    """
+    orgs = {r.organization_id for r in rows}
+    active = {org: (provider, model) for org, provider, model in session.execute(
+        select(CONFIG.c.organization_id, CONFIG.c.active_provider, CONFIG.c.active_model)
+        .where(CONFIG.c.organization_id.in_(orgs)))}
+    results = []
+    for r in rows:
+        provider, model = active.get(r.organization_id, ("local", "local-analyzer-v1"))
+        started = r.started_at or now
+        ran_ms = max(0, int((now - started).total_seconds() * 1000))
+        results.append({
+            "organization_id": r.organization_id, "photo_id": r.id, "ai_provider": provider, "model": model,
+            "prompt_version_id": None, "experiment_id": None, "variant": None, "status": "failed", "tags": [],
+            "tag_count": 0, "avg_confidence": None, "min_confidence": None, "api_cost_micros": 0,
+            "input_tokens": 0, "output_tokens": 0, "units": 0,
+            "queue_wait_time_ms": max(0, int((started - r.created_at).total_seconds() * 1000)),
+            # No provider answer ever arrived; the time the lost attempt ran is in total_processing_time_ms.
+            "provider_response_time_ms": 0, "total_processing_time_ms": ran_ms,
+            "retry_count": max(0, r.attempts - 1), "error_kind": "lease_expired", "error": r.last_error,
+            "trace": [{"step": "reaper", "outcome": "lease_expired", "attempts": r.attempts, "ms": ran_ms}],
+            "worker_id": None, "created_at": now,
+        })
+    session.execute(insert(RESULTS), results)
+    rollups = _Rollups()
+    hour = floor_hour(now)
+    for row in results:
+        rollups.add(row, hour)
+    rollups.upsert(session)
