@@ -193,6 +193,12 @@ class CircuitBreaker:
                 return True
             return False
 
+    def release(self) -> None:
+        """A call `allow()` let through never went out (e.g. its image was unreadable): free the probe slot."""
+        with self._lock:
+            if self._state == "half_open":
+                self._probe_out = False
+
     def record(self, success: bool) -> None:
         """Count one call's outcome (a provider fault is a failure; a refused photo is not)."""
         with self._lock:
@@ -236,9 +242,14 @@ def is_provider_fault(error: BaseException | None) -> bool:
 class RoutingConfig(Protocol):
     """What `route` reads: PipelineConfig rows and the worker's per-photo snapshots both have it."""
 
-    active_provider: str
-    active_model: str
-    fallback_provider: str | None
+    @property
+    def active_provider(self) -> str: ...
+
+    @property
+    def active_model(self) -> str: ...
+
+    @property
+    def fallback_provider(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,7 @@ def test_budget_guard_pauses_once_with_the_reason_audited_as_the_worker(budget_o
         assert cfg is not None and cfg.paused and cfg.pause_reason == status.reason
         entries = s.scalars(select(AuditLog).where(AuditLog.organization_id == budget_org,
                                                    AuditLog.action == "queue.pause")).all()
-    assert [(e.actor, e.after["pause_reason"]) for e in entries] == [("system:worker", status.reason)]
+    assert [(e.actor, (e.after or {}).get("pause_reason")) for e in entries] == [("system:worker", status.reason)]
     again = BudgetGuard().check(budget_org, now=NOW)
     assert again.reached and not again.paused_now  # already paused: no second audit entry
 
