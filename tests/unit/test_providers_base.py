@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import requests
 
@@ -84,7 +82,7 @@ def test_network_errors_of_real_stacks_are_classified() -> None:
     assert network_error_kind(httpx2.ReadTimeout("slow")) == "timeout"
     assert network_error_kind(httpx2.ConnectError("refused")) == "connection"
     assert network_error_kind(httpx2.RemoteProtocolError("server disconnected")) == "connection"
-    assert network_error_kind(socket.timeout()) == "timeout"
+    assert network_error_kind(TimeoutError()) == "timeout"
     assert network_error_kind(ConnectionRefusedError()) == "connection"
     assert network_error_kind(KeyError("x")) is None
 
