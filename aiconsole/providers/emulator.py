@@ -71,9 +71,28 @@ def emulated_labels(data: bytes) -> list[tuple[str, float]]:
     return list(zip(labels, scores, strict=True))
 
 
+def parse_latency_ms(text: str) -> tuple[float, float]:
+    """'50,200' -> (50.0, 200.0) (uniform min,max); '100' -> (100.0, 100.0). For the `emulate` CLI."""
+    try:
+        values = [float(part) for part in str(text).split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not 0 <= values[0] <= values[-1]:
+        raise ValidationFailed(f"Latency '{text}' is not valid.",
+                               hint="Give milliseconds as MIN,MAX (e.g. 50,200) or one fixed value.")
+    return values[0], values[-1]
+
+
 @dataclass(frozen=True)
 class EmulatorKnobs:
-    """Behaviour of the emulator; rates are per-request probabilities and must sum to at most 1."""
+    """Behaviour of the emulator; rates are per-request probabilities and must sum to at most 1.
+
+    latency_ms is a uniform (min, max) delay before every answer. A timeout holds the request for
+    timeout_s, then answers 504. malformed_mode: "body" (truncated JSON), "text" (Gemini prose instead of
+    JSON), "schema" (Gemini JSON of the wrong shape; Vision an empty responses list) or "mixed". blocked
+    (a Gemini safety block) does not apply to Vision, which answers normally. With api_key set, requests
+    must carry it (x-goog-api-key header or ?key=): none -> 403, a wrong one -> 400 API_KEY_INVALID.
+    """
 
     latency_ms: tuple[float, float] = (0.0, 0.0)
     error_rate_429: float = 0.0

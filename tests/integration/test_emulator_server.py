@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from aiconsole.errors import ValidationFailed
-from aiconsole.providers.emulator import VOCABULARY, EmulatorServer, emulated_labels
+from aiconsole.providers.emulator import VOCABULARY, EmulatorServer, emulated_labels, parse_latency_ms
 
 pytest_plugins = ["emulator_fixture"]
 
@@ -149,3 +149,11 @@ def test_reset_log(emulator: EmulatorServer) -> None:
     assert len(emulator.request_log) == 1
     emulator.reset_log()
     assert emulator.request_log == []
+
+
+def test_parse_latency_for_the_cli() -> None:
+    assert parse_latency_ms("50,200") == (50.0, 200.0)
+    assert parse_latency_ms("75") == (75.0, 75.0)
+    for bad in ("200,50", "a,b", "1,2,3", "-5"):
+        with pytest.raises(ValidationFailed):
+            parse_latency_ms(bad)
