@@ -19,6 +19,9 @@ from aiconsole.config import Settings, get_settings, normalize_database_url
 from aiconsole.db import dispose_engines, get_engine
 from aiconsole.migrate import upgrade
 
+# The Vision/Gemini wire emulator fixtures (`emulator`, `emulator_factory`) for every test directory.
+pytest_plugins = ["emulator_fixture"]
+
 PG_URL = os.environ.get("AICONSOLE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("AICONSOLE_TEST_REDIS_URL")
 
