@@ -30,9 +30,8 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -125,7 +124,8 @@ class Worker:
         self._abort = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
-        self._held: dict[int, tuple[q.ClaimedPhoto, Future[None]]] = {}
+        self._held: dict[int, q.ClaimedPhoto] = {}
+        self._tasks: stdlib_queue.Queue[tuple[q.ClaimedPhoto, OrgContext, datetime] | None] = stdlib_queue.Queue()
         self._done: stdlib_queue.Queue[tuple[int, Outcome | Released]] = stdlib_queue.Queue()
         self._ready: list[Outcome] = []
         self._released: list[Released] = []
@@ -171,23 +171,29 @@ class Worker:
                    threading.Thread(target=self._maintenance_loop, name=f"{self.worker_id}-maint", daemon=True)]
         for t in threads:
             t.start()
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"{self.worker_id}-call")
+        # Daemon call threads: a call still hanging after the stop timeout must not keep the process alive.
+        callers = [threading.Thread(target=self._call_loop, name=f"{self.worker_id}-call-{i}", daemon=True)
+                   for i in range(self.concurrency)]
+        for t in callers:
+            t.start()
         try:
             while not self._stop.is_set():
-                claimed = self._claim(pool)
+                claimed = self._claim()
                 self._collect(self.options.record_flush_s if self._held else 0.0)
                 self._flush(force=not self._held)
                 if not claimed and not self._held and not self._ready:
                     self._stop.wait(self.poll_interval_s)
         finally:
-            self._shutdown(pool)
+            self._shutdown()
+            for _ in callers:
+                self._tasks.put(None)
             for t in threads:
                 t.join(timeout=5)
             self.metrics.close()
             self._stopped.set()
         return self.report
 
-    def _claim(self, pool: ThreadPoolExecutor) -> int:
+    def _claim(self) -> int:
         with self._lock:
             room = self._capacity - len(self._held)
         if room < min(self.batch_size, self.concurrency) and self._held:
@@ -211,18 +217,25 @@ class Worker:
             photos = [p for p in photos if p.organization_id not in over]
         with self._lock:
             for photo in photos:
-                fut = pool.submit(self._run_one, photo, contexts[photo.organization_id], claimed_at)
-                self._held[photo.id] = (photo, fut)
+                self._held[photo.id] = photo
             self.metrics.in_flight.set(len(self._held))
+        for photo in photos:
+            self._tasks.put((photo, contexts[photo.organization_id], claimed_at))
         return len(photos)
 
     def _over_budget(self, contexts: dict[int, OrgContext]) -> set[int]:
         # Checked before any call: a batch claimed just after another worker used up the budget is released.
         return {org for org, ctx in contexts.items() if ctx.has_budget and self.budget.check(org).reached}
 
-    def _run_one(self, photo: q.ClaimedPhoto, ctx: OrgContext, claimed_at: Any) -> None:
-        if self._stop.is_set() and self._abort.is_set():
-            return
+    def _call_loop(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            photo, ctx, claimed_at = task
+            with self._lock:
+                if photo.id not in self._held:
+                    continue  # released (shutdown) before a thread got to it
+            self._run_one(photo, ctx, claimed_at)
+
+    def _run_one(self, photo: q.ClaimedPhoto, ctx: OrgContext, claimed_at: datetime) -> None:
         try:
             out: Outcome | Released = self.caller.process(photo, ctx, claimed_at=claimed_at)
         except Exception as exc:  # Caller.process handles a photo's own problems; this is a bug in it
@@ -299,10 +312,15 @@ class Worker:
 
     # ---------------------------------------------------------------------------------------- shutdown
 
-    def _shutdown(self, pool: ThreadPoolExecutor) -> None:
-        with self._lock:
-            held = dict(self._held)
-        not_started = [pid for pid, (_, fut) in held.items() if fut.cancel()]
+    def _shutdown(self) -> None:
+        not_started: list[int] = []
+        while True:
+            try:
+                task = self._tasks.get_nowait()
+            except stdlib_queue.Empty:
+                break
+            if task is not None:
+                not_started.append(task[0].id)
         with self._lock:
             for pid in not_started:
                 self._held.pop(pid, None)
@@ -319,7 +337,6 @@ class Worker:
             self.report.released += q.release(worker_id=self.worker_id, photo_ids=leftover)
             with self._lock:
                 self._held.clear()
-        pool.shutdown(wait=False, cancel_futures=True)
         self._beat("stopped")
         log.info("worker %s stopped: %s", self.worker_id, self.report)
 
@@ -396,7 +413,7 @@ class Worker:
                 self.budget.resume_if_clear(int(org))
 
 
-def _crash_outcome(photo: q.ClaimedPhoto, ctx: OrgContext, exc: Exception, claimed_at: Any,
+def _crash_outcome(photo: q.ClaimedPhoto, ctx: OrgContext, exc: Exception, claimed_at: datetime,
                    calls: CallOptions) -> Outcome:
     from aiconsole.retry import RetryPolicy
 
