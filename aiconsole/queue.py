@@ -12,14 +12,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
     CursorResult,
+    Integer,
     Result,
     String,
     Table,
     and_,
+    bindparam,
     case,
     func,
     literal,
@@ -34,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from aiconsole.db import service_session
 from aiconsole.db.models import Photo, PipelineConfig, Worker
-from aiconsole.db.types import utcnow
+from aiconsole.db.types import UTCDateTime, utcnow
 from aiconsole.errors import ValidationFailed
 
 PHOTOS = cast(Table, Photo.__table__)
@@ -92,37 +95,48 @@ def _positive(name: str, value: int) -> None:
         raise ValidationFailed(f"{name} is {value}; it must be at least 1.")
 
 
-def claim_batch(*, worker_id: str, limit: int, lease_seconds: int, now: datetime | None = None,
-                organization_ids: Sequence[int] | None = None) -> list[ClaimedPhoto]:
-    """Lease up to `limit` due pending photos of unpaused orgs, highest priority then oldest first."""
-    _positive("limit", limit)
-    _positive("lease_seconds", lease_seconds)
-    now = now or utcnow()
-    expires = now + timedelta(seconds=lease_seconds)
+@lru_cache(maxsize=8)
+def _claim_statement(dialect: str, by_org: bool) -> Any:
+    """The claim UPDATE with every value a bound parameter, built once per dialect (it runs many times a second)."""
     p = PHOTOS.c
+    now = bindparam("now", type_=UTCDateTime())
     paused = select(CONFIG.c.organization_id).where(CONFIG.c.paused.is_(True))
     candidates = (
         select(p.id)
         .where(p.status == "pending", or_(p.next_attempt_at.is_(None), p.next_attempt_at <= now),
                p.organization_id.not_in(paused))
         .order_by(p.priority.desc(), p.created_at, p.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer()))
     )
+    if by_org:
+        candidates = candidates.where(p.organization_id.in_(bindparam("orgs", expanding=True)))
+    if dialect == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    return (
+        update(PHOTOS)
+        .where(p.id.in_(candidates))
+        .values(status="processing", attempts=p.attempts + 1, lease_owner=bindparam("worker", type_=String()),
+                lease_expires_at=bindparam("expires", type_=UTCDateTime()), started_at=now, updated_at=now)
+        .returning(p.id, p.organization_id, p.storage_uri, p.content_type, p.width, p.height, p.sha256,
+                   p.attempts, p.created_at, p.lease_expires_at, p.priority)
+    )
+
+
+def claim_batch(*, worker_id: str, limit: int, lease_seconds: int, now: datetime | None = None,
+                organization_ids: Sequence[int] | None = None) -> list[ClaimedPhoto]:
+    """Lease up to `limit` due pending photos of unpaused orgs, highest priority then oldest first."""
+    _positive("limit", limit)
+    _positive("lease_seconds", lease_seconds)
+    if organization_ids is not None and not organization_ids:
+        return []
+    now = now or utcnow()
+    params: dict[str, Any] = {"now": now, "limit": limit, "worker": worker_id,
+                              "expires": now + timedelta(seconds=lease_seconds)}
     if organization_ids is not None:
-        if not organization_ids:
-            return []
-        candidates = candidates.where(p.organization_id.in_([int(o) for o in organization_ids]))
+        params["orgs"] = [int(o) for o in organization_ids]
     with write_session() as s:
-        if s.get_bind().dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
-        rows = list(s.execute(
-            update(PHOTOS)
-            .where(p.id.in_(candidates))
-            .values(status="processing", attempts=p.attempts + 1, lease_owner=worker_id,
-                    lease_expires_at=expires, started_at=now, updated_at=now)
-            .returning(p.id, p.organization_id, p.storage_uri, p.content_type, p.width, p.height, p.sha256,
-                       p.attempts, p.created_at, p.lease_expires_at, p.priority)
-        ))
+        stmt = _claim_statement(s.get_bind().dialect.name, organization_ids is not None)
+        rows = list(s.execute(stmt, params))
     # RETURNING comes back in no particular order; hand photos out in claim order.
     rows.sort(key=lambda r: (-r.priority, r.created_at, r.id))
     return [ClaimedPhoto(id=r.id, organization_id=r.organization_id, storage_uri=r.storage_uri,

@@ -9,13 +9,16 @@ so the one hot rollup row per org, hour and provider stays locked only for the c
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Row, Table, case, insert, literal, select, tuple_, update
+from sqlalchemy import Row, Table, case, func, insert, literal, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -126,12 +129,15 @@ class _Rollups:
         # Sorted keys: two workers upserting the same rows lock them in the same order, never a deadlock.
         values = [{"organization_id": k[0], "hour": k[1], "ai_provider": k[2], **self.rows[k]}
                   for k in sorted(self.rows)]
-        dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        stmt = dialect_insert(ROLLUPS).values(values)
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=[ROLLUPS.c[k] for k in ROLLUP_KEY],
-            set_={k: ROLLUPS.c[k] + stmt.excluded[k] for k in _SUMS},
-        ))
+        session.execute(_rollup_upsert(session.get_bind().dialect.name), values)
+
+
+@lru_cache(maxsize=4)
+def _rollup_upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (org, hour, provider) DO UPDATE SET col = col + excluded.col, built once per dialect."""
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(ROLLUPS)
+    return stmt.on_conflict_do_update(index_elements=[ROLLUPS.c[k] for k in ROLLUP_KEY],
+                                      set_={k: ROLLUPS.c[k] + stmt.excluded[k] for k in _SUMS})
 
 
 def _rules(session: Session, organization_ids: set[int]) -> dict[int, RuleSet]:
@@ -180,24 +186,99 @@ def _check(outcomes: Sequence[Outcome]) -> None:
                                    hint="Use RetryPolicy.next_attempt_at(now, attempts).")
 
 
-def _by_id(values: dict[int, Any], default: Any, *, photos: int, type_: Any = None) -> Any:
-    """The per-photo value as one SQL expression: CASE WHEN id IN (...) THEN v ... ELSE default END.
+@dataclass(frozen=True)
+class _PhotoUpdate:
+    id: int
+    attempts: int
+    status: str
+    last_error: str | None
+    next_attempt_at: datetime | None
+    completed_at: datetime | None
 
-    Photos sharing a value share one WHEN (a batch has a handful of statuses); when all `photos` of the
-    statement share one value no CASE is needed, and photos without a value keep `default`.
-    """
-    if not values:
-        return default
-    groups: dict[Any, list[int]] = {}
-    for pid, value in values.items():
-        groups.setdefault(value, []).append(pid)
 
-    def bound(value: Any) -> Any:
-        return literal(value, type_) if type_ is not None and value is not None else value
+def _fence_sqlite(session: Session, worker_id: str, updates: list[_PhotoUpdate], now: datetime) -> set[int]:
+    # SQLite has no arrays: per-photo values become CASE WHEN id IN (...) THEN value, one WHEN per distinct
+    # value (a batch has a handful of statuses). The writer holds the lock, so no round trip is saved anyway.
+    p = PHOTOS.c
 
-    if len(groups) == 1 and len(values) == photos:
-        return bound(next(iter(groups)))
-    return case(*((PHOTOS.c.id.in_(ids), bound(v)) for v, ids in groups.items()), else_=default)
+    def per_photo(attr: str, default: Any, type_: Any = None) -> Any:
+        groups: dict[Any, list[int]] = {}
+        for u in updates:
+            groups.setdefault(getattr(u, attr), []).append(u.id)
+        whens = [(p.id.in_(ids), literal(v, type_) if type_ is not None and v is not None else v)
+                 for v, ids in groups.items()]
+        return whens[0][1] if len(whens) == 1 else case(*whens, else_=default)
+
+    return set(session.scalars(
+        update(PHOTOS)
+        .where(p.id.in_([u.id for u in updates]), p.lease_owner == worker_id, p.status == "processing",
+               tuple_(p.id, p.attempts).in_([(u.id, u.attempts) for u in updates]))
+        .values(status=per_photo("status", p.status), last_error=per_photo("last_error", None),
+                next_attempt_at=per_photo("next_attempt_at", None, UTCDateTime()),
+                completed_at=func.coalesce(per_photo("completed_at", None, UTCDateTime()), p.completed_at),
+                lease_owner=None, lease_expires_at=None, updated_at=now)
+        .returning(p.id)
+    ))
+
+
+# One JSON document per statement: psycopg dumps Python lists into PostgreSQL arrays element by element in
+# Python, while json.dumps runs in C and json_to_recordset parses on the server. The SQL text stays the same
+# for every batch size.
+_PG_FENCE = text("""
+UPDATE photos AS p
+SET status = u.status, last_error = u.last_error, next_attempt_at = u.next_attempt_at,
+    completed_at = coalesce(u.completed_at, p.completed_at), lease_owner = NULL, lease_expires_at = NULL,
+    updated_at = :now
+FROM json_to_recordset(CAST(:rows AS json))
+     AS u(id bigint, attempts integer, status text, last_error text, next_attempt_at timestamptz,
+          completed_at timestamptz)
+WHERE p.id = u.id AND p.attempts = u.attempts AND p.lease_owner = :worker AND p.status = 'processing'
+RETURNING p.id
+""")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _as_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=_json_default, allow_nan=False, separators=(",", ":"))
+
+
+def _fence(session: Session, worker_id: str, updates: list[_PhotoUpdate], now: datetime) -> set[int]:
+    """Apply each photo's new state where this worker still holds it (owner and attempt); the ids it held."""
+    if session.get_bind().dialect.name != "postgresql":
+        return _fence_sqlite(session, worker_id, updates, now)
+    return set(session.scalars(_PG_FENCE, {"now": now, "worker": worker_id,
+                                           "rows": _as_json([u.__dict__ for u in updates])}))
+
+
+@lru_cache(maxsize=32)
+def _pg_json_insert(table: str, names: tuple[str, ...], returning: tuple[str, ...]) -> Any:
+    """INSERT INTO table (names) SELECT names FROM json_to_recordset(:rows) [RETURNING ...]."""
+    columns = cast(Table, {RESULTS.name: RESULTS, TAGS.name: TAGS}[table]).c
+    dialect = postgresql.dialect()
+    types = ", ".join(f"{n} {columns[n].type.compile(dialect=dialect)}" for n in names)
+    sql = (f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} "
+           f"FROM json_to_recordset(CAST(:rows AS json)) AS u({types})"
+           + (f" RETURNING {', '.join(returning)}" if returning else ""))
+    return text(sql)
+
+
+def _insert(session: Session, table: Table, rows: list[dict[str, Any]], returning: tuple[str, ...] = ()) -> list[Any]:
+    """Insert rows (all with the same keys) in one statement; the RETURNING rows if asked for."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        result = session.execute(_pg_json_insert(table.name, tuple(rows[0]), returning), {"rows": _as_json(rows)})
+        return list(result) if returning else []
+    stmt = insert(table)
+    if returning:
+        return list(session.execute(stmt.returning(*(table.c[n] for n in returning)), rows))
+    session.execute(stmt, rows)
+    return []
 
 
 def record_batch(*, worker_id: str, outcomes: Sequence[Outcome], now: datetime | None = None) -> RecordReport:
@@ -206,69 +287,46 @@ def record_batch(*, worker_id: str, outcomes: Sequence[Outcome], now: datetime |
         return RecordReport(recorded=0, lost_lease=0, retried=0, failed=0, cost_micros=0)
     _check(outcomes)
     now = now or utcnow()
-    p = PHOTOS.c
     with write_session() as s:
         rules = _rules(s, {o.photo.organization_id for o in outcomes})
+        updates: list[_PhotoUpdate] = []
         rows: dict[int, dict[str, Any]] = {}
-        status: dict[int, str] = {}
-        errors: dict[int, str | None] = {}
-        retry_at: dict[int, datetime] = {}
         verdicts: dict[int, list[str]] = {}
         for o in outcomes:
             pid = o.photo.id
+            err: str | None
             if not o.final:
-                status[pid] = "pending"
-                retry_at[pid] = cast(datetime, o.retry_at)
-                errors[pid] = error_text(o.error.kind, o.error.message) if o.error else "retry requested"
+                err = error_text(o.error.kind, o.error.message) if o.error else "retry requested"
+                updates.append(_PhotoUpdate(pid, o.photo.attempts, "pending", err, o.retry_at, None))
                 continue
             if o.result is None:
-                err = cast(ProviderError, o.error)
-                status[pid] = "failed"
-                errors[pid] = error_text(err.kind, err.message)
+                error = cast(ProviderError, o.error)
+                status, err = "failed", error_text(error.kind, error.message)
             else:
                 rule = rules[o.photo.organization_id]
                 verdicts[pid] = [rule.verdict(t.label, t.confidence) for t in o.result.tags]
-                status[pid] = rule.photo_status(verdicts[pid])
-                errors[pid] = None
-            rows[pid] = _result_row(o, status[pid], now, worker_id)
+                status, err = rule.photo_status(verdicts[pid]), None
+            updates.append(_PhotoUpdate(pid, o.photo.attempts, status, err, None, now))
+            rows[pid] = _result_row(o, status, now, worker_id)
 
-        final = {pid: now for pid in rows}
-        n = len(outcomes)
-        fence = (p.id.in_(list(status)), p.lease_owner == worker_id, p.status == "processing",
-                 tuple_(p.id, p.attempts).in_([(o.photo.id, o.photo.attempts) for o in outcomes]))
-        held = set(s.scalars(
-            update(PHOTOS).where(*fence)
-            .values(status=_by_id(status, p.status, photos=n), last_error=_by_id(errors, None, photos=n),
-                    next_attempt_at=_by_id(retry_at, None, photos=n, type_=UTCDateTime()),
-                    completed_at=_by_id(final, p.completed_at, photos=n, type_=UTCDateTime()),
-                    lease_owner=None, lease_expires_at=None, updated_at=now)
-            .returning(p.id)
-        ))
-
-        results = [rows[pid] for pid in rows if pid in held]
-        result_ids: dict[int, int] = {}
-        if results:
-            returned = s.execute(insert(RESULTS).returning(RESULTS.c.id, RESULTS.c.photo_id), results).all()
-            result_ids = {int(row.photo_id): int(row.id) for row in returned}
-        tags: list[dict[str, Any]] = []
-        for o in outcomes:
-            if o.photo.id in result_ids and o.result is not None:
-                rid, pid = result_ids[o.photo.id], o.photo.id
-                tags.extend(
-                    {"organization_id": o.photo.organization_id, "photo_id": pid, "result_id": rid,
-                     "label": t.label, "confidence": t.confidence, "source": "ai", "review_state": v,
-                     "created_at": now}
-                    for t, v in zip(o.result.tags, verdicts[pid], strict=True))
-        if tags:
-            s.execute(insert(TAGS), tags)
+        held = _fence(s, worker_id, updates, now)
+        results = [row for pid, row in rows.items() if pid in held]
+        result_ids = {int(photo_id): int(rid) for rid, photo_id in _insert(s, RESULTS, results, ("id", "photo_id"))}
+        tags = [
+            {"organization_id": o.photo.organization_id, "photo_id": o.photo.id, "result_id": result_ids[o.photo.id],
+             "label": t.label, "confidence": t.confidence, "source": "ai", "review_state": v, "created_at": now}
+            for o in outcomes if o.result is not None and o.photo.id in result_ids
+            for t, v in zip(o.result.tags, verdicts[o.photo.id], strict=True)
+        ]
+        _insert(s, TAGS, tags)
         rollups = _Rollups()
         hour = floor_hour(now)
         for r in results:
             rollups.add(r, hour)
         rollups.upsert(s)
-    failed = sum(1 for r in results if r["status"] == "failed")
     return RecordReport(recorded=len(results), lost_lease=len(outcomes) - len(held),
-                        retried=sum(1 for pid in retry_at if pid in held), failed=failed,
+                        retried=sum(1 for u in updates if u.status == "pending" and u.id in held),
+                        failed=sum(1 for r in results if r["status"] == "failed"),
                         cost_micros=sum(r["api_cost_micros"] for r in results))
 
 
@@ -300,7 +358,7 @@ def record_reaped(session: Session, *, rows: Sequence[Row[Any]], now: datetime) 
             "trace": [{"step": "reaper", "outcome": "lease_expired", "attempts": r.attempts, "ms": ran_ms}],
             "worker_id": None, "created_at": now,
         })
-    session.execute(insert(RESULTS), results)
+    _insert(session, RESULTS, results)
     rollups = _Rollups()
     hour = floor_hour(now)
     for row in results:

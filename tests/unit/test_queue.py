@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -217,9 +219,18 @@ def test_concurrent_threads_never_claim_a_photo_twice(org: int) -> None:
     assert len(owners) >= 2 and attempts == {1}
 
 
+# Each process imports everything, reports ready and waits for the go file, so they really run side by side.
+START_BARRIER = """
+import os, sys, time
+open(sys.argv[3] + "." + sys.argv[1], "w").close()
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.005)
+"""
+
 CLAIM_SCRIPT = """
 import json, sys
 from aiconsole import queue
+""" + START_BARRIER + """
 worker_id = sys.argv[1]
 seen = []
 while batch := queue.claim_batch(worker_id=worker_id, limit=int(sys.argv[2]), lease_seconds=60):
@@ -228,14 +239,22 @@ print(json.dumps(seen))
 """
 
 
-def claim_in_processes(settings: Settings, n_processes: int, limit: int) -> list[list[int]]:
-    """Run `n_processes` Python processes that each claim until the queue is empty; their claimed ids."""
+def run_processes(settings: Settings, script: str, n_processes: int, limit: int) -> list[Any]:
+    """Run `script` in `n_processes` Python processes started together; each one's JSON output."""
     env = {**os.environ, "AICONSOLE_DATA_DIR": str(settings.data_dir)}
     if settings.database_url:
         env["AICONSOLE_DATABASE_URL"] = settings.database_url
-    procs = [subprocess.Popen([sys.executable, "-c", CLAIM_SCRIPT, f"proc{i}", str(limit)], cwd=ROOT, env=env,
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    go = settings.data_dir / f"go-{uuid.uuid4().hex}"
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"proc{i}", str(limit), str(go)], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(n_processes)]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{go}.proc{i}").exists() for i in range(n_processes)):
+        dead = [p.communicate()[1] for p in procs if p.poll() is not None]
+        assert time.monotonic() < deadline and not dead, f"a process did not start: {dead}"
+        time.sleep(0.01)
+    go.touch()
     out = []
     for p in procs:
         stdout, stderr = p.communicate(timeout=180)
@@ -246,7 +265,7 @@ def claim_in_processes(settings: Settings, n_processes: int, limit: int) -> list
 
 def test_concurrent_processes_never_claim_a_photo_twice(org: int, any_settings: Settings) -> None:
     ids = add_photos(org, 600)
-    claimed = claim_in_processes(any_settings, 3, limit=5)
+    claimed = run_processes(any_settings, CLAIM_SCRIPT, 3, limit=5)
     flat = [i for part in claimed for i in part]
     assert sorted(flat) == ids
     assert sum(1 for part in claimed if part) >= 2  # they really ran side by side

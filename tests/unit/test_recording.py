@@ -4,11 +4,7 @@ lease fencing, and hourly rollups that equal `rollups.rebuild_rollups` on the sa
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import random
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -40,7 +36,6 @@ def _queue_tests() -> ModuleType:
 
 qt = _queue_tests()
 add_photos, photo, set_config, T0 = qt.add_photos, qt.photo, qt.set_config, qt.T0
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def result(tags: list[tuple[str, float]], *, provider: str = "gemini", model: str = "gemini-2.5-flash",
@@ -301,6 +296,7 @@ from aiconsole import queue, recording
 from aiconsole.db.types import utcnow
 from aiconsole.errors import ProviderError
 from aiconsole.providers.base import ProviderResult, Tag
+""" + qt.START_BARRIER + """
 worker_id, limit = sys.argv[1], int(sys.argv[2])
 totals = {"recorded": 0, "lost": 0, "retried": 0}
 while True:
@@ -328,22 +324,6 @@ print(json.dumps(totals))
 """
 
 
-def run_pipeline_processes(settings: Settings, n_processes: int, limit: int) -> list[dict[str, int]]:
-    """Processes that claim and record (1 in 7 photos retried once) until the queue is drained."""
-    env = {**os.environ, "AICONSOLE_DATA_DIR": str(settings.data_dir)}
-    if settings.database_url:
-        env["AICONSOLE_DATABASE_URL"] = settings.database_url
-    procs = [subprocess.Popen([sys.executable, "-c", PIPELINE_SCRIPT, f"proc{i}", str(limit)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(n_processes)]
-    out = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=240)
-        assert p.returncode == 0, stderr
-        out.append(json.loads(stdout))
-    return out
-
-
 def check_every_photo_has_one_result(org: int, n: int) -> None:
     with service_session() as s:
         per_photo = {pid: n for pid, n in s.execute(select(AiProcessingResult.photo_id, func.count())
@@ -363,7 +343,7 @@ def check_every_photo_has_one_result(org: int, n: int) -> None:
 
 def test_concurrent_processes_record_every_photo_exactly_once(org: int, any_settings: Settings) -> None:
     add_photos(org, 400, start=datetime.now(UTC) - timedelta(minutes=5), step_s=0.001)
-    totals = run_pipeline_processes(any_settings, 3, limit=10)
+    totals = qt.run_processes(any_settings, PIPELINE_SCRIPT, 3, limit=10)
     assert sum(t["recorded"] for t in totals) == 400
     assert sum(t["lost"] for t in totals) == 0
     assert sum(1 for t in totals if t["recorded"]) >= 2
