@@ -32,8 +32,7 @@ EXIT_ERROR = 2
 
 app = typer.Typer(
     name="aiconsole",
-    help="Run and administer the aiconsole photo-tagging console. "
-         "(The processing worker arrives with the pipeline issue; `up` starts the console alone for now.)",
+    help="Run and administer the aiconsole photo-tagging console and its processing workers.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -258,18 +257,32 @@ def streamlit_command(*, app_path: Path, host: str, port: int, headless: bool) -
             "--browser.gatherUsageStats", "false"]
 
 
-def run_forwarding_signals(command: Sequence[str]) -> int:
-    """Run `command`, pass SIGINT/SIGTERM on to it, and return its exit code (128+N if killed by N)."""
-    # Its own session, so a terminal's Ctrl-C reaches the child once, through us, not twice.
+def run_forwarding_signals(command: Sequence[str], *, companions: Sequence[Sequence[str]] = ()) -> int:
+    """Run `command` (and `companions` beside it), pass SIGINT/SIGTERM on, return `command`'s exit code.
+
+    Companions (the worker next to the console) are stopped with SIGTERM when the main command ends, and
+    given time to finish what they hold.
+    """
+    # Own sessions, so a terminal's Ctrl-C reaches each child once, through us, not twice.
     child = subprocess.Popen(list(command), start_new_session=True)  # noqa: S603 (our own argv)
+    others = [subprocess.Popen(list(c), start_new_session=True) for c in companions]  # noqa: S603
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        if child.poll() is None:
-            child.send_signal(signum)
+        for proc in (child, *others):
+            if proc.poll() is None:
+                proc.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = child.wait()
+        for proc in others:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in others:
+            try:
+                proc.wait(timeout=COMPANION_STOP_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -283,11 +296,11 @@ def up(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default AICONSOLE_HOST).")] = None,
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not seed the demo on an empty database.")] = False,
     open_browser: Annotated[bool, typer.Option("--open-browser", help="Open the console in a web browser.")] = False,
+    workers: Annotated[int, typer.Option(min=0, max=16, help="Worker processes to start beside the console.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Provider calls in flight per worker.")] = 4,
 ) -> None:
-    """Migrate, seed the demo organization if the database has none, and run the console until stopped.
-
-    The processing worker arrives with the pipeline issue; for now `up` starts the console alone.
-    """
+    """Migrate, seed the demo organization if the database has none, and run the console and a worker until
+    stopped (Ctrl+C stops both; the worker finishes the photos it holds)."""
     settings = _settings()
     host = host or settings.host
     port = port or settings.port
@@ -317,10 +330,22 @@ def up(
     if open_browser:
         # Streamlit stays headless (otherwise it asks for an email on first run and dies without a terminal).
         threading.Timer(3.0, webbrowser.open, args=(f"http://{shown}:{port}",)).start()
-    code = run_forwarding_signals(streamlit_command(app_path=app_path, host=host, port=port, headless=True))
+    worker_cmd = [sys.executable, "-m", "aiconsole", "worker", "--concurrency", str(concurrency)]
+    if workers:
+        typer.echo(f"Starting {workers} worker process(es), concurrency {concurrency} each.")
+    code = run_forwarding_signals(streamlit_command(app_path=app_path, host=host, port=port, headless=True),
+                                  companions=[worker_cmd] * workers)
     raise typer.Exit(code)
+
+
+COMPANION_STOP_S = 40.0
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `aiconsole` script and `python -m aiconsole`."""
     app(args=list(argv) if argv is not None else None, prog_name="aiconsole")
+
+
+# The pipeline commands (worker, enqueue, emulate) register themselves on `app`; imported last because
+# they import from this module.
+from aiconsole import cli_pipeline  # noqa: E402, F401
