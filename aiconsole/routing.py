@@ -76,14 +76,77 @@ def _storage(redis_url: str | None) -> MemoryStorage | RedisStorage:
         return storage
 
 
+class _Pacer:
+    """Keeps consecutive requests of one limiter at least `interval_s` apart, across processes via Redis.
+
+    One `SET key 1 PX interval NX` per request: it succeeds for one caller per interval; the others learn
+    from PTTL how long to wait. In memory it is a lock and the next free instant.
+    """
+
+    def __init__(self, key: str, interval_s: float, redis_url: str | None) -> None:
+        self.key = f"{KEY_PREFIX}:pace:{key}"
+        self.interval_ms = max(1, round(interval_s * 1000))
+        self._redis = _redis_client(redis_url) if redis_url else None
+        self._lock = threading.Lock()
+        self._next_free = 0.0
+
+    def take(self) -> float:
+        """0 when this caller may go now (and the next one must wait), else seconds to wait first."""
+        if self._redis is None:
+            with self._lock:
+                now = time.monotonic()
+                if now >= self._next_free:
+                    self._next_free = now + self.interval_ms / 1000
+                    return 0.0
+                return self._next_free - now
+        if self._redis.set(self.key, b"1", px=self.interval_ms, nx=True):
+            return 0.0
+        ttl_ms = int(self._redis.pttl(self.key))
+        return max(0.0005, ttl_ms / 1000) if ttl_ms > 0 else 0.0005
+
+
+_redis_clients: dict[str, Any] = {}
+_pacers: dict[str, _Pacer] = {}
+
+
+def _redis_client(url: str) -> Any:
+    import redis
+
+    with _storage_lock:
+        client = _redis_clients.get(url)
+        if client is None:
+            client = _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=2.0)
+        return client
+
+
+def _pacer(key: str, interval_s: float, redis_url: str | None) -> _Pacer:
+    name = f"{redis_url}:{key}:{interval_s}"
+    with _storage_lock:
+        pacer = _pacers.get(name)
+    if pacer is None:
+        pacer = _Pacer(key, interval_s, redis_url)
+        with _storage_lock:
+            pacer = _pacers.setdefault(name, pacer)
+    return pacer
+
+
 class RateLimiter:
     """A provider's request rate, shared by every worker through Redis (or by this process's threads).
 
-    The window is enforced `guard_s` longer than it says (600/min: at most 10 in any 1.03 s): between
-    taking a slot and the request reaching the provider lie a few milliseconds of thread scheduling
-    that differ from request to request, and without the guard two requests a second apart could
-    arrive 0.99 s apart. The guard costs `guard_s / window` of the throughput (3% at 1 s windows).
+    The quota is the `limits` moving window: at most `amount` requests in any `window_s`. Two
+    additions make it hold where it is measured, at the provider, not only where slots are handed out:
+
+    - a guard: the window is enforced `guard_s` longer than it says (600/min: at most 10 in any 1.03 s),
+      because the time between taking a slot and the request's arrival varies by some milliseconds;
+      it costs `guard_s / window` of the throughput (3% at 1 s windows);
+    - pacing: consecutive requests are at least 80% of the average spacing apart (600/min: 80 ms), so
+      a window's quota is not spent in one burst whose requests then queue for the CPU and arrive
+      spread out, some of them late enough to crowd the next window. Rates above ~160/s (spacing
+      under 5 ms) are not paced; there a burst is short compared to the window.
     """
+
+    PACE_SHARE = 0.8
+    MIN_PACE_S = 0.005
 
     def __init__(self, provider: str, per_minute: int, redis_url: str | None = None, *, scope: str = "",
                  guard_s: float = 0.03) -> None:
@@ -99,6 +162,8 @@ class RateLimiter:
         self._ids = (provider, scope) if scope else (provider,)
         self._key = self.item.key_for(*self._ids)
         self._local = _local_lock(f"{self.backend}:{redis_url}:{self._key}")
+        pace = self.PACE_SHARE * self.window_s / self.amount
+        self._pacer = _pacer(self._key, pace, redis_url) if pace >= self.MIN_PACE_S else None
 
     def acquire(self, timeout_s: float) -> bool:
         """Take one request slot, waiting up to `timeout_s`; False when none freed up in time."""
@@ -110,15 +175,19 @@ class RateLimiter:
             while True:
                 oldest, count = self._storage.get_moving_window(self._key, self.amount,
                                                                 self.window_s + self.guard_s)  # type: ignore[arg-type]
-                if count < self.amount and self._limiter.hit(self.item, *self._ids):
-                    return True
+                if count >= self.amount:
+                    # Full: sleep until the oldest request leaves the guarded window.
+                    wait = oldest + self.window_s + self.guard_s - time.time()
+                else:
+                    wait = self._pacer.take() if self._pacer is not None else 0.0
+                    if wait <= 0 and self._limiter.hit(self.item, *self._ids):
+                        return True
+                    # Otherwise another worker took the slot between our look and our hit: look again.
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                # Full: sleep until the oldest request leaves the guarded window. Otherwise another
-                # worker took the slot between our look and our hit; look again shortly.
-                wait = oldest + self.window_s + self.guard_s - time.time() if count >= self.amount else 0.0
-                time.sleep(min(left, max(0.0, wait) + random.uniform(0.0005, 0.003)))
+                # A little jitter keeps waiting workers from all trying again at the same instant.
+                time.sleep(min(left, max(0.0, wait) + random.uniform(0.0002, 0.002)))
         except Exception as exc:  # redis.ConnectionError and friends: the limiter cannot vouch for the rate
             raise ProviderError(
                 f"The shared rate limiter for {self.provider} is unavailable ({type(exc).__name__}: {exc}).",
@@ -323,10 +392,14 @@ class BudgetStatus:
 
 def budget_reason(*, spent_today: int, spent_month: int, daily: int | None, monthly: int | None) -> str | None:
     """The pause reason when a budget is used up, else None."""
+    def usd(micros: int, budget: int) -> str:
+        # Cents for budgets of a dollar or more; a $0.0050 test budget needs four places to read.
+        return format_usd(micros, places=2 if budget >= 1_000_000 else 4)
+
     if daily is not None and spent_today >= daily:
-        return f"Daily budget of {format_usd(daily)} reached ({format_usd(spent_today)} spent today)."
+        return f"Daily budget of {usd(daily, daily)} reached ({usd(spent_today, daily)} spent today)."
     if monthly is not None and spent_month >= monthly:
-        return f"Monthly budget of {format_usd(monthly)} reached ({format_usd(spent_month)} spent this month)."
+        return f"Monthly budget of {usd(monthly, monthly)} reached ({usd(spent_month, monthly)} spent this month)."
     return None
 
 

@@ -123,9 +123,18 @@ class Caller:
         wanted = setup.settings()
         with self._lock:
             held = self._providers.get((org, setup.provider))
-            if held is None or held[0] != wanted:
-                held = self._providers[(org, setup.provider)] = (wanted, self._factory(setup.provider, wanted))
-            return held[1]
+            if held is not None and held[0] == wanted:
+                return held[1]
+        provider = self._factory(setup.provider, wanted)
+        # Build the SDK client now, before a rate-limit slot is taken: the first call of a process would
+        # otherwise spend up to a second creating it, and requests whose slots were taken a second apart
+        # would reach the provider together. (The providers create their clients lazily.)
+        warm = getattr(provider, "warm_up", None) or getattr(provider, "_get_client", None)
+        if callable(warm):
+            warm()
+        with self._lock:
+            self._providers[(org, setup.provider)] = (wanted, provider)
+        return provider
 
     def drain_stats(self) -> dict[tuple[int, str], CallStats]:
         """The calls since the last drain, by (organization, provider)."""
@@ -149,6 +158,13 @@ class Caller:
         org, name = ctx.organization_id, decision.provider
         setup = ctx.setup(name)
         breaker = self.breaker(org, name)
+        try:
+            provider = self._provider(org, setup)
+        except ProviderError as exc:  # e.g. no credentials: the provider is unusable, which the breaker counts
+            breaker.record(not is_provider_fault(exc))
+            self.metrics.observe_call(provider=name, seconds=0.0, error_kind=exc.kind)
+            self._note(org, name, 0, exc)
+            raise
         waited = time.perf_counter()
         try:
             got = self._limiter(org, setup).acquire(self.options.rate_limit_timeout_s)
@@ -170,7 +186,7 @@ class Caller:
         started = time.perf_counter()
         error: ProviderError | None = None
         try:
-            return self._provider(org, setup).analyze(image, request)
+            return provider.analyze(image, request)
         except ProviderError as exc:
             error = exc
             raise

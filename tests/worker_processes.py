@@ -174,3 +174,29 @@ def _main(raw: str) -> None:
 
 if __name__ == "__main__":
     _main(sys.argv[1])
+
+
+class InProcessWorker:
+    """A Worker running on a thread of the test process (`with InProcessWorker(...) as w:`), stopped on exit."""
+
+    def __init__(self, *, concurrency: int = 4, batch_size: int = 8, lease_seconds: int = 30,
+                 poll_interval_s: float = 0.05, stop_timeout_s: float = 10.0, **options: Any) -> None:
+        import threading
+
+        from aiconsole.worker import Worker, WorkerOptions
+        from aiconsole.worker_calls import CallOptions
+
+        calls = CallOptions(**options.pop("calls", {}))
+        self.worker = Worker(f"inproc-{uuid.uuid4().hex[:6]}", concurrency, batch_size, lease_seconds,
+                             poll_interval_s, options=WorkerOptions(calls=calls, install_signal_handlers=False,
+                                                                    stop_timeout_s=stop_timeout_s, **options))
+        self.thread = threading.Thread(target=self.worker.run, name="test-worker", daemon=True)
+
+    def __enter__(self) -> Any:
+        self.thread.start()
+        return self.worker
+
+    def __exit__(self, *exc: object) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the worker did not stop"
