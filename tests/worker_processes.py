@@ -137,7 +137,7 @@ def start_workers(n: int, *, log_dir: Path, **config: Any) -> list[subprocess.Po
 
 def worker_id_of(proc: subprocess.Popen[bytes]) -> str:
     """The worker id a process from `start_workers` registers under."""
-    return str(json.loads(proc.args[2])["worker_id"])  # type: ignore[index]
+    return str(json.loads(str(proc.args[2]))["worker_id"])  # type: ignore[index]
 
 
 def stop_workers(procs: Iterable[subprocess.Popen[bytes]], *, timeout_s: float = 30.0) -> list[int]:
