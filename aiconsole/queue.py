@@ -44,6 +44,7 @@ PHOTOS = cast(Table, Photo.__table__)
 CONFIG = cast(Table, PipelineConfig.__table__)
 WORKERS = cast(Table, Worker.__table__)
 MAX_ERROR_CHARS = 4000
+REAP_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -215,23 +216,40 @@ def reap_expired(*, now: datetime | None = None, max_attempts_default: int = 3) 
     """Photos whose lease expired go back to pending, or fail (with a failed result) after the org's max attempts.
 
     The org's pipeline_config.max_retries is its attempt budget (max_attempts_default without a config).
-    A photo's earlier error stays in last_error after the lease message.
+    A photo's earlier error stays in last_error after the lease message. Works in chunks of REAP_CHUNK
+    photos, one transaction each.
     """
-    from aiconsole import recording  # recording imports this module's ClaimedPhoto
-
     _positive("max_attempts_default", max_attempts_default)
     now = now or utcnow()
+    requeued = failed = 0
+    while True:
+        chunk_requeued, chunk_failed, seen = _reap_chunk(now, max_attempts_default)
+        requeued += chunk_requeued
+        failed += chunk_failed
+        if seen < REAP_CHUNK:
+            return ReapReport(requeued=requeued, failed=failed)
+
+
+def _reap_chunk(now: datetime, max_attempts_default: int) -> tuple[int, int, int]:
+    from aiconsole import recording  # recording imports this module's ClaimedPhoto
+
     p = PHOTOS.c
     max_attempts = func.coalesce(
         select(CONFIG.c.max_retries).where(CONFIG.c.organization_id == p.organization_id).scalar_subquery(),
         max_attempts_default,
     )
-    expired = and_(p.status == "processing", or_(p.lease_expires_at.is_(None), p.lease_expires_at < now))
     previous = func.coalesce(literal("; previous error: ") + p.last_error, "")
     attempt = sql_cast(p.attempts, String)
     with write_session() as s:
+        # Lock the expired rows first, in id order, skipping rows locked right now: those belong to a worker
+        # recording its outcome at this very moment (it was alive after all) or to another reaper.
+        ids = list(s.scalars(
+            select(p.id).where(p.status == "processing", or_(p.lease_expires_at.is_(None), p.lease_expires_at < now))
+            .order_by(p.id).limit(REAP_CHUNK).with_for_update(skip_locked=True)))
+        if not ids:
+            return 0, 0, 0
         failed = s.execute(
-            update(PHOTOS).where(expired, p.attempts >= max_attempts)
+            update(PHOTOS).where(p.id.in_(ids), p.status == "processing", p.attempts >= max_attempts)
             .values(status="failed", lease_owner=None, lease_expires_at=None, completed_at=now, updated_at=now,
                     last_error=func.substr(
                         literal("Lease expired on attempt ") + attempt + " of " + sql_cast(max_attempts, String)
@@ -239,7 +257,7 @@ def reap_expired(*, now: datetime | None = None, max_attempts_default: int = 3) 
             .returning(p.id, p.organization_id, p.attempts, p.created_at, p.started_at, p.last_error)
         ).all()
         requeued = _rowcount(s.execute(
-            update(PHOTOS).where(expired)
+            update(PHOTOS).where(p.id.in_(ids), p.status == "processing")
             .values(status="pending", lease_owner=None, lease_expires_at=None, updated_at=now,
                     last_error=func.substr(
                         literal("Lease expired on attempt ") + attempt + " (its worker stopped heartbeating)"
@@ -247,4 +265,4 @@ def reap_expired(*, now: datetime | None = None, max_attempts_default: int = 3) 
         ))
         if failed:
             recording.record_reaped(s, rows=failed, now=now)
-    return ReapReport(requeued=requeued, failed=len(failed))
+    return requeued, len(failed), len(ids)

@@ -221,9 +221,7 @@ def _fence_sqlite(session: Session, worker_id: str, updates: list[_PhotoUpdate],
     ))
 
 
-# One JSON document per statement: psycopg dumps Python lists into PostgreSQL arrays element by element in
-# Python, while json.dumps runs in C and json_to_recordset parses on the server. The SQL text stays the same
-# for every batch size.
+# The per-photo values travel as one JSON document (see _insert_results for why).
 _PG_FENCE = text("""
 UPDATE photos AS p
 SET status = u.status, last_error = u.last_error, next_attempt_at = u.next_attempt_at,
@@ -255,30 +253,50 @@ def _fence(session: Session, worker_id: str, updates: list[_PhotoUpdate], now: d
                                            "rows": _as_json([u.__dict__ for u in updates])}))
 
 
-@lru_cache(maxsize=32)
-def _pg_json_insert(table: str, names: tuple[str, ...], returning: tuple[str, ...]) -> Any:
-    """INSERT INTO table (names) SELECT names FROM json_to_recordset(:rows) [RETURNING ...]."""
-    columns = cast(Table, {RESULTS.name: RESULTS, TAGS.name: TAGS}[table]).c
+@lru_cache(maxsize=8)
+def _pg_insert_results(names: tuple[str, ...], with_tags: bool) -> Any:
+    """Result rows from one JSON document; with_tags: their photo_tags too, in the same statement.
+
+    Each JSON row carries the result's columns plus `verdicts`, the review state of each of its tags in
+    order; the tags themselves are the result's own `tags` array, so they travel (and are parsed) once.
+    """
     dialect = postgresql.dialect()
-    types = ", ".join(f"{n} {columns[n].type.compile(dialect=dialect)}" for n in names)
-    sql = (f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} "
-           f"FROM json_to_recordset(CAST(:rows AS json)) AS u({types})"
-           + (f" RETURNING {', '.join(returning)}" if returning else ""))
-    return text(sql)
+    types = ", ".join(f"{n} {RESULTS.c[n].type.compile(dialect=dialect)}" for n in names)
+    cols = ", ".join(names)
+    rows = f"SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS j({types}, verdicts json)"
+    if not with_tags:
+        return text(f"INSERT INTO {RESULTS.name} ({cols}) SELECT {cols} FROM ({rows}) AS u")
+    return text(f"""
+WITH u AS MATERIALIZED ({rows}),
+r AS (INSERT INTO {RESULTS.name} ({cols}) SELECT {cols} FROM u RETURNING id, photo_id)
+INSERT INTO {TAGS.name} (organization_id, photo_id, result_id, label, confidence, source, review_state, created_at)
+SELECT u.organization_id, u.photo_id, r.id, e.tag ->> 'label', CAST(e.tag ->> 'confidence' AS double precision),
+       'ai', u.verdicts ->> CAST(e.i - 1 AS integer), u.created_at
+FROM u JOIN r ON r.photo_id = u.photo_id
+CROSS JOIN LATERAL jsonb_array_elements(u.tags) WITH ORDINALITY AS e(tag, i)
+ORDER BY u.photo_id, e.i
+""")
 
 
-def _insert(session: Session, table: Table, rows: list[dict[str, Any]], returning: tuple[str, ...] = ()) -> list[Any]:
-    """Insert rows (all with the same keys) in one statement; the RETURNING rows if asked for."""
-    if not rows:
-        return []
+def _insert_results(session: Session, results: list[dict[str, Any]], verdicts: dict[int, list[str]]) -> None:
+    """Insert result rows and, for each, one photo_tags row per tag with its verdict."""
+    if not results:
+        return
+    names = tuple(results[0])
     if session.get_bind().dialect.name == "postgresql":
-        result = session.execute(_pg_json_insert(table.name, tuple(rows[0]), returning), {"rows": _as_json(rows)})
-        return list(result) if returning else []
-    stmt = insert(table)
-    if returning:
-        return list(session.execute(stmt.returning(*(table.c[n] for n in returning)), rows))
-    session.execute(stmt, rows)
-    return []
+        # One statement, one JSON parameter: psycopg would dump Python lists into arrays element by element
+        # in Python, while json.dumps runs in C; the SQL text is the same for every batch size.
+        doc = _as_json([{**r, "verdicts": verdicts.get(r["photo_id"], [])} for r in results])
+        session.execute(_pg_insert_results(names, bool(verdicts)), {"rows": doc})
+        return
+    returned = session.execute(insert(RESULTS).returning(RESULTS.c.id, RESULTS.c.photo_id), results)
+    ids = {int(photo_id): int(rid) for rid, photo_id in returned}
+    tags = [{"organization_id": r["organization_id"], "photo_id": r["photo_id"], "result_id": ids[r["photo_id"]],
+             "label": t["label"], "confidence": t["confidence"], "source": "ai", "review_state": v,
+             "created_at": r["created_at"]}
+            for r in results for t, v in zip(r["tags"], verdicts.get(r["photo_id"], []), strict=True)]
+    if tags:
+        session.execute(insert(TAGS), tags)
 
 
 def record_batch(*, worker_id: str, outcomes: Sequence[Outcome], now: datetime | None = None) -> RecordReport:
@@ -309,16 +327,11 @@ def record_batch(*, worker_id: str, outcomes: Sequence[Outcome], now: datetime |
             updates.append(_PhotoUpdate(pid, o.photo.attempts, status, err, None, now))
             rows[pid] = _result_row(o, status, now, worker_id)
 
+        # Id order: concurrent writers to overlapping photos (a stale duplicate) lock them in the same order.
+        updates.sort(key=lambda u: u.id)
         held = _fence(s, worker_id, updates, now)
         results = [row for pid, row in rows.items() if pid in held]
-        result_ids = {int(photo_id): int(rid) for rid, photo_id in _insert(s, RESULTS, results, ("id", "photo_id"))}
-        tags = [
-            {"organization_id": o.photo.organization_id, "photo_id": o.photo.id, "result_id": result_ids[o.photo.id],
-             "label": t.label, "confidence": t.confidence, "source": "ai", "review_state": v, "created_at": now}
-            for o in outcomes if o.result is not None and o.photo.id in result_ids
-            for t, v in zip(o.result.tags, verdicts[o.photo.id], strict=True)
-        ]
-        _insert(s, TAGS, tags)
+        _insert_results(s, results, {pid: v for pid, v in verdicts.items() if v and pid in held})
         rollups = _Rollups()
         hour = floor_hour(now)
         for r in results:
@@ -358,7 +371,7 @@ def record_reaped(session: Session, *, rows: Sequence[Row[Any]], now: datetime) 
             "trace": [{"step": "reaper", "outcome": "lease_expired", "attempts": r.attempts, "ms": ran_ms}],
             "worker_id": None, "created_at": now,
         })
-    _insert(session, RESULTS, results)
+    _insert_results(session, results, {})
     rollups = _Rollups()
     hour = floor_hour(now)
     for row in results:

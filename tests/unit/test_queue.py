@@ -194,6 +194,23 @@ def test_reaper_uses_the_default_attempt_budget_without_a_config(org: int) -> No
     assert p.last_error.count("Lease expired on attempt") == 3
 
 
+def test_reaper_works_through_a_large_backlog_in_chunks(org: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queue, "REAP_CHUNK", 3)
+    set_config(org, max_retries=1)
+    add_photos(org, 5, tag="done")  # these exhaust their single attempt
+    now = T0 + timedelta(hours=1)
+    queue.claim_batch(worker_id="w", limit=5, lease_seconds=10, now=now)
+    set_config(org, max_retries=2)
+    add_photos(org, 3, tag="more", start=T0 + timedelta(minutes=30))
+    queue.claim_batch(worker_id="w", limit=3, lease_seconds=10, now=now)
+    with service_session() as s:
+        s.execute(update(Photo).where(Photo.storage_uri.like("mem://done/%")).values(attempts=2))
+    assert queue.reap_expired(now=now + timedelta(seconds=11)) == queue.ReapReport(requeued=3, failed=5)
+    with service_session() as s:
+        assert s.scalar(select(func.count()).select_from(AiProcessingResult)) == 5
+        assert s.scalar(select(func.count()).select_from(Photo).where(Photo.status == "processing")) == 0
+
+
 def _claim_all(worker_id: str, seen: list[int], errors: list[BaseException]) -> None:
     try:
         while batch := queue.claim_batch(worker_id=worker_id, limit=7, lease_seconds=60):
