@@ -89,30 +89,36 @@ def read_input(ref: str, settings: Settings) -> tuple[str, bytes]:
 
 
 def enqueue_refs(actor: Actor, refs: Iterable[str], *, priority: int, settings: Settings) -> EnqueueReport:
-    """Enqueue files, folders and URLs in bounded batches; a file that cannot be read is reported, not fatal."""
-    report = EnqueueReport()
-    batch: list[tuple[str, bytes]] = []
+    """Enqueue files, folders and URLs in bounded batches; a file that cannot be read is reported, not fatal.
+
+    Verdicts come back in the order the inputs were given.
+    """
+    verdicts: list[FileVerdict | None] = []
+    batch: list[tuple[int, str, bytes]] = []
     size = 0
 
     def flush() -> None:
         nonlocal batch, size
         if batch:
-            report.verdicts.extend(enqueue_files(actor, batch, priority=priority, source="cli",
-                                                 settings=settings).verdicts)
+            done = enqueue_files(actor, [(name, data) for _, name, data in batch], priority=priority,
+                                 source="cli", settings=settings).verdicts
+            for (slot, _, _), verdict in zip(batch, done, strict=True):
+                verdicts[slot] = verdict
         batch, size = [], 0
 
     for ref in expand_paths(refs):
+        verdicts.append(None)
         try:
             name, data = read_input(ref, settings)
         except ValidationFailed as exc:
-            report.verdicts.append(FileVerdict(ref, "rejected", str(exc)))
+            verdicts[-1] = FileVerdict(ref, "rejected", str(exc))
             continue
         if len(batch) >= MAX_FILES_PER_BATCH or size + len(data) > MAX_BATCH_BYTES:
             flush()
-        batch.append((name, data))
+        batch.append((len(verdicts) - 1, name, data))
         size += len(data)
     flush()
-    return report
+    return EnqueueReport(verdicts=[v for v in verdicts if v is not None])
 
 
 # --------------------------------------------------------------------------------------------- commands
