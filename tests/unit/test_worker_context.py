@@ -1,0 +1,117 @@
+"""Organization contexts (what the worker reads per org) and sandboxed prompt rendering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from aiconsole import users
+from aiconsole.config import Settings
+from aiconsole.db import service_session
+from aiconsole.db.models import (
+    Experiment,
+    PipelineConfig,
+    ProcessingRollupHourly,
+    Prompt,
+    PromptLabel,
+    PromptVersion,
+    ProviderConfig,
+)
+from aiconsole.worker_context import (
+    ContextCache,
+    PromptError,
+    PromptSpec,
+    load_org_context,
+    prompt_values,
+    render_prompt,
+)
+
+DEMO_V2 = ("You tag photos for a searchable library. List up to {max_tags} tags covering objects, the scene and the "
+           'photographic style, in {language}. Answer only with JSON: {"tags": [{"label": str, "confidence": '
+           "number}]}.")
+
+
+def test_declared_single_brace_variables_render_and_json_braces_stay() -> None:
+    text = render_prompt(PromptSpec(1, DEMO_V2, ("max_tags", "language")), prompt_values(max_tags=12))
+    assert text == ("You tag photos for a searchable library. List up to 12 tags covering objects, the scene and the "
+                    'photographic style, in English. Answer only with JSON: {"tags": [{"label": str, "confidence": '
+                    "number}]}.")
+
+
+def test_jinja_syntax_and_overrides() -> None:
+    spec = PromptSpec(2, "Tag {{ width }}x{{ height }} {{ content_type }} photos in {{ language|upper }}.", ())
+    assert render_prompt(spec, prompt_values(width=640, height=480, content_type="image/png",
+                                             overrides={"language": "German"})) == (
+        "Tag 640x480 image/png photos in GERMAN.")
+
+
+def test_undeclared_braces_are_left_alone() -> None:
+    assert render_prompt(PromptSpec(3, "Keep {this} as it is, {max_tags} too.", ()), prompt_values()) == (
+        "Keep {this} as it is, {max_tags} too.")
+
+
+def test_a_variable_without_a_value_is_named() -> None:
+    with pytest.raises(PromptError, match=r"Prompt version 4 uses variable\(s\) audience that have no value"):
+        render_prompt(PromptSpec(4, "For {audience}.", ("audience",)), prompt_values())
+    with pytest.raises(PromptError, match="cannot be rendered"):
+        render_prompt(PromptSpec(5, "Hello {{ nobody }}", ()), prompt_values())
+
+
+def test_the_sandbox_refuses_python_internals() -> None:
+    spec = PromptSpec(6, "{{ ''.__class__.__mro__[1].__subclasses__() }}", ())
+    with pytest.raises(PromptError, match="cannot be rendered"):
+        render_prompt(spec, prompt_values())
+
+
+def test_context_reads_config_providers_production_prompt_experiment_and_units(any_settings: Settings) -> None:
+    org = users.create_organization(name="Ctx Org").id
+    with service_session() as s:
+        p = Prompt(organization_id=org, name="tagger")
+        s.add(p)
+        s.flush()
+        v1 = PromptVersion(organization_id=org, prompt_id=p.id, version=1, content="v1 {max_tags}",
+                           variables=["max_tags"])
+        v2 = PromptVersion(organization_id=org, prompt_id=p.id, version=2, content="v2", variables=[])
+        s.add_all([v1, v2])
+        s.flush()
+        s.add_all([PromptLabel(organization_id=org, prompt_id=p.id, label="production", version_id=v1.id),
+                   PromptLabel(organization_id=org, prompt_id=p.id, label="staging", version_id=v2.id)])
+        s.add(PipelineConfig(organization_id=org, active_provider="gemini", active_model="gemini-2.5-flash",
+                             active_prompt_id=p.id, fallback_provider="local", max_retries=5,
+                             max_cost_per_photo_micros=900, monthly_budget_micros=10_000_000))
+        s.add(ProviderConfig(organization_id=org, provider="gemini", rate_limit_per_minute=120, timeout_seconds=7.5,
+                             endpoint="http://127.0.0.1:1", enabled=True))
+        s.add(ProviderConfig(organization_id=org, provider="google-vision", enabled=False))
+        s.add(Experiment(organization_id=org, name="v2 test", status="running",
+                         started_at=datetime(2025, 1, 1, tzinfo=UTC),
+                         variants=[{"name": "control", "weight": 1, "prompt_version_id": v1.id},
+                                   {"name": "treatment", "weight": 1, "prompt_version_id": v2.id}]))
+        now = datetime.now(UTC)
+        s.add(ProcessingRollupHourly(organization_id=org, hour=now.replace(minute=0, second=0, microsecond=0),
+                                     ai_provider="google-vision", units=321))
+        v1_id, v2_id = v1.id, v2.id
+    with service_session() as s:
+        ctx = load_org_context(s, organization_id=org)
+    assert (ctx.active_provider, ctx.active_model, ctx.fallback_provider) == ("gemini", "gemini-2.5-flash", "local")
+    assert (ctx.max_retries, ctx.max_cost_per_photo_micros, ctx.has_budget) == (5, 900, True)
+    assert ctx.prompt is not None and ctx.prompt.version_id == v1_id and ctx.prompt.variables == ("max_tags",)
+    assert set(ctx.prompt_versions) == {v1_id, v2_id}
+    assert ctx.experiment is not None and [v.name for v in ctx.experiment.variants] == ["control", "treatment"]
+    gemini = ctx.setup("gemini")
+    assert (gemini.rate_limit_per_minute, gemini.timeout_s, gemini.endpoint) == (120, 7.5, "http://127.0.0.1:1")
+    assert not ctx.setup("google-vision").enabled
+    assert ctx.setup("local").enabled and ctx.setup("local").rate_limit_per_minute == 600  # no row: defaults
+    assert ctx.take_vision_units(1) == 321 and ctx.take_vision_units(1) == 322
+
+
+def test_context_cache_reloads_after_its_ttl(any_settings: Settings) -> None:
+    org = users.create_organization(name="Cache Org").id
+    cache = ContextCache(ttl_s=0.0)
+    assert cache.ensure([org])[org].active_provider == "local"  # no pipeline_config row yet: defaults
+    with service_session() as s:
+        s.add(PipelineConfig(organization_id=org, active_provider="google-vision", active_model="builtin/stable"))
+    assert cache.ensure([org])[org].active_provider == "google-vision"
+    sticky = ContextCache(ttl_s=3600)
+    first = sticky.ensure([org])[org]
+    assert sticky.ensure([org])[org] is first
