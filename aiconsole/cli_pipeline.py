@@ -13,7 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import unquote, urlsplit
 
 import typer
@@ -22,7 +22,9 @@ from aiconsole.actor import Actor
 from aiconsole.cli import _resolve_org, _settings, app, handles_errors
 from aiconsole.config import Settings
 from aiconsole.errors import ValidationFailed
-from aiconsole.intake import MAX_FILES_PER_BATCH, EnqueueReport, FileVerdict, enqueue_files
+
+if TYPE_CHECKING:
+    from aiconsole.intake import EnqueueReport, FileVerdict
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -93,6 +95,9 @@ def enqueue_refs(actor: Actor, refs: Iterable[str], *, priority: int, settings: 
 
     Verdicts come back in the order the inputs were given.
     """
+    # Imported here: intake brings in Live Status (and pandas), which `aiconsole worker` has no use for.
+    from aiconsole.intake import MAX_FILES_PER_BATCH, EnqueueReport, FileVerdict, enqueue_files
+
     verdicts: list[FileVerdict | None] = []
     batch: list[tuple[int, str, bytes]] = []
     size = 0

@@ -29,13 +29,12 @@ from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Engine
 
-from aiconsole import audit
+from aiconsole import audit, cache
 from aiconsole.actor import Actor
 from aiconsole.db.engine import service_session
 from aiconsole.db.models import PipelineConfig
 from aiconsole.db.types import utcnow
 from aiconsole.errors import AiconsoleError, ProviderError, ValidationFailed
-from aiconsole.live_status import invalidate_live_status
 from aiconsole.live_windows import named_windows, org_clock, sum_totals, window_totals
 from aiconsole.money import format_usd
 
@@ -50,6 +49,9 @@ KEY_PREFIX = "aiconsole:ratelimit"
 # Pause reasons the worker sets on its own; it may lift these (and only these) again.
 BUDGET_REASON = re.compile(r"^(Daily|Monthly) budget of \$[0-9,.]+ reached")
 CIRCUIT_REASON_PREFIX = "Provider circuit open:"
+# Live Status's cache prefix (aiconsole.live_status.LIVE_CACHE_PREFIX; a test holds them equal). The worker
+# does not import live_status: it pulls in pandas, 80 MB of a worker's memory for one string.
+LIVE_CACHE_PREFIX = "live"
 # Error kinds that say something about the provider's health (a blocked photo or a bad request does not).
 PROVIDER_FAULT_KINDS = frozenset({"rate_limited", "server_error", "timeout", "connection", "auth", "malformed"})
 
@@ -390,6 +392,11 @@ class BudgetStatus:
         return self.reason is not None
 
 
+def invalidate_live(organization_id: int) -> None:
+    """Drop the organization's cached Live Status data so a pause shows at the next refresh."""
+    cache.invalidate(f"{LIVE_CACHE_PREFIX}:{organization_id}:")
+
+
 def budget_reason(*, spent_today: int, spent_month: int, daily: int | None, monthly: int | None) -> str | None:
     """The pause reason when a budget is used up, else None."""
     def usd(micros: int, budget: int) -> str:
@@ -436,7 +443,7 @@ class BudgetGuard:
                              summary=f"Paused processing automatically: {reason}", reversible=True)
         if paused_now:
             log.warning("organization %s paused: %s", organization_id, reason)
-            invalidate_live_status(organization_id=organization_id)
+            invalidate_live(organization_id)
         return BudgetStatus(organization_id, today, month, daily, monthly, reason, paused_now)
 
     def resume_if_clear(self, organization_id: int, *, now: datetime | None = None) -> bool:
@@ -455,7 +462,7 @@ class BudgetGuard:
                 return False
             resume_paused(s, cfg, actor=Actor.system(self.actor_name, organization_id), now=now,
                           why="spend is under the budgets again")
-        invalidate_live_status(organization_id=organization_id)
+        invalidate_live(organization_id)
         return True
 
 
@@ -482,7 +489,7 @@ def pause_org(organization_id: int, *, reason: str, actor_name: str = "worker", 
                      entity_type="pipeline_config", entity_id=str(organization_id), before=before,
                      after={"paused": True, "pause_reason": reason},
                      summary=f"Paused processing automatically: {reason}", reversible=True)
-    invalidate_live_status(organization_id=organization_id)
+    invalidate_live(organization_id)
     return True
 
 

@@ -28,11 +28,9 @@ from aiconsole.db.engine import service_session
 from aiconsole.db.models import AiProviderHealth, PipelineConfig
 from aiconsole.db.types import utcnow
 from aiconsole.errors import AiconsoleError
-from aiconsole.live_queue import DEGRADED_ERROR_RATE, DOWN_ERROR_RATE
-from aiconsole.live_status import invalidate_live_status
 from aiconsole.providers.base import ImageInput
 from aiconsole.providers.registry import default_model
-from aiconsole.routing import CIRCUIT_REASON_PREFIX, RouteDecision, resume_paused
+from aiconsole.routing import CIRCUIT_REASON_PREFIX, RouteDecision, invalidate_live, resume_paused
 from aiconsole.worker_calls import Caller
 from aiconsole.worker_context import ContextCache, OrgContext, prompt_values, render_prompt
 
@@ -40,6 +38,11 @@ if TYPE_CHECKING:
     from aiconsole.worker import WorkerOptions
 
 log = logging.getLogger(__name__)
+
+# Live Status's thresholds (aiconsole.live_queue; a test holds them equal), not imported from there because
+# live_queue brings pandas into the worker.
+DOWN_ERROR_RATE = 0.5
+DEGRADED_ERROR_RATE = 0.1
 
 
 @lru_cache(maxsize=1)
@@ -152,6 +155,6 @@ class HealthReporter:
                           why=f"a probe of {provider} succeeded in {ms} ms")
         with self._lock:
             self._circuit.pop(organization_id, None)
-        invalidate_live_status(organization_id=organization_id)
+        invalidate_live(organization_id)
         log.warning("organization %s resumed: probe of %s succeeded", organization_id, provider)
         return True

@@ -305,3 +305,17 @@ def test_no_budgets_means_no_check(any_settings: Settings) -> None:
     org = users.create_organization(name="No budget").id
     status = BudgetGuard().check(org)
     assert status == status.__class__(org, 0, 0, None, None, None, False)
+
+
+def test_constants_repeated_to_keep_pandas_out_of_the_worker_match_live_status() -> None:
+    import subprocess
+    import sys
+
+    from aiconsole import live_queue, live_status, routing, worker_health
+
+    assert routing.LIVE_CACHE_PREFIX == live_status.LIVE_CACHE_PREFIX
+    assert (worker_health.DOWN_ERROR_RATE, worker_health.DEGRADED_ERROR_RATE) == (
+        live_queue.DOWN_ERROR_RATE, live_queue.DEGRADED_ERROR_RATE)
+    probe = "import sys, aiconsole.worker, aiconsole.cli_pipeline; print(sorted({'pandas', 'skimage'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"  # a worker's memory stays small (<= 200 MB at concurrency 32)
