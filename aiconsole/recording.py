@@ -2,9 +2,10 @@
 
 In order: one UPDATE moves every photo this worker still holds (same lease owner, same attempt) to its new
 status and returns their ids; outcomes of photos it no longer holds are dropped, so a worker that lost its
-lease writes nothing. Then one bulk INSERT of result rows, one of photo_tags (each tag's verdict from the
-org's rules), and last the hourly rollup upsert (`ON CONFLICT ... DO UPDATE SET col = col + excluded.col`)
-so the one hot rollup row per org, hour and provider stays locked only for the commit.
+lease writes nothing. Then the result rows and their photo_tags (each tag's verdict from the org's rules):
+one statement on PostgreSQL, two bulk inserts on SQLite. Last the hourly rollup upsert
+(`ON CONFLICT ... DO UPDATE SET col = col + excluded.col`), so the one hot rollup row per org, hour and
+provider stays locked only until the commit right after it.
 """
 
 from __future__ import annotations
