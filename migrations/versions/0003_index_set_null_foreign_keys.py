@@ -1,5 +1,5 @@
 """Index the ON DELETE SET NULL foreign keys, so deleting a parent does not scan the child table;
-and a partial index for the oldest pending photo.
+and partial indexes for the oldest pending photo and the workers' claim order.
 
 Revision ID: 0003
 Revises: 0002
@@ -31,9 +31,12 @@ def upgrade() -> None:
         op.create_index(name, table, [column])
     op.create_index("ix_photos_pending_created", "photos", ["organization_id", "created_at"],
                     sqlite_where=PENDING, postgresql_where=PENDING)
+    op.create_index("ix_photos_pending_priority", "photos", [sa.text("priority DESC"), "created_at", "id"],
+                    sqlite_where=PENDING, postgresql_where=PENDING)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_photos_pending_priority", table_name="photos")
     op.drop_index("ix_photos_pending_created", table_name="photos")
     for name, table, _column in reversed(INDEXES):
         op.drop_index(name, table_name=table)

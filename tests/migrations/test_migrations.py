@@ -33,9 +33,9 @@ from aiconsole.migrate import (
     upgrade,
 )
 
-# SQLite cannot reflect the DESC in this index, so Alembic reports it as removed and re-added on every
-# comparison. Its definition is checked directly against sqlite_master in test_indexes_keep_order_and_where.
-SQLITE_UNCOMPARABLE_INDEXES = {"ix_photos_pending_claim"}
+# SQLite cannot reflect the DESC in these indexes, so Alembic reports them as removed and re-added on every
+# comparison. Their definitions are checked directly against sqlite_master in test_indexes_keep_order_and_where.
+SQLITE_UNCOMPARABLE_INDEXES = {"ix_photos_pending_claim", "ix_photos_pending_priority"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -190,6 +190,8 @@ def test_indexes_keep_order_and_where(db: Engine) -> None:
     claim = ddl["ix_photos_pending_claim"]
     assert "(organization_id, priority DESC, created_at)" in claim
     assert "WHERE" in claim and "'pending'" in claim
+    order = ddl["ix_photos_pending_priority"]
+    assert "(priority DESC, created_at, id)" in order and "WHERE" in order and "'pending'" in order
     lease = ddl["ix_photos_processing_lease"]
     assert "(lease_expires_at)" in lease and "WHERE" in lease and "'processing'" in lease
 
