@@ -1,7 +1,7 @@
 """The worker: claim photos, call providers concurrently, record results; heartbeats, reaper, graceful stop.
 
-The main thread claims batches (`queue.claim_batch`) and keeps up to `2 x concurrency` photos (at least a
-batch) in hand, so the call threads never wait for a claim. Call threads run `Caller.process` (variant,
+The main thread claims whole batches (`queue.claim_batch`) and keeps up to `2 x concurrency` photos (at
+least two batches) in hand, so the call threads never wait for a claim. Call threads run `Caller.process` (variant,
 route, rate limit, provider, retry decision) and hand back outcomes; the main thread records them
 together (`recording.record_batch`: one lease-fenced transaction) once a batch is ready or
 `record_flush_s` has passed. Beside it:
@@ -26,6 +26,7 @@ import os
 import queue as stdlib_queue
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -130,7 +131,9 @@ class Worker:
         self._ready: list[Outcome] = []
         self._released: list[Released] = []
         self._ready_since: float | None = None
-        self._capacity = max(2 * concurrency, batch_size)
+        # Photos in hand: enough that call threads never wait for a claim, and a batch being recorded while
+        # the next one is processed.
+        self._capacity = max(2 * concurrency, 2 * batch_size)
 
     # ---------------------------------------------------------------------------------------- control
 
@@ -160,6 +163,10 @@ class Worker:
 
     def run(self) -> WorkerReport:
         """Process photos until stopped; returns what was done."""
+        # A call thread that took a rate-limit slot must send now, not after the main thread's next 5 ms
+        # of recording: a 1 ms switch interval keeps slot-to-arrival delays (and so the rate the provider
+        # sees) within the limiter's guard.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         if self.options.install_signal_handlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
@@ -196,7 +203,8 @@ class Worker:
     def _claim(self) -> int:
         with self._lock:
             room = self._capacity - len(self._held)
-        if room < min(self.batch_size, self.concurrency) and self._held:
+        # Whole batches: a claim is a transaction, and many small ones cost more than they bring.
+        if room < self.batch_size and self._held:
             return 0
         try:
             photos = q.claim_batch(worker_id=self.worker_id, limit=min(self.batch_size, room),

@@ -88,6 +88,7 @@ class Caller:
         self._factory = provider_factory or build_provider
         self._lock = threading.Lock()
         self._providers: dict[tuple[int, str], tuple[ProviderSettings, Provider]] = {}
+        self._building: dict[tuple[int, str], threading.Lock] = {}
         self._limiters: dict[tuple[int, str], RateLimiter] = {}
         self._breakers: dict[tuple[int, str], CircuitBreaker] = {}
         self._stats: dict[tuple[int, str], CallStats] = {}
@@ -121,20 +122,25 @@ class Caller:
 
     def _provider(self, org: int, setup: ProviderSetup) -> Provider:
         wanted = setup.settings()
+        key = (org, setup.provider)
         with self._lock:
-            held = self._providers.get((org, setup.provider))
+            building = self._building.setdefault(key, threading.Lock())
+        # One thread builds while the others wait (none of them holds a rate-limit slot yet).
+        with building:
+            with self._lock:
+                held = self._providers.get(key)
             if held is not None and held[0] == wanted:
                 return held[1]
-        provider = self._factory(setup.provider, wanted)
-        # Build the SDK client now, before a rate-limit slot is taken: the first call of a process would
-        # otherwise spend up to a second creating it, and requests whose slots were taken a second apart
-        # would reach the provider together. (The providers create their clients lazily.)
-        warm = getattr(provider, "warm_up", None) or getattr(provider, "_get_client", None)
-        if callable(warm):
-            warm()
-        with self._lock:
-            self._providers[(org, setup.provider)] = (wanted, provider)
-        return provider
+            provider = self._factory(setup.provider, wanted)
+            # Build the SDK client now, before a rate-limit slot is taken: creating it costs a process up to
+            # a second of CPU, and a thread that took its slot meanwhile would send late, landing next to
+            # requests whose slots were taken a second after its own. (Providers create clients lazily.)
+            warm = getattr(provider, "warm_up", None) or getattr(provider, "_get_client", None)
+            if callable(warm):
+                warm()
+            with self._lock:
+                self._providers[key] = (wanted, provider)
+            return provider
 
     def drain_stats(self) -> dict[tuple[int, str], CallStats]:
         """The calls since the last drain, by (organization, provider)."""

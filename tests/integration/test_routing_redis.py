@@ -17,7 +17,7 @@ pytestmark = pytest.mark.redis
 def _hammer(redis_url: str, scope: str, start_at: float, seconds: float, threads: int, out: Any) -> None:
     from aiconsole.routing import RateLimiter
 
-    limiter = RateLimiter("gemini", 600, redis_url, scope=scope)
+    limiter = RateLimiter("gemini", 600, redis_url, scope=scope, warmup_s=0)
     stamps: list[float] = []
     lock = threading.Lock()
 

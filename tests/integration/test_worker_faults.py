@@ -92,7 +92,7 @@ def test_budget_stops_spending_with_overshoot_at_most_the_photos_in_flight(
     org = make_org(provider="gemini", endpoint=emulator.url, daily_budget_micros=budget)
     ids = enqueue(org, 100, settings=any_settings)
     concurrency, batch = 4, 4
-    in_flight = max(2 * concurrency, batch)  # what a worker holds at most: its calls plus one batch waiting
+    in_flight = max(2 * concurrency, 2 * batch)  # what a worker holds at most (Worker._capacity)
     with InProcessWorker(concurrency=concurrency, batch_size=batch) as worker:
         def paused_and_idle() -> bool:
             with service_session() as s:

@@ -50,7 +50,7 @@ def test_rate_window_refuses_zero() -> None:
 
 
 def test_memory_limiter_never_exceeds_its_rate_across_threads() -> None:
-    limiter = RateLimiter("local", 600, scope=uuid.uuid4().hex)  # 10 per second
+    limiter = RateLimiter("local", 600, scope=uuid.uuid4().hex, warmup_s=0)  # 10 per second, steady state
     stamps: list[float] = []
     lock = threading.Lock()
     end = time.monotonic() + 2.6
@@ -71,6 +71,15 @@ def test_memory_limiter_never_exceeds_its_rate_across_threads() -> None:
     assert len(stamps) >= 24
     gaps = [b - a for a, b in zip(sorted(stamps), sorted(stamps)[1:], strict=False)]
     assert min(gaps) >= 0.075  # never a burst
+
+
+def test_a_starting_process_keeps_a_wider_guard() -> None:
+    limiter = RateLimiter("local", 600, scope=uuid.uuid4().hex, warmup_s=60, warmup_guard_s=0.2)
+    stamps = []
+    for _ in range(11):
+        assert limiter.acquire(5)
+        stamps.append(time.monotonic())
+    assert stamps[10] - stamps[0] >= 1.19  # the 11th waits for the 1st to be 1.2 s old, not 1.03 s
 
 
 def test_acquire_gives_up_after_its_timeout() -> None:
