@@ -239,13 +239,13 @@ def fill_photos(org: int, n: int, uri: str, size: int) -> None:
         s.execute(text("ANALYZE photos"))
 
 
-def throughput(workers: int, photos: int, logs: Path, uri: str, size: int) -> dict[str, Any]:
+def throughput(workers: int, photos: int, logs: Path, uri: str, size: int, batch: int) -> dict[str, Any]:
     org = make_org(f"Bench {workers} workers {uuid.uuid4().hex[:4]}", provider="local", model="local-analyzer-v1",
                    rate_per_minute=60_000_000)
     t = time.perf_counter()
     fill_photos(org, photos, uri, size)
     log(f"  {photos:,} photos queued in {time.perf_counter() - t:.1f} s; starting {workers} worker(s)")
-    procs = start_children(workers, mode="zero", concurrency=8, batch=100, logs=logs)
+    procs = start_children(workers, mode="zero", concurrency=8, batch=batch, logs=logs)
     wait_heartbeats([wid for wid, _ in procs])
     set_paused(org, False)
     started = time.perf_counter()
@@ -267,8 +267,9 @@ def throughput(workers: int, photos: int, logs: Path, uri: str, size: int) -> di
     rate = photos / elapsed
     log(f"  {workers} worker(s): {rate:,.0f} photos/s ({elapsed:.1f} s); results {results:,}, tags {tags:,}, "
         f"exactly once: {ok}")
-    return {"workers": workers, "photos": photos, "seconds": round(elapsed, 2), "photos_per_s": round(rate, 1),
-            "results": results, "tags": tags, "rollup_results": rolled, "exactly_once": ok}
+    return {"workers": workers, "batch": batch, "concurrency": 8, "photos": photos, "seconds": round(elapsed, 2),
+            "photos_per_s": round(rate, 1), "results": results, "tags": tags, "rollup_results": rolled,
+            "exactly_once": ok}
 
 
 # ------------------------------------------------------------------------------------------ 2. procrastinate
@@ -379,6 +380,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=100_000)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--batch", type=int, default=100, help="photos per claim and per recording transaction")
     parser.add_argument("--jobs", type=int, default=10_000, help="procrastinate no-op jobs")
     parser.add_argument("--emulator-seconds", type=float, default=30.0)
     parser.add_argument("--skip-procrastinate", action="store_true")
@@ -408,7 +410,8 @@ def main() -> None:
         tiny = tiny_png()
         uri = store_image(tiny)
         log(f"1. claim -> record with a zero-latency provider, PostgreSQL, {args.photos:,} photos per run")
-        out["throughput"] = [throughput(int(n), args.photos, logs, uri, len(tiny)) for n in args.workers.split(",")]
+        out["throughput"] = [throughput(int(n), args.photos, logs, uri, len(tiny), args.batch)
+                             for n in args.workers.split(",")]
         best = max(out["throughput"], key=lambda r: r["workers"])
         if not args.skip_procrastinate:
             log("2. procrastinate draining no-op jobs on the same PostgreSQL server")
