@@ -43,7 +43,6 @@ from aiconsole.config import Settings, get_settings
 from aiconsole.db.engine import get_engine, service_session
 from aiconsole.db.models import Photo, PipelineConfig
 from aiconsole.db.types import utcnow
-from aiconsole.errors import ProviderError
 from aiconsole.metrics import WorkerMetrics
 from aiconsole.recording import Outcome, RecordReport, record_batch
 from aiconsole.routing import CIRCUIT_REASON_PREFIX, BudgetGuard, pause_org
@@ -248,7 +247,7 @@ class Worker:
             out: Outcome | Released = self.caller.process(photo, ctx, claimed_at=claimed_at)
         except Exception as exc:  # Caller.process handles a photo's own problems; this is a bug in it
             log.exception("worker %s: photo %s crashed its call thread", self.worker_id, photo.id)
-            out = _crash_outcome(photo, ctx, exc, claimed_at, self.options.calls)
+            out = self.caller.crash_outcome(photo, ctx, exc, claimed_at)
         self._done.put((photo.id, out))
 
     def _collect(self, timeout_s: float) -> None:
@@ -419,25 +418,6 @@ class Worker:
                     self.health.probe_circuit(int(org))
             else:
                 self.budget.resume_if_clear(int(org))
-
-
-def _crash_outcome(photo: q.ClaimedPhoto, ctx: OrgContext, exc: Exception, claimed_at: datetime,
-                   calls: CallOptions) -> Outcome:
-    from aiconsole.retry import RetryPolicy
-
-    error = ProviderError(f"Processing crashed: {type(exc).__name__}: {str(exc)[:300]}", kind="internal",
-                          retryable=True, hint="This is a bug; please report it with the worker's log.")
-    policy = RetryPolicy(max_attempts=ctx.max_retries, base_delay_s=calls.retry_base_delay_s,
-                         max_delay_s=max(calls.retry_base_delay_s, calls.retry_max_delay_s))
-    retry = policy.should_retry(attempts=photo.attempts, retryable=True)
-    now = utcnow()
-    return Outcome(photo=photo, result=None, error=error, final=not retry,
-                   retry_at=policy.next_attempt_at(now, photo.attempts) if retry else None,
-                   queue_wait_ms=max(0, round((claimed_at - photo.created_at).total_seconds() * 1000)),
-                   total_ms=max(0, round((now - claimed_at).total_seconds() * 1000)),
-                   retry_count=max(0, photo.attempts - 1), provider=ctx.active_provider, model=ctx.active_model,
-                   prompt_version_id=None, experiment_id=None, variant=None,
-                   trace=({"step": "error", "kind": "internal", "message": error.message, "ms": 0.0},))
 
 
 def run_worker(worker_id: str, *, concurrency: int, batch_size: int, lease_seconds: int, poll_interval_s: float,

@@ -324,3 +324,11 @@ class Caller:
             total_ms=round((time.perf_counter() - t0) * 1000), retry_count=max(0, photo.attempts - 1),
             provider=decision.provider, model=decision.model, prompt_version_id=prompt_version_id,
             experiment_id=experiment_id, variant=variant, trace=tuple(trace))
+
+    def crash_outcome(self, photo: ClaimedPhoto, ctx: OrgContext, exc: Exception, claimed_at: datetime) -> Outcome:
+        """The outcome of a photo whose processing raised (a bug): retried within its attempts, then failed."""
+        error = ProviderError(f"Processing crashed: {type(exc).__name__}: {str(exc)[:300]}", kind="internal",
+                              retryable=True, hint="This is a bug; please report it with the worker's log.")
+        decision = RouteDecision(ctx.active_provider, ctx.active_model, "crashed before routing")
+        return self._outcome(photo, ctx, decision, None, error, [], t0=time.perf_counter(), claimed_at=claimed_at,
+                             prompt_version_id=None, experiment_id=None, variant=None)

@@ -325,6 +325,7 @@ def test_constants_repeated_to_keep_pandas_out_of_the_worker_match_live_status()
     assert routing.LIVE_CACHE_PREFIX == live_status.LIVE_CACHE_PREFIX
     assert (worker_health.DOWN_ERROR_RATE, worker_health.DEGRADED_ERROR_RATE) == (
         live_queue.DOWN_ERROR_RATE, live_queue.DEGRADED_ERROR_RATE)
-    probe = "import sys, aiconsole.worker, aiconsole.cli_pipeline; print(sorted({'pandas', 'skimage'} & set(sys.modules)))"
+    probe = ("import sys, aiconsole.worker, aiconsole.cli_pipeline; "
+             "print(sorted({'pandas', 'skimage'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"  # a worker's memory stays small (<= 200 MB at concurrency 32)
