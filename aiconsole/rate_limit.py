@@ -109,9 +109,9 @@ class RateLimiter:
     The quota is the `limits` moving window: at most `amount` requests in any `window_s`. Two
     additions make it hold where it is measured, at the provider, not only where slots are handed out:
 
-    - a guard: the window is enforced `guard_s` longer than it says (600/min: at most 10 in any 1.03 s),
+    - a guard: the window is enforced `guard_s` longer than it says (600/min: at most 10 in any 1.04 s),
       because the time between taking a slot and the request's arrival varies by some milliseconds;
-      it costs `guard_s / window` of the throughput (3% at 1 s windows); for the first `warmup_s` of a
+      it costs `guard_s / window` of the throughput (4% at 1 s windows); for the first `warmup_s` of a
       process the guard is `warmup_guard_s`, as a starting process stalls its threads far longer;
     - pacing: consecutive requests are at least 80% of the average spacing apart (600/min: 80 ms), so
       a window's quota is not spent in one burst whose requests then queue for the CPU and arrive
@@ -123,7 +123,7 @@ class RateLimiter:
     MIN_PACE_S = 0.005
 
     def __init__(self, provider: str, per_minute: int, redis_url: str | None = None, *, scope: str = "",
-                 guard_s: float = 0.03, warmup_s: float = 5.0, warmup_guard_s: float = 0.15) -> None:
+                 guard_s: float = 0.04, warmup_s: float = 5.0, warmup_guard_s: float = 0.15) -> None:
         self.provider = provider
         self.per_minute = per_minute
         self.amount, self.window_s = rate_window(per_minute)

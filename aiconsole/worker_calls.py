@@ -42,7 +42,7 @@ class CallOptions:
 
     max_labels: int = 15
     rate_limit_timeout_s: float = 30.0
-    rate_limit_guard_s: float = 0.03
+    rate_limit_guard_s: float = 0.04
     retry_base_delay_s: float = 2.0
     retry_max_delay_s: float = 300.0
     breaker_error_rate: float = 0.5

@@ -67,7 +67,7 @@ def test_memory_limiter_never_exceeds_its_rate_across_threads() -> None:
     for t in threads:
         t.join()
     assert max_in_window(stamps) <= 10
-    # Paced 80 ms apart, 10 per 1.03 s: 0.00-0.72 s, 1.03-1.75 s, 2.06-2.54 s = 27 in 2.6 s (90%: 24).
+    # Paced 80 ms apart, 10 per 1.04 s: 0.00-0.72 s, 1.04-1.76 s, 2.08-2.56 s = 27 in 2.6 s (90%: 24).
     assert len(stamps) >= 24
     gaps = [b - a for a, b in zip(sorted(stamps), sorted(stamps)[1:], strict=False)]
     assert min(gaps) >= 0.075  # never a burst
@@ -79,7 +79,7 @@ def test_a_starting_process_keeps_a_wider_guard() -> None:
     for _ in range(11):
         assert limiter.acquire(5)
         stamps.append(time.monotonic())
-    assert stamps[10] - stamps[0] >= 1.19  # the 11th waits for the 1st to be 1.2 s old, not 1.03 s
+    assert stamps[10] - stamps[0] >= 1.19  # the 11th waits for the 1st to be 1.2 s old, not 1.04 s
 
 
 def test_acquire_gives_up_after_its_timeout() -> None:
