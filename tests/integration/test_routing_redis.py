@@ -14,10 +14,13 @@ import pytest
 pytestmark = pytest.mark.redis
 
 
-def _hammer(redis_url: str, scope: str, start_at: float, seconds: float, threads: int, out: Any) -> None:
+def _hammer(redis_url: str, scope: str, ready: Any, seconds: float, threads: int, out: Any) -> None:
     from aiconsole.routing import RateLimiter
 
     limiter = RateLimiter("gemini", 600, redis_url, scope=scope, warmup_s=0)
+    # Start together once every process has imported aiconsole (slow on a loaded machine), not at a fixed time.
+    ready.wait(timeout=120)
+    start_at = time.time() + 0.2
     stamps: list[float] = []
     lock = threading.Lock()
 
@@ -46,12 +49,13 @@ def test_three_processes_share_ten_per_second(redis_url: str) -> None:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     scope = uuid.uuid4().hex
-    start_at = time.time() + 2.0  # after every child has imported aiconsole
+    ready = ctx.Barrier(4)
     seconds = 4.0
-    procs = [ctx.Process(target=_hammer, args=(redis_url, scope, start_at, seconds, 6, out)) for _ in range(3)]
+    procs = [ctx.Process(target=_hammer, args=(redis_url, scope, ready, seconds, 6, out)) for _ in range(3)]
     for p in procs:
         p.start()
-    per_process = [out.get(timeout=60) for _ in procs]
+    ready.wait(timeout=120)
+    per_process = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=30)
     stamps = [t for batch in per_process for t in batch]
