@@ -259,7 +259,7 @@ class BudgetGuard:
         """Compare spend with the budgets and pause the organization when one is reached."""
         now = now or utcnow()
         with service_session(engine=self.engine) as s:
-            cfg = s.get(PipelineConfig, organization_id, with_for_update=True)
+            cfg = s.get(PipelineConfig, organization_id)
             daily = cfg.daily_budget_micros if cfg else None
             monthly = cfg.monthly_budget_micros if cfg else None
             if cfg is None or (daily is None and monthly is None):
@@ -270,6 +270,10 @@ class BudgetGuard:
             today = sum_totals(totals["today"]).cost_micros
             month = sum_totals(totals["month"]).cost_micros
             reason = budget_reason(spent_today=today, spent_month=month, daily=daily, monthly=monthly)
+            if reason is not None and not cfg.paused:
+                # Lock the row only to pause it (a check per claim must not queue behind console edits),
+                # and look again under the lock: another worker may have paused it meanwhile.
+                s.refresh(cfg, with_for_update=True)
             paused_now = reason is not None and not cfg.paused
             if paused_now:
                 before = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}

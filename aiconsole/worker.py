@@ -418,10 +418,3 @@ class Worker:
                     self.health.probe_circuit(int(org))
             else:
                 self.budget.resume_if_clear(int(org))
-
-
-def run_worker(worker_id: str, *, concurrency: int, batch_size: int, lease_seconds: int, poll_interval_s: float,
-               options: WorkerOptions | None = None, provider_factory: ProviderFactory | None = None) -> WorkerReport:
-    """Build a Worker and run it until stopped (the `aiconsole worker` command)."""
-    return Worker(worker_id, concurrency, batch_size, lease_seconds, poll_interval_s, options=options,
-                  provider_factory=provider_factory).run()

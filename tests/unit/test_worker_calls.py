@@ -103,3 +103,23 @@ def test_crash_outcome_retries_within_the_attempts(settings: Settings,
     out = caller.crash_outcome(photos[0], ctx, KeyError("boom"), created + timedelta(seconds=2))
     assert not out.final and out.error is not None and out.error.kind == "internal"
     assert out.queue_wait_ms == 2000 and "KeyError" in out.error.message
+
+
+def test_a_photo_served_by_the_fallback_is_not_counted_for_its_experiment_variant(settings: Settings) -> None:
+    from aiconsole.db.models import Experiment
+
+    org = make_org(provider="gemini", endpoint="http://127.0.0.1:9", fallback="local", prompt=None)
+    enqueue(org, 1, settings=settings)
+    with service_session() as s:
+        s.add(Experiment(organization_id=org, name="arms", status="running",
+                         variants=[{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]))
+    [photo] = q.claim_batch(worker_id="w", limit=1, lease_seconds=60)
+    provider = Scripted(None)
+    caller = _caller(settings, provider)
+    gemini = caller.breaker(org, "gemini")
+    for _ in range(gemini.min_calls):
+        gemini.record(False)
+    out = caller.process(photo, ContextCache().ensure([org])[org], claimed_at=utcnow())
+    assert isinstance(out, Outcome) and out.result is not None and out.provider == "local"
+    assert (out.experiment_id, out.variant) == (None, None)
+    assert any(step.get("dropped") == "served by the fallback local" for step in out.trace)
