@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from limits import RateLimitItemPerSecond
@@ -112,7 +113,8 @@ class RateLimiter:
     - a guard: the window is enforced `guard_s` longer than it says (600/min: at most 10 in any 1.04 s),
       because the time between taking a slot and the request's arrival varies by some milliseconds;
       it costs `guard_s / window` of the throughput (4% at 1 s windows); for the first `warmup_s` of a
-      process the guard is `warmup_guard_s`, as a starting process stalls its threads far longer;
+      process the guard is `warmup_guard_s`, as a starting process stalls its threads far longer; and when
+      the process is starved of CPU (its sleeps wake up late), twice that lateness, up to 0.3 s;
     - pacing: consecutive requests are at least 80% of the average spacing apart (600/min: 80 ms), so
       a window's quota is not spent in one burst whose requests then queue for the CPU and arrive
       spread out, some of them late enough to crowd the next window. Rates above ~160/s (spacing
@@ -121,6 +123,8 @@ class RateLimiter:
 
     PACE_SHARE = 0.8
     MIN_PACE_S = 0.005
+    LATENESS_WINDOW_S = 10.0
+    MAX_GUARD_S = 0.3
 
     def __init__(self, provider: str, per_minute: int, redis_url: str | None = None, *, scope: str = "",
                  guard_s: float = 0.04, warmup_s: float = 5.0, warmup_guard_s: float = 0.15) -> None:
@@ -133,6 +137,9 @@ class RateLimiter:
         self.warmup_s = warmup_s
         self.warmup_guard_s = max(guard_s, warmup_guard_s)
         self._first_use: float | None = None
+        # Recent (time, seconds) by which this process's sleeps woke up late: a starved process delays its
+        # requests by about as much, so the guard grows to twice the worst of the last 10 s (at most 0.3 s).
+        self._late: deque[tuple[float, float]] = deque()
         self.item = RateLimitItemPerSecond(self.amount, self.window_s)
         self.backend = "redis" if redis_url else "memory"
         self._storage = _storage(redis_url)
@@ -154,7 +161,7 @@ class RateLimiter:
             if self._first_use is None:
                 self._first_use = time.monotonic()
             while True:
-                guard = self.guard_s if time.monotonic() - self._first_use >= self.warmup_s else self.warmup_guard_s
+                guard = self.current_guard()
                 oldest, count = self._storage.get_moving_window(self._key, self.amount,
                                                                 self.window_s + guard)  # type: ignore[arg-type]
                 if count >= self.amount:
@@ -169,7 +176,7 @@ class RateLimiter:
                 if left <= 0:
                     return False
                 # A little jitter keeps waiting workers from all trying again at the same instant.
-                time.sleep(min(left, max(0.0, wait) + random.uniform(0.0002, 0.002)))
+                self._sleep(min(left, max(0.0, wait) + random.uniform(0.0002, 0.002)))
         except Exception as exc:  # redis.ConnectionError and friends: the limiter cannot vouch for the rate
             raise ProviderError(
                 f"The shared rate limiter for {self.provider} is unavailable ({type(exc).__name__}: {exc}).",
@@ -177,6 +184,26 @@ class RateLimiter:
                 hint="Check that Redis (AICONSOLE_REDIS_URL) is running; the photo will be retried.") from exc
         finally:
             self._local.release()
+
+    def current_guard(self) -> float:
+        """The guard in force: the warm-up or base guard, or twice the recent sleep lateness if larger."""
+        now = time.monotonic()
+        first = self._first_use if self._first_use is not None else now
+        base = self.guard_s if now - first >= self.warmup_s else self.warmup_guard_s
+        while self._late and self._late[0][0] < now - self.LATENESS_WINDOW_S:
+            self._late.popleft()
+        worst = max((late for _, late in self._late), default=0.0)
+        return min(self.MAX_GUARD_S, max(base, 2 * worst))
+
+    def note_lateness(self, seconds: float) -> None:
+        """Record that this process woke up `seconds` late (the limiter's own sleeps report it)."""
+        if seconds > 0.005:
+            self._late.append((time.monotonic(), seconds))
+
+    def _sleep(self, seconds: float) -> None:
+        started = time.monotonic()
+        time.sleep(seconds)
+        self.note_lateness(time.monotonic() - started - seconds)
 
     def reset(self) -> None:
         """Forget every request counted so far (tests, and after changing the limit)."""

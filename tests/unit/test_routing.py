@@ -83,6 +83,20 @@ def test_a_starting_process_keeps_a_wider_guard() -> None:
     assert stamps[10] - stamps[0] >= 1.19  # the 11th waits for the 1st to be 1.2 s old, not 1.04 s
 
 
+def test_the_guard_grows_with_the_lateness_a_starved_process_sees() -> None:
+    limiter = RateLimiter("local", 600, scope=uuid.uuid4().hex, warmup_s=0)
+    assert limiter.current_guard() == pytest.approx(0.04)
+    limiter.note_lateness(0.003)  # ordinary scheduling noise: ignored
+    assert limiter.current_guard() == pytest.approx(0.04)
+    limiter.note_lateness(0.1)
+    assert limiter.current_guard() == pytest.approx(0.2)
+    limiter.note_lateness(0.5)
+    assert limiter.current_guard() == pytest.approx(0.3)  # capped
+    limiter.LATENESS_WINDOW_S = 0.0  # type: ignore[misc]
+    time.sleep(0.01)
+    assert limiter.current_guard() == pytest.approx(0.04)  # forgotten after the window
+
+
 def test_acquire_gives_up_after_its_timeout() -> None:
     limiter = RateLimiter("gemini", 60, scope=uuid.uuid4().hex)  # 1 per second
     assert limiter.acquire(0.0)
