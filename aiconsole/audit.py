@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from aiconsole.actor import Actor
@@ -23,11 +24,12 @@ from aiconsole.config import Settings
 from aiconsole.db.engine import get_engine, org_session, service_session
 from aiconsole.db.models import AuditLog
 from aiconsole.db.types import utcnow
-from aiconsole.errors import ValidationFailed
+from aiconsole.errors import NotFound, ValidationFailed
 from aiconsole.permissions import allowed
 
 REDACTED = "[redacted]"
 MAX_LIMIT = 5000
+MAX_SEARCH = 200
 # Words that mark a field as a credential. Matched per word so that `input_tokens` (a count) stays
 # readable while `access_token`, `password_hash`, `client_secret` and `apiKey` are redacted.
 _SECRET_WORDS = frozenset({"password", "passwd", "passphrase", "secret", "secrets", "token", "apikey",
@@ -158,11 +160,42 @@ def _write(
     return int(entry.id)
 
 
-def _row(e: AuditLog) -> AuditRow:
+def to_row(e: AuditLog) -> AuditRow:
+    """The plain row of an audit log model instance (for modules that load entries in their own session)."""
     return AuditRow(id=e.id, created_at=e.created_at, organization_id=e.organization_id, user_id=e.user_id,
                     actor=e.actor, action=e.action, entity_type=e.entity_type, entity_id=e.entity_id,
                     before=e.before, after=e.after, summary=e.summary, reversible=e.reversible,
                     reverted_by_id=e.reverted_by_id)
+
+
+@dataclass(frozen=True)
+class EntryDetail:
+    """One entry with the entry that reverted it and the entry it reverted (if any)."""
+
+    entry: AuditRow
+    reverted_by: AuditRow | None
+    reverts: AuditRow | None
+
+
+def _scoped(actor: Actor, query: Select[Any]) -> Select[Any]:
+    # Platform-level entries (organization_id NULL) are shown to platform admins next to their org's.
+    if allowed(actor.role, "orgs.switch"):
+        return query.where(or_(AuditLog.organization_id == actor.organization_id,
+                               AuditLog.organization_id.is_(None)))
+    return query.where(AuditLog.organization_id == actor.organization_id)
+
+
+def _reader(actor: Actor, settings: Settings | None) -> AbstractContextManager[Session]:
+    engine = get_engine(settings)
+    # Platform-level entries belong to no organization, so only a service session can read them.
+    if allowed(actor.role, "orgs.switch"):
+        return service_session(engine=engine)
+    return org_session(actor.organization_id, engine=engine)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def list_entries(
@@ -170,38 +203,82 @@ def list_entries(
     *,
     entity_type: str | None = None,
     user_id: int | None = None,
+    actor_email: str | None = None,
+    action: str | None = None,
+    search: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 200,
     settings: Settings | None = None,
 ) -> list[AuditRow]:
-    """The actor's organization's audit entries, newest first (platform admins also see org-less ones)."""
+    """The actor's organization's audit entries, newest first (platform admins also see org-less ones).
+
+    `actor_email` matches who acted (users and system actors alike); `search` is a case-insensitive
+    substring of the summary; `since` is inclusive and `until` exclusive.
+    """
     actor.require("audit.view")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"The limit must be between 1 and {MAX_LIMIT} (got {limit}).")
     if since is not None and until is not None and since > until:
         raise ValidationFailed("The start of the period is after its end.", hint="Swap the two dates.")
-    platform = allowed(actor.role, "orgs.switch")
-    query = select(AuditLog)
-    if platform:
-        query = query.where(or_(AuditLog.organization_id == actor.organization_id,
-                                AuditLog.organization_id.is_(None)))
-    else:
-        query = query.where(AuditLog.organization_id == actor.organization_id)
+    search = (search or "").strip()
+    if len(search) > MAX_SEARCH:
+        raise ValidationFailed(f"The search text is longer than {MAX_SEARCH} characters.",
+                               hint="Search for a shorter, distinctive part of the summary.")
+    query = _scoped(actor, select(AuditLog))
     if entity_type is not None:
         query = query.where(AuditLog.entity_type == entity_type)
     if user_id is not None:
         query = query.where(AuditLog.user_id == user_id)
+    if actor_email is not None:
+        query = query.where(AuditLog.actor == actor_email)
+    if action is not None:
+        query = query.where(AuditLog.action == action)
+    if search:
+        query = query.where(func.lower(AuditLog.summary).like(_like_pattern(search.lower()), escape="\\"))
     if since is not None:
         query = query.where(AuditLog.created_at >= since)
     if until is not None:
         query = query.where(AuditLog.created_at < until)
     query = query.order_by(AuditLog.created_at.desc(), AuditLog.id.desc()).limit(limit)
-    engine = get_engine(settings)
-    # Platform-level entries belong to no organization, so only a service session can read them.
-    scope = service_session(engine=engine) if platform else org_session(actor.organization_id, engine=engine)
-    with scope as s:
-        return [_row(e) for e in s.scalars(query)]
+    with _reader(actor, settings) as s:
+        return [to_row(e) for e in s.scalars(query)]
+
+
+def _distinct(actor: Actor, column: Any, settings: Settings | None) -> list[str]:
+    actor.require("audit.view")
+    query = _scoped(actor, select(column).distinct()).where(column.is_not(None)).order_by(column)
+    with _reader(actor, settings) as s:
+        return [str(v) for v in s.scalars(query)]
+
+
+def entity_types(actor: Actor, *, settings: Settings | None = None) -> list[str]:
+    """The entity types that occur in the actor's organization's log, sorted (filter choices)."""
+    return _distinct(actor, AuditLog.entity_type, settings)
+
+
+def actors(actor: Actor, *, settings: Settings | None = None) -> list[str]:
+    """Everyone (users and system actors) who has an entry in the actor's organization's log, sorted."""
+    return _distinct(actor, AuditLog.actor, settings)
+
+
+def actions(actor: Actor, *, settings: Settings | None = None) -> list[str]:
+    """The actions that occur in the actor's organization's log, sorted (filter choices)."""
+    return _distinct(actor, AuditLog.action, settings)
+
+
+def entry_detail(actor: Actor, *, audit_id: int, settings: Settings | None = None) -> EntryDetail:
+    """One entry of the actor's organization with its revert links; NotFound if it is not visible."""
+    actor.require("audit.view")
+    with _reader(actor, settings) as s:
+        entry = s.scalars(_scoped(actor, select(AuditLog).where(AuditLog.id == audit_id))).first()
+        if entry is None:
+            raise NotFound(f"There is no audit entry #{audit_id} in your organization.",
+                           hint="Clear the filters and pick an entry from the list.")
+        reverted_by = None if entry.reverted_by_id is None else s.get(AuditLog, entry.reverted_by_id)
+        reverts = s.scalars(_scoped(actor, select(AuditLog).where(AuditLog.reverted_by_id == entry.id))).first()
+        return EntryDetail(entry=to_row(entry), reverted_by=None if reverted_by is None else to_row(reverted_by),
+                           reverts=None if reverts is None else to_row(reverts))
 
 
 def _flatten(data: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:

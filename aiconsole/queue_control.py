@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result, and_, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from aiconsole import audit
 from aiconsole.actor import Actor
 from aiconsole.db import org_session
 from aiconsole.db.models import AiProviderHealth, Photo, PipelineConfig
 from aiconsole.db.types import utcnow
-from aiconsole.errors import ValidationFailed
+from aiconsole.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.health import system_health
 from aiconsole.live_status import invalidate_live_status, provider_health
 
@@ -166,3 +167,33 @@ def run_health_check(actor: Actor, *, now: datetime | None = None) -> ActionRepo
     if problems:
         message += " " + "; ".join(problems)
     return ActionReport("health_check", len(providers.providers), message)
+
+
+def revert_audit(session: Session, *, actor: Actor, entry: audit.AuditRow) -> int:
+    """Undo a pause (resume) or a resume (pause again with the earlier reason): the audit log's Revert."""
+    before, after = entry.before or {}, entry.after or {}
+    if "paused" not in before or "paused" not in after or before["paused"] == after["paused"]:
+        raise ValidationFailed(f"Entry #{entry.id} did not pause or resume processing.",
+                               hint="Pause or resume on the Live Status page instead.")
+    paused = bool(before["paused"])
+    actor.require("queue.pause" if paused else "queue.resume")
+    if entry.entity_id != str(actor.organization_id):
+        raise NotFound(f"Entry #{entry.id} belongs to another organization's queue.", hint="Reload the audit log.")
+    cfg = _config(session, actor.organization_id)
+    current = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}
+    if current["paused"] != after["paused"] or current["pause_reason"] != after.get("pause_reason"):
+        state = "paused" if cfg.paused else "running"
+        raise ConflictError(f"Processing was paused or resumed again since entry #{entry.id} (it is {state} now).",
+                            hint="Revert the later change first, or pause/resume on the Live Status page.")
+    now = utcnow()
+    cfg.paused = paused
+    cfg.pause_reason = before.get("pause_reason") if paused else None
+    cfg.paused_at = now if paused else None
+    cfg.version += 1
+    cfg.updated_at = now
+    cfg.updated_by = actor.user_id
+    what = "paused processing again" if paused else "resumed processing"
+    return audit.record(session, actor=actor, action="revert", entity_type="pipeline_config",
+                        entity_id=str(actor.organization_id), before=current,
+                        after={"paused": cfg.paused, "pause_reason": cfg.pause_reason},
+                        summary=f"Reverted entry #{entry.id}: {what}", reversible=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import EmailStr, TypeAdapter
@@ -23,7 +23,7 @@ from aiconsole.config import Settings
 from aiconsole.db.engine import get_engine, org_session, service_session
 from aiconsole.db.models import ROLES, Organization, User
 from aiconsole.db.types import utcnow
-from aiconsole.errors import NotFound, PermissionDenied, ValidationFailed
+from aiconsole.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 from aiconsole.passwords import hash_password
 from aiconsole.permissions import allowed
 
@@ -334,3 +334,54 @@ def set_role(actor: Actor, *, user_id: int, role: str, settings: Settings | None
                      before=before, after={"role": role},
                      summary=f"Changed {user.email}'s role from {before['role']} to {role}", reversible=True)
         return _user_row(user)
+
+
+# The account fields a role change or an enable/disable touches; sessions ended by a disable stay ended.
+_REVERTIBLE = ("role", "is_active", "failed_logins", "locked_until")
+
+
+def revert_audit(session: Session, *, actor: Actor, entry: audit.AuditRow) -> int:
+    """Restore a role change or an enable/disable from `entry.before` (the audit log's Revert)."""
+    actor.require("users.manage")
+    before, after = entry.before or {}, entry.after or {}
+    fields = [f for f in _REVERTIBLE if f in before and f in after and before[f] != after[f]]
+    user_id = int(entry.entity_id) if entry.entity_id and entry.entity_id.isdigit() else None
+    user = None if user_id is None else session.get(User, user_id, with_for_update=True)
+    if user is None or user.organization_id != actor.organization_id:
+        raise NotFound(f"User #{entry.entity_id} no longer exists in your organization.",
+                       hint="There is nothing left to revert.")
+    if not fields:
+        raise ValidationFailed(f"Entry #{entry.id} changed no role or account status, so there is nothing to "
+                               "restore.", hint="Make the change by hand on the Users page.")
+    current = audit.redact({f: getattr(user, f) for f in fields})
+    changed = [f for f in fields if current[f] != after[f]]
+    if changed:
+        raise ConflictError(f"{user.email}'s {', '.join(changed)} changed again since entry #{entry.id}.",
+                            hint="Revert the later change first, or change the account on the Users page.")
+    restored = {f: before[f] for f in fields}
+    if "role" in restored:
+        role = validate_role(str(restored["role"]))
+        _guard_platform_role(actor, user.role, role)
+        if role not in ADMIN_ROLES:
+            _check_not_last_admin(session, user, action=f"make {role}")
+        user.role = role
+    ended = 0
+    if "is_active" in restored:
+        _guard_platform_role(actor, user.role)
+        if not restored["is_active"]:
+            if user.id == actor.user_id:
+                raise ValidationFailed("You cannot disable your own account.",
+                                       hint="Ask another admin if this account must be disabled.")
+            _check_not_last_admin(session, user, action="disable")
+            ended = auth.revoke_sessions(session, user_id=user.id, now=utcnow())
+        user.is_active = bool(restored["is_active"])
+    if "failed_logins" in restored:
+        user.failed_logins = int(restored["failed_logins"] or 0)
+    if "locked_until" in restored:
+        lock = restored["locked_until"]
+        when = None if lock is None else datetime.fromisoformat(str(lock))
+        user.locked_until = when if when is None or when.tzinfo else when.replace(tzinfo=UTC)
+    words = ", ".join(f"{f} {current[f]} -> {restored[f]}" for f in fields)
+    return audit.record(session, actor=actor, action="revert", entity_type="user", entity_id=user.id,
+                        before=current, after={**restored, "sessions_ended": ended},
+                        summary=f"Reverted entry #{entry.id} for {user.email}: {words}", reversible=True)

@@ -1,0 +1,205 @@
+"""Reverting audited changes: user role and status, pause/resume, and every refusal (conflict, not reversible,
+already reverted, another organization, a role without audit.revert)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from aiconsole import audit, queue_control, reverts, routing, users
+from aiconsole.actor import Actor
+from aiconsole.config import Settings
+from aiconsole.db import get_engine, org_session, service_session
+from aiconsole.db.models import AuditLog, PipelineConfig
+from aiconsole.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+
+
+def _actor(row: users.UserRow) -> Actor:
+    return Actor(user_id=row.id, email=row.email, role=row.role, organization_id=row.organization_id)
+
+
+def _world(settings: Settings) -> dict[str, users.UserRow]:
+    """Org A with an admin, a developer and a viewer; org B with an admin."""
+    a = users.create_organization(name="Org A", settings=settings)
+    b = users.create_organization(name="Org B", settings=settings)
+    out = {role: users.create_user(Actor.system("test", a.id), email=f"{role}@a.example.com", display_name=role,
+                                   role=role, password=None, settings=settings)
+           for role in ("admin", "developer", "viewer")}
+    out["b_admin"] = users.create_user(Actor.system("test", b.id), email="admin@b.example.com",
+                                       display_name="B", role="admin", password=None, settings=settings)
+    return out
+
+
+@pytest.fixture
+def world(settings: Settings) -> dict[str, users.UserRow]:
+    """The `_world` on SQLite (the tests that matter on PostgreSQL too build it on `any_settings`)."""
+    return _world(settings)
+
+
+def _latest(actor: Actor, settings: Settings) -> audit.AuditRow:
+    return audit.list_entries(actor, limit=1, settings=settings)[0]
+
+
+def _user(actor: Actor, user_id: int) -> users.UserRow:
+    return next(u for u in users.list_users(actor) if u.id == user_id)
+
+
+def _entry_count(settings: Settings) -> int:
+    with service_session(engine=get_engine(settings)) as s:
+        return int(s.scalar(select(func.count()).select_from(AuditLog)) or 0)
+
+
+def test_role_change_revert_restores_it_and_is_itself_audited(any_settings: Settings) -> None:
+    world = _world(any_settings)
+    admin, viewer = _actor(world["admin"]), world["viewer"]
+    users.set_role(admin, user_id=viewer.id, role="analyst", settings=any_settings)
+    change = _latest(admin, any_settings)
+    assert (change.action, change.reversible) == ("user.set_role", True)
+
+    result = reverts.revert(admin, audit_id=change.id, settings=any_settings)
+    assert _user(admin, viewer.id).role == "viewer"
+    assert (result.original_id, result.entity_type, result.entity_id) == (change.id, "user", str(viewer.id))
+    assert f"#{change.id}" in result.message and f"#{result.revert_id}" in result.message
+    detail = audit.entry_detail(admin, audit_id=change.id, settings=any_settings)
+    assert detail.reverted_by is not None and detail.reverted_by.id == result.revert_id
+    undo = detail.reverted_by
+    assert (undo.action, undo.entity_type, undo.actor, undo.reversible) == ("revert", "user", admin.email, True)
+    assert audit.diff(undo.before, undo.after) == [("role", "analyst", "viewer"), ("sessions_ended", None, 0)]
+    assert audit.entry_detail(admin, audit_id=undo.id, settings=any_settings).reverts == detail.entry
+
+    # A revert is reversible too: reverting it brings the change back.
+    reverts.revert(admin, audit_id=undo.id, settings=any_settings)
+    assert _user(admin, viewer.id).role == "analyst"
+
+
+def test_disable_and_enable_are_reverted(world: dict[str, users.UserRow], settings: Settings) -> None:
+    admin, dev = _actor(world["admin"]), world["developer"]
+    users.set_active(admin, user_id=dev.id, active=False, settings=settings)
+    disable = _latest(admin, settings)
+    reverts.revert(admin, audit_id=disable.id, settings=settings)
+    assert _user(admin, dev.id).is_active
+
+    users.set_active(admin, user_id=dev.id, active=False, settings=settings)
+    users.set_active(admin, user_id=dev.id, active=True, settings=settings)
+    enable = _latest(admin, settings)
+    assert enable.action == "user.enable"
+    reverts.revert(admin, audit_id=enable.id, settings=settings)
+    assert not _user(admin, dev.id).is_active
+
+
+def test_user_revert_keeps_the_last_admin_and_self_disable_rules(world: dict[str, users.UserRow],
+                                                                 settings: Settings) -> None:
+    admin, viewer = _actor(world["admin"]), world["viewer"]
+    users.set_role(admin, user_id=viewer.id, role="admin", settings=settings)
+    promotion = _latest(admin, settings)
+    new_admin = Actor(user_id=viewer.id, email=viewer.email, role="admin", organization_id=viewer.organization_id)
+    users.set_active(new_admin, user_id=admin.user_id or 0, active=False, settings=settings)
+    # Undoing the promotion now would leave the organization without an active admin.
+    with pytest.raises(ValidationFailed, match="last active admin"):
+        reverts.revert(new_admin, audit_id=promotion.id, settings=settings)
+    assert _user(new_admin, viewer.id).role == "admin"
+    assert audit.entry_detail(new_admin, audit_id=promotion.id, settings=settings).reverted_by is None
+
+    # Reverting the enable of your own account would disable yourself.
+    users.set_active(new_admin, user_id=admin.user_id or 0, active=True, settings=settings)
+    users.set_active(_actor(world["admin"]), user_id=viewer.id, active=False, settings=settings)
+    users.set_active(_actor(world["admin"]), user_id=viewer.id, active=True, settings=settings)
+    enable = _latest(new_admin, settings)
+    with pytest.raises(ValidationFailed, match="your own account"):
+        reverts.revert(new_admin, audit_id=enable.id, settings=settings)
+
+
+def test_conflict_when_the_user_changed_again_since(world: dict[str, users.UserRow], settings: Settings) -> None:
+    admin, viewer = _actor(world["admin"]), world["viewer"]
+    users.set_role(admin, user_id=viewer.id, role="analyst", settings=settings)
+    first = _latest(admin, settings)
+    users.set_role(admin, user_id=viewer.id, role="reviewer", settings=settings)
+    second = _latest(admin, settings)
+    count = _entry_count(settings)
+    with pytest.raises(ConflictError, match=r"role changed again since entry #\d+.*Revert the later change first"):
+        reverts.revert(admin, audit_id=first.id, settings=settings)
+    assert _entry_count(settings) == count  # nothing written half-way
+    assert _user(admin, viewer.id).role == "reviewer"
+    # In order, newest first, both undo cleanly.
+    reverts.revert(admin, audit_id=second.id, settings=settings)
+    reverts.revert(admin, audit_id=first.id, settings=settings)
+    assert _user(admin, viewer.id).role == "viewer"
+
+
+def _config(org: int) -> PipelineConfig:
+    with org_session(org) as s:
+        cfg = s.get(PipelineConfig, org)
+        assert cfg is not None
+        return cfg
+
+
+def test_pause_and_resume_are_reverted(any_settings: Settings) -> None:
+    world = _world(any_settings)
+    admin = _actor(world["admin"])
+    org = admin.organization_id
+    queue_control.pause(admin, reason="budget review")
+    pause = _latest(admin, any_settings)
+    version = _config(org).version
+    reverts.revert(admin, audit_id=pause.id, settings=any_settings)
+    cfg = _config(org)
+    assert (cfg.paused, cfg.pause_reason, cfg.version) == (False, None, version + 1)
+
+    queue_control.pause(admin, reason="new model rollout")
+    queue_control.resume(admin)
+    resume = _latest(admin, any_settings)
+    undo = reverts.revert(admin, audit_id=resume.id, settings=any_settings)
+    cfg = _config(org)
+    assert cfg.paused and cfg.pause_reason == f"Paused by {admin.email}: new model rollout"
+    # Reverting that revert resumes again: the chain still belongs to the queue, not to pipeline settings.
+    reverts.revert(admin, audit_id=undo.revert_id, settings=any_settings)
+    assert not _config(org).paused
+
+
+def test_automatic_pause_is_reverted_and_conflicts_once_resumed(world: dict[str, users.UserRow],
+                                                                settings: Settings) -> None:
+    admin = _actor(world["admin"])
+    with org_session(admin.organization_id) as s:
+        s.add(PipelineConfig(organization_id=admin.organization_id))
+    assert routing.pause_org(admin.organization_id, reason="provider google_vision is down")
+    auto = _latest(admin, settings)
+    assert auto.actor == "system:worker"
+    queue_control.resume(admin)
+    with pytest.raises(ConflictError, match="paused or resumed again since"):
+        reverts.revert(admin, audit_id=auto.id, settings=settings)
+    queue_control.pause(admin, reason="checking")
+    with pytest.raises(ConflictError, match="paused or resumed again since"):
+        reverts.revert(admin, audit_id=auto.id, settings=settings)
+
+
+def test_refusals(world: dict[str, users.UserRow], settings: Settings) -> None:
+    admin, viewer = _actor(world["admin"]), world["viewer"]
+    created = audit.list_entries(admin, action="user.create", limit=1, settings=settings)[0]
+    with pytest.raises(ValidationFailed, match="cannot be reverted"):
+        reverts.revert(admin, audit_id=created.id, settings=settings)
+
+    users.set_role(admin, user_id=viewer.id, role="analyst", settings=settings)
+    change = _latest(admin, settings)
+    for role in ("developer", "viewer", "analyst", "reviewer"):
+        with pytest.raises(PermissionDenied, match=r"audit\.revert"):
+            reverts.revert(Actor(user_id=None, email="x@a.example.com", role=role,
+                                 organization_id=admin.organization_id), audit_id=change.id, settings=settings)
+    with pytest.raises(NotFound, match=f"no audit entry #{change.id}"):
+        reverts.revert(_actor(world["b_admin"]), audit_id=change.id, settings=settings)
+    with pytest.raises(NotFound):
+        reverts.revert(admin, audit_id=10**9, settings=settings)
+
+    first = reverts.revert(admin, audit_id=change.id, settings=settings)
+    with pytest.raises(ConflictError, match=rf"already reverted by {admin.email} .*entry #{first.revert_id}"):
+        reverts.revert(admin, audit_id=change.id, settings=settings)
+
+
+def test_entity_types_without_a_revert_are_refused(world: dict[str, users.UserRow], settings: Settings) -> None:
+    admin = _actor(world["admin"])
+    with org_session(admin.organization_id) as s:
+        odd = audit.record(s, actor=admin, action="widget.tweak", entity_type="widget", entity_id=1,
+                           before={"a": 1}, after={"a": 2}, summary="", reversible=True)
+    with pytest.raises(ValidationFailed, match="'widget' cannot be reverted from the audit log yet"):
+        reverts.revert(admin, audit_id=odd, settings=settings)
+    assert reverts.owner_module("pipeline_config", "queue.pause") == "aiconsole.queue_control"
+    assert reverts.owner_module("pipeline_config", "pipeline.rules") == "aiconsole.pipeline_settings"
+    assert reverts.owner_module("widget", "widget.tweak") is None
