@@ -13,7 +13,7 @@ from aiconsole.actor import Actor
 from aiconsole.config import Settings
 from aiconsole.db import get_engine, org_session, service_session
 from aiconsole.db.models import AuditLog, Organization
-from aiconsole.errors import PermissionDenied, ValidationFailed
+from aiconsole.errors import NotFound, PermissionDenied, ValidationFailed
 
 
 def test_redact_hides_credentials_at_any_depth_and_keeps_counts() -> None:
@@ -134,3 +134,73 @@ def test_list_entries_filters_scopes_and_refuses(any_settings: Settings) -> None
         audit.list_entries(admin_a, since=t0, until=t0 - timedelta(days=1), settings=any_settings)
     with service_session(engine=get_engine(any_settings)) as s:
         assert s.scalar(select(func.count()).select_from(AuditLog)) == 7
+
+
+def test_list_entries_filters_by_actor_action_and_summary_text(any_settings: Settings) -> None:
+    a, b = _org(any_settings, "Org A"), _org(any_settings, "Org B")
+    ana = Actor(user_id=None, email="ana@a.example.com", role="admin", organization_id=a)
+    ben = Actor(user_id=None, email="ben@a.example.com", role="admin", organization_id=a)
+    other = Actor(user_id=None, email="zed@b.example.com", role="admin", organization_id=b)
+    worker = Actor.system("worker", a)
+    with service_session(engine=get_engine(any_settings)) as s:
+        for who, action, entity, summary in [
+            (ana, "user.set_role", "user", "Changed bo's role from viewer to analyst"),
+            (ben, "queue.pause", "pipeline_config", "Paused processing: 100% of budget_daily spent"),
+            (worker, "queue.pause", "pipeline_config", "Paused processing automatically: provider down"),
+            (ana, "user.disable", "user", "Disabled bo@a.example.com; ended 1 session(s)"),
+            (other, "queue.pause", "pipeline_config", "Paused processing in B"),
+        ]:
+            audit.record(s, actor=who, action=action, entity_type=entity, entity_id=1, before=None, after=None,
+                         summary=summary)
+
+    def summaries(**filters: object) -> list[str]:
+        return [e.summary for e in audit.list_entries(ana, settings=any_settings, **filters)]  # type: ignore[arg-type]
+
+    assert summaries(actor_email="ana@a.example.com") == [
+        "Disabled bo@a.example.com; ended 1 session(s)", "Changed bo's role from viewer to analyst"]
+    assert summaries(action="queue.pause") == [
+        "Paused processing automatically: provider down", "Paused processing: 100% of budget_daily spent"]
+    assert summaries(search="  PAUSED processing: ") == ["Paused processing: 100% of budget_daily spent"]
+    # LIKE wildcards in the search text are literal characters.
+    assert summaries(search="100%") == ["Paused processing: 100% of budget_daily spent"]
+    assert summaries(search="%") == ["Paused processing: 100% of budget_daily spent"]
+    assert summaries(search="budget_d") == ["Paused processing: 100% of budget_daily spent"]
+    assert summaries(search="t_d") == ["Paused processing: 100% of budget_daily spent"]
+    assert summaries(search="o's") == ["Changed bo's role from viewer to analyst"]
+    assert summaries(search="nothing like this") == []
+    assert summaries(action="queue.pause", actor_email="system:worker", entity_type="pipeline_config") == [
+        "Paused processing automatically: provider down"]
+    with pytest.raises(ValidationFailed, match="search text is longer than 200"):
+        audit.list_entries(ana, search="x" * 201, settings=any_settings)
+
+    # Filter choices: DISTINCT, sorted, this organization only.
+    assert audit.entity_types(ana, settings=any_settings) == ["pipeline_config", "user"]
+    assert audit.actors(ana, settings=any_settings) == ["ana@a.example.com", "ben@a.example.com", "system:worker"]
+    assert audit.actions(ana, settings=any_settings) == ["queue.pause", "user.disable", "user.set_role"]
+    assert audit.actors(other, settings=any_settings) == ["zed@b.example.com"]
+    viewer = Actor(user_id=None, email="v@a.example.com", role="viewer", organization_id=a)
+    for choices in (audit.entity_types, audit.actors, audit.actions):
+        with pytest.raises(PermissionDenied, match=r"audit\.view"):
+            choices(viewer, settings=any_settings)
+
+
+def test_entry_detail_links_reverts_and_stays_in_the_organization(settings: Settings) -> None:
+    a, b = _org(settings, "Org A"), _org(settings, "Org B")
+    admin = Actor(user_id=None, email="ana@a.example.com", role="admin", organization_id=a)
+    with service_session(engine=get_engine(settings)) as s:
+        change = audit.record(s, actor=admin, action="x.set", entity_type="x", entity_id=1, before={"v": 1},
+                              after={"v": 2}, summary="set", reversible=True)
+        undo = audit.record(s, actor=admin, action="revert", entity_type="x", entity_id=1, before={"v": 2},
+                            after={"v": 1}, summary="undo", reversible=True)
+        s.execute(update(AuditLog).where(AuditLog.id == change).values(reverted_by_id=undo))
+    detail = audit.entry_detail(admin, audit_id=change, settings=settings)
+    assert (detail.entry.id, detail.reverts) == (change, None)
+    assert detail.reverted_by is not None and detail.reverted_by.summary == "undo"
+    back = audit.entry_detail(admin, audit_id=undo, settings=settings)
+    assert back.reverted_by is None and back.reverts == detail.entry
+    outsider = Actor(user_id=None, email="zed@b.example.com", role="admin", organization_id=b)
+    with pytest.raises(NotFound, match=f"no audit entry #{change}"):
+        audit.entry_detail(outsider, audit_id=change, settings=settings)
+    with pytest.raises(PermissionDenied):
+        audit.entry_detail(Actor(user_id=None, email="d", role="developer", organization_id=a), audit_id=change,
+                           settings=settings)
