@@ -18,18 +18,18 @@ import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aiconsole.actor import Actor
 from aiconsole.config import Settings, get_settings
-from aiconsole.db import org_session
-from aiconsole.db.models import Photo, Prompt, PromptVersion
+from aiconsole.db import get_engine, org_session
+from aiconsole.db.models import Prompt, PromptVersion
 from aiconsole.errors import NotFound, ProviderError, ValidationFailed
 from aiconsole.formatting import usd
-from aiconsole.images import load_image_bytes, thumbnail, validate_image
+from aiconsole.lab_photos import PhotoChoice, TestPhoto, resolve_photo
 from aiconsole.metrics import WorkerMetrics
 from aiconsole.prompt_templates import check_template
 from aiconsole.providers.base import PROVIDER_NAMES, ImageInput, truncate_raw
@@ -59,46 +59,6 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
-class PhotoChoice:
-    """The photo to test on: a sample of the gallery, an uploaded file, or one of the org's photos."""
-
-    kind: Literal["sample", "upload", "photo"]
-    sample: str | None = None
-    variant: int = 0
-    filename: str | None = None
-    data: bytes | None = None
-    photo_id: int | None = None
-
-    @classmethod
-    def from_sample(cls, name: str, variant: int = 0) -> PhotoChoice:
-        """Variant `variant` of the scikit-image sample `name` (aiconsole.samples)."""
-        return cls("sample", sample=name, variant=variant)
-
-    @classmethod
-    def from_upload(cls, filename: str, data: bytes) -> PhotoChoice:
-        """An uploaded file; it is validated like an upload but never stored or queued."""
-        return cls("upload", filename=filename, data=data)
-
-    @classmethod
-    def from_photo(cls, photo_id: int) -> PhotoChoice:
-        """A photo already in the actor's organization."""
-        return cls("photo", photo_id=photo_id)
-
-
-@dataclass(frozen=True)
-class TestPhoto:
-    """The photo a test ran on, as intake saw it."""
-
-    source: str
-    label: str
-    width: int
-    height: int
-    content_type: str
-    byte_size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
 class TagVerdict:
     """One tag of a test run with the verdict the org's rules give it."""
 
@@ -124,6 +84,7 @@ class RunError:
 class TestRun:
     """One call of one provider/model/prompt on one photo: tags and verdicts, usage, cost, or the error."""
 
+    __test__ = False  # not a pytest class, despite its name
     provider: str
     model: str
     prompt_source: str
@@ -247,47 +208,6 @@ def _check_choice(provider: str, model: str | None) -> tuple[str, str]:
     return provider, model
 
 
-# ------------------------------------------------------------------------------------------- photo
-
-
-def _resolve_photo(session: Session, organization_id: int, choice: PhotoChoice,
-                   settings: Settings) -> tuple[ImageInput, TestPhoto]:
-    if choice.kind == "sample":
-        from aiconsole import samples  # scikit-image is heavy; load it only when a sample is chosen
-
-        sample = samples.get_sample(choice.sample or "")
-        data = samples.sample_photo(sample.name, choice.variant)
-        label, source, name = f"{sample.title} (sample {sample.name}, look {choice.variant})", "sample", sample.name
-    elif choice.kind == "upload":
-        data, name = choice.data or b"", choice.filename or "upload"
-        label, source = name, "upload"
-    elif choice.kind == "photo":
-        row = session.scalar(select(Photo).where(Photo.organization_id == organization_id,
-                                                 Photo.id == choice.photo_id))
-        if row is None:
-            raise NotFound(f"There is no photo #{choice.photo_id} in this organization.",
-                           hint="Use the id of one of this organization's photos, or pick a sample or upload one.")
-        data = load_image_bytes(row.storage_uri, settings=settings)
-        name, label, source = row.filename or f"photo {row.id}", f"photo #{row.id} ({row.filename})", "photo"
-    else:
-        raise ValidationFailed(f"Unknown photo choice {choice.kind!r}.", hint="Pick a sample, upload or photo id.")
-    # Every photo goes through intake's checks (type sniffing, limits, bomb guard) before a provider sees it.
-    info = validate_image(data, filename=name, settings=settings)
-    image = ImageInput(data=data, content_type=info.content_type, width=info.width, height=info.height,
-                       sha256=info.sha256)
-    return image, TestPhoto(source, label, info.width, info.height, info.content_type, info.byte_size, info.sha256)
-
-
-def photo_preview(actor: Actor, *, photo: PhotoChoice, max_side: int = 320,
-                  settings: Settings | None = None) -> bytes:
-    """A JPEG thumbnail of the chosen photo (validated like a test run would)."""
-    actor.require("testing.run")
-    settings = settings or get_settings()
-    with org_session(actor.organization_id) as s:
-        image, _ = _resolve_photo(s, actor.organization_id, photo, settings)
-    return thumbnail(image.data, max_side)
-
-
 # ------------------------------------------------------------------------------------------- prompts
 
 
@@ -367,7 +287,7 @@ class _Lab:
 def _load(session: Session, actor: Actor, photo: PhotoChoice, settings: Settings) -> _Lab:
     org = actor.organization_id
     ctx = load_org_context(session, organization_id=org)
-    image, info = _resolve_photo(session, org, photo, settings)
+    image, info = resolve_photo(session, org, photo, settings)
     return _Lab(ctx, load_rules(session, org), image, info)
 
 
@@ -426,10 +346,10 @@ def _test_prompt(session: Session, ctx: OrgContext, draft: str | None, version_i
 # ------------------------------------------------------------------------------------------- public
 
 
-def lab_options(actor: Actor) -> LabOptions:
+def lab_options(actor: Actor, *, settings: Settings | None = None) -> LabOptions:
     """The providers and models a test can use, and the organization's production provider, model and prompt."""
     actor.require("testing.run")
-    with org_session(actor.organization_id) as s:
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         ctx = load_org_context(s, organization_id=actor.organization_id)
     return LabOptions(providers=dict(PROVIDER_MODELS), enabled={p: ctx.setup(p).enabled for p in PROVIDER_NAMES},
                       active_provider=ctx.active_provider, active_model=ctx.active_model,
@@ -444,7 +364,7 @@ def run_test(actor: Actor, *, photo: PhotoChoice, provider: str, model: str | No
     settings = settings or get_settings()
     provider, model = _check_choice(provider, model)
     overrides = check_variables(variables)
-    with org_session(actor.organization_id) as s:
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         lab = _load(s, actor, photo, settings)
         prompt = _test_prompt(s, lab.ctx, draft, version_id, overrides)
     rendered = _render(prompt, lab.values(overrides))
@@ -460,7 +380,7 @@ def compare_with_production(actor: Actor, *, photo: PhotoChoice, provider: str, 
     settings = settings or get_settings()
     provider, model = _check_choice(provider, model)
     overrides = check_variables(variables)
-    with org_session(actor.organization_id) as s:
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         lab = _load(s, actor, photo, settings)
         prompt = _test_prompt(s, lab.ctx, draft, version_id, overrides)
         production = _production_prompt(s, lab.ctx, provider=lab.ctx.active_provider)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from aiconsole import prompt_lab, users
+from aiconsole import lab_photos, prompt_lab, users
 from aiconsole.actor import Actor
 from aiconsole.config import Settings
 from aiconsole.db import service_session
@@ -219,7 +219,7 @@ def test_other_organizations_photos_and_versions_are_refused(any_world: World) -
                             version_id=world.staging_id)
     assert prompt_lab.run_test(b_dev, photo=PhotoChoice.from_photo(world.photo_b), provider="local").ok
     with pytest.raises(NotFound, match="no photo"):
-        prompt_lab.photo_preview(b_dev, photo=PhotoChoice.from_photo(world.photo_a))
+        lab_photos.photo_preview(b_dev, photo=PhotoChoice.from_photo(world.photo_a))
 
 
 @pytest.mark.parametrize("role", ["viewer", "analyst", "reviewer"])
@@ -232,7 +232,7 @@ def test_read_only_roles_are_refused(world: World, role: str) -> None:
     with pytest.raises(PermissionDenied):
         prompt_lab.lab_options(actor)
     with pytest.raises(PermissionDenied):
-        prompt_lab.photo_preview(actor, photo=PhotoChoice.from_sample("coffee"))
+        lab_photos.photo_preview(actor, photo=PhotoChoice.from_sample("coffee"))
 
 
 def test_bad_choices_are_refused_before_any_call(world: World) -> None:
@@ -269,6 +269,6 @@ def test_options_and_preview(world: World) -> None:
                                                                                      world.production_id)
     assert opts.providers["gemini"][0] == "gemini-2.5-flash" and set(opts.providers) == {"local", "google-vision",
                                                                                          "gemini"}
-    jpeg = prompt_lab.photo_preview(world.actor("admin"), photo=PhotoChoice.from_sample("coffee"), max_side=64)
+    jpeg = lab_photos.photo_preview(world.actor("admin"), photo=PhotoChoice.from_sample("coffee"), max_side=64)
     with Image.open(io.BytesIO(jpeg)) as im:
         assert im.format == "JPEG" and max(im.size) == 64
