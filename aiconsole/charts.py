@@ -251,3 +251,28 @@ def queue_status_chart(counts: Mapping[str, int], *, title: str = "Open queue by
     # The legend goes below the donut: above it, it would collide with the title in a narrow column.
     fig.update_layout(title=title, height=360, **{**_LAYOUT, "legend": {"orientation": "h", "y": -0.05}})
     return fig
+
+
+def confidence_histogram_chart(counts: list[int] | tuple[int, ...], *, current: tuple[float, float],
+                               proposed: tuple[float, float],
+                               title: str = "Tag confidence, with the reject and accept thresholds") -> go.Figure:
+    """Tags per equal-width confidence bucket (0..1), with the current (dotted) and proposed threshold lines.
+
+    `current` and `proposed` are (accept, reject) pairs.
+    """
+    if not counts or sum(counts) == 0:
+        return empty_figure(title, "No tags in this window.", "Pick a longer window, or process some photos first.")
+    width = 1 / len(counts)
+    fig = go.Figure(go.Bar(x=[(i + 0.5) * width for i in range(len(counts))], y=list(counts), width=width,
+                           marker={"color": "#95A5A6"}, name="tags",
+                           hovertemplate="confidence %{x:.2f}: %{y:,} tags<extra></extra>"))
+    lines = (("current", current, "dot", 0.98), ("new", proposed, "solid", 0.88))
+    for name, (accept, reject), dash, y in lines:
+        for what, value, color in (("accept", accept, STATUS_COLORS["completed"]), ("reject", reject, FAILED_COLOR)):
+            fig.add_vline(x=value, line={"color": color, "dash": dash, "width": 2})
+            fig.add_annotation(x=value, y=y, yref="paper", text=f"{name} {what} {value:g}", showarrow=False,
+                               font={"size": 11, "color": color}, xanchor="left", bgcolor="rgba(255,255,255,0.7)")
+    fig.update_layout(title=title, xaxis={"title": "confidence", "range": [0, 1]}, yaxis_title="tags", height=360,
+                      showlegend=False, bargap=0.05, **_LAYOUT)
+    return fig
+

@@ -227,6 +227,25 @@ def rules_from_columns(columns: Mapping[str, Any]) -> RulesConfig:
     return _validated(lambda: RulesConfig.from_columns(columns))
 
 
+def overrides_from_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Label overrides from editor rows ({label, accept, reject}); blank rows are dropped, blanks (NaN) are None."""
+
+    def number(value: Any) -> float | None:
+        # Empty editor cells arrive as None or NaN (NaN != NaN).
+        return None if value is None or value != value or value == "" else float(value)
+
+    out: dict[str, dict[str, float | None]] = {}
+    for row in rows:
+        label = str(row.get("label") or "").strip()
+        accept, reject = number(row.get("accept")), number(row.get("reject"))
+        if not label and accept is None and reject is None:
+            continue
+        if label in out:
+            raise ValidationFailed(f"The label '{label}' has two override rows.", hint="Keep one of them.")
+        out[label] = {"accept": accept, "reject": reject}
+    return out
+
+
 def column_state(cfg: PipelineConfig) -> dict[str, Any]:
     """The rule columns of a pipeline_config row, as audit entries store them."""
     return {c: getattr(cfg, c) for c in RULE_COLUMNS}

@@ -10,6 +10,7 @@ from aiconsole.ui import login, session
 # (section, file, title, icon, permission). Only pages that work are listed.
 PAGES: list[tuple[str, str, str, str, str]] = [
     ("Monitor", "pages/live_status.py", "Live Status", ":material/monitor_heart:", "live_status.view"),
+    ("Control", "pages/pipeline.py", "Pipeline", ":material/tune:", "pipeline.view"),
     ("Administration", "pages/users.py", "Users", ":material/group:", "users.view"),
 ]
 

@@ -16,7 +16,14 @@ from aiconsole.db.models import AuditLog, PipelineConfig
 from aiconsole.db.types import utcnow
 from aiconsole.errors import ConflictError, PermissionDenied, ValidationFailed
 from aiconsole.rules import RuleSet
-from aiconsole.rules_config import CONFIDENCE_BUCKETS, RulesConfig, impact_preview, parse_rules, save_rules
+from aiconsole.rules_config import (
+    CONFIDENCE_BUCKETS,
+    RulesConfig,
+    impact_preview,
+    overrides_from_rows,
+    parse_rules,
+    save_rules,
+)
 
 VALID: dict[str, Any] = {"accept_threshold": 0.8, "reject_threshold": 0.4, "max_retries": 3, "worker_concurrency": 8}
 
@@ -179,3 +186,13 @@ def test_impact_preview_window_is_bounded(settings: Settings) -> None:
         impact_preview(admin, rules=parse_rules(VALID), days=365)
     empty = impact_preview(admin, rules=RulesConfig(max_cost_per_photo_usd=Decimal("0.01")), days=7)
     assert (empty.photos, empty.tags, sum(empty.histogram)) == (0, 0, 0)
+
+
+def test_override_rows_from_the_editor() -> None:
+    rows = [{"label": "Dog", "accept": 0.9, "reject": float("nan")}, {"label": None, "accept": None, "reject": None},
+            {"label": "", "accept": 0.5, "reject": None}]
+    overrides = overrides_from_rows(rows)
+    assert overrides == {"Dog": {"accept": 0.9, "reject": None}, "": {"accept": 0.5, "reject": None}}
+    assert "empty label" in _refused(label_overrides=overrides)
+    with pytest.raises(ValidationFailed, match="two override rows"):
+        overrides_from_rows([{"label": "cat", "accept": 0.9}, {"label": "cat", "reject": 0.1}])

@@ -1,0 +1,128 @@
+"""The Pipeline page through AppTest: switch with confirmation and undo, rules refused or saved, read-only roles."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from aiconsole.db import service_session
+from aiconsole.db.models import AuditLog, PipelineConfig, ProviderConfig
+from aiconsole.pipeline_settings import model_choices
+from aiconsole.ui.session import ACTOR_KEY
+
+PAGE = "pages/pipeline.py"
+
+
+def _config(org: int) -> PipelineConfig:
+    with service_session() as s:
+        cfg = s.get(PipelineConfig, org)
+        assert cfg is not None
+        return cfg
+
+
+def _actions(org: int, action: str) -> list[AuditLog]:
+    with service_session() as s:
+        return list(s.scalars(select(AuditLog).where(AuditLog.organization_id == org, AuditLog.action == action)
+                              .order_by(AuditLog.id)))
+
+
+def _texts(at) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(str(e.value) for kind in (at.error, at.success, at.warning, at.info) for e in kind)
+
+
+def test_admin_switches_with_confirmation_and_undoes(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("admin")
+    org = at.session_state[ACTOR_KEY].organization_id
+    with service_session() as s:
+        s.execute(update(ProviderConfig).where(ProviderConfig.organization_id == org,
+                                               ProviderConfig.provider == "gemini").values(enabled=True))
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert len(table) == len(model_choices()) and "cost per 1,000 photos" in table.columns
+    before = _config(org)
+
+    at.selectbox(key="switch_choice").select(model_choices().index(("gemini", "gemini-2.5-flash")))
+    at.selectbox(key="switch_fallback").select("local")
+    at.button(key="switch_start").click().run()
+    confirm = " ".join(w.value for w in at.warning)
+    assert "Switch from local / local-analyzer-v1 ($0.00 per 1,000 photos) to gemini / gemini-2.5-flash ($" in confirm
+    assert _config(org).active_provider == "local"  # nothing happens before the confirmation
+
+    at.button(key="switch_confirm").click().run()
+    assert not at.exception, at.exception
+    assert any("gemini/gemini-2.5-flash" in s.value for s in at.success), _texts(at)
+    cfg = _config(org)
+    assert (cfg.active_provider, cfg.active_model, cfg.fallback_provider) == ("gemini", "gemini-2.5-flash", "local")
+    assert cfg.version == before.version + 1
+    assert _actions(org, "model.switch")[-1].actor == at.session_state[ACTOR_KEY].email
+
+    at.button(key="undo_switch").click().run()
+    assert any("Undid the switch" in s.value for s in at.success), _texts(at)
+    cfg = _config(org)
+    assert (cfg.active_provider, cfg.active_model, cfg.fallback_provider) == ("local", "local-analyzer-v1", None)
+    assert _actions(org, "model.switch")[-1].reverted_by_id == _actions(org, "revert")[-1].id
+
+    at.button(key="undo_switch").click().run()
+    assert any("no model switch to undo" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("rules_accept", 0.3, "accept threshold 0.3 is below the reject threshold"),
+    ("rules_accept", 1.5, "The accept threshold 1.5 is outside 0..1"),
+    ("rules_daily", -5.0, "The daily budget $-5.0 is negative"),
+    ("rules_retries", 0, "Max retries 0 is outside 1..10"),
+])
+def test_bad_rules_are_refused_and_nothing_saved(app_as, key: str, value: object,  # type: ignore[no-untyped-def]
+                                                  expected: str) -> None:
+    at = app_as("admin")
+    org = at.session_state[ACTOR_KEY].organization_id
+    at.switch_page(PAGE).run()
+    saved_before = len(_actions(org, "rules.update"))
+    version = _config(org).version
+    at.number_input(key=key).set_value(value)
+    at.button(key="rules_save").click().run()
+    assert not at.exception, at.exception
+    assert any(expected in e.value for e in at.error), _texts(at)
+    assert not at.success
+    assert _config(org).version == version and len(_actions(org, "rules.update")) == saved_before
+
+
+def test_valid_rules_are_previewed_saved_and_audited(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("admin")
+    org = at.session_state[ACTOR_KEY].organization_id
+    at.switch_page(PAGE).run()
+    old = _config(org)
+    at.number_input(key="rules_accept").set_value(0.9)
+    at.number_input(key="rules_retries").set_value(5)
+    at.button(key="rules_preview").click().run()
+    assert not at.exception, at.exception
+    impact = at.dataframe[-1].value
+    assert list(impact.columns) == ["", "current rules", "new rules", "change"]
+    accepted = impact.set_index("").loc["Tags accepted"]
+    assert accepted["new rules"] <= accepted["current rules"]  # a higher accept threshold accepts fewer tags
+    assert at.get("plotly_chart")
+    assert _config(org).accept_threshold == old.accept_threshold  # a preview saves nothing
+
+    at.button(key="rules_save").click().run()
+    assert any("Rules saved" in s.value for s in at.success), _texts(at)
+    cfg = _config(org)
+    assert (cfg.accept_threshold, cfg.max_retries) == (0.9, 5)
+    entry = _actions(org, "rules.update")[-1]
+    assert entry.before == {"accept_threshold": old.accept_threshold, "max_retries": old.max_retries}
+    assert entry.after == {"accept_threshold": 0.9, "max_retries": 5} and entry.reversible
+    assert at.number_input(key="rules_accept").value == 0.9  # the form reloads from what was saved
+
+
+@pytest.mark.parametrize("role", ["developer", "analyst", "reviewer", "viewer"])
+def test_read_only_roles_see_values_without_controls(app_as, role: str) -> None:  # type: ignore[no-untyped-def]
+    at = app_as(role)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert {m.label for m in at.metric} >= {"Provider", "Model", "Fallback", "Production prompt"}
+    keys = {b.key for b in at.button}
+    assert not keys & {"switch_start", "undo_switch", "rules_save", "rules_preview"}
+    assert not at.number_input
+    rules = at.dataframe[1].value
+    assert "Accept threshold" in set(rules["rule"])
+    assert any("Only an admin" in c.value for c in at.caption)
