@@ -4,14 +4,17 @@ already reverted, another organization, a role without audit.revert)."""
 from __future__ import annotations
 
 import pytest
+from pipeline_data import as_role, make_org
 from sqlalchemy import func, select
 
-from aiconsole import audit, queue_control, reverts, routing, users
+from aiconsole import audit, pipeline_settings, prompts, queue_control, reverts, routing, rules_config, users
 from aiconsole.actor import Actor
 from aiconsole.config import Settings
 from aiconsole.db import get_engine, org_session, service_session
 from aiconsole.db.models import AuditLog, PipelineConfig
 from aiconsole.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+
+PROMPT = "Tag this photo with up to {max_tags} labels."
 
 
 def _actor(row: users.UserRow) -> Actor:
@@ -203,3 +206,49 @@ def test_entity_types_without_a_revert_are_refused(world: dict[str, users.UserRo
     assert reverts.owner_module("pipeline_config", "queue.pause") == "aiconsole.queue_control"
     assert reverts.owner_module("pipeline_config", "pipeline.rules") == "aiconsole.pipeline_settings"
     assert reverts.owner_module("widget", "widget.tweak") is None
+
+
+# One revert per owning module, through the audit log's dispatcher.
+
+
+def _pipeline(org: int) -> PipelineConfig:
+    with service_session() as s:
+        cfg = s.get(PipelineConfig, org)
+        assert cfg is not None
+        return cfg
+
+
+def test_model_switch_and_rules_are_reverted_by_pipeline_settings(settings: Settings) -> None:
+    org, admin = make_org()
+    pipeline_settings.switch_model(admin, provider="gemini", model="gemini-2.5-pro", fallback_provider="local",
+                                   expected_version=1)
+    switch = _latest(admin, settings)
+    rules_config.save_rules(admin, rules=rules_config.parse_rules(
+        {"accept_threshold": 0.9, "reject_threshold": 0.5, "max_retries": 4, "worker_concurrency": 8}),
+        expected_version=2)
+    rules = _latest(admin, settings)
+    assert (switch.action, rules.action) == ("model.switch", "rules.update")
+
+    reverts.revert(admin, audit_id=rules.id, settings=settings)
+    reverts.revert(admin, audit_id=switch.id, settings=settings)
+    cfg = _pipeline(org)
+    assert (cfg.active_provider, cfg.active_model, cfg.fallback_provider) == ("local", "local-analyzer-v1", None)
+    assert (cfg.accept_threshold, cfg.reject_threshold, cfg.max_retries) == (0.8, 0.4, 3)
+    assert [e.action for e in audit.list_entries(admin, action="revert", settings=settings)] == ["revert", "revert"]
+    with pytest.raises(PermissionDenied):
+        reverts.revert(as_role(admin, "developer"), audit_id=switch.id, settings=settings)
+
+
+def test_prompt_label_move_is_reverted_by_prompts(settings: Settings) -> None:
+    _org_id, admin = make_org(config=False)
+    v1 = prompts.create_prompt(admin, name="tagger", content=PROMPT, settings=settings)
+    v2 = prompts.save_version(admin, prompt_id=v1.prompt_id, base_version=1, content=PROMPT + " Be brief.",
+                              message="shorter", settings=settings)
+    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v1.id, settings=settings)
+    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v2.id, settings=settings)
+    move = _latest(admin, settings)
+    assert move.entity_type == "prompt_label"
+
+    reverts.revert(admin, audit_id=move.id, settings=settings)
+    labels = {v.version: v.labels for v in prompts.list_versions(admin, prompt_id=v1.prompt_id, settings=settings)}
+    assert labels == {1: ("production",), 2: ()}
