@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from pipeline_data import add_photo, add_result, as_role, make_org
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from aiconsole import queue_control
 from aiconsole.audit import AuditRow, list_entries
@@ -137,8 +137,8 @@ def test_revert_refuses_a_provider_disabled_since(settings: Settings) -> None:
     switch_model(admin, provider="gemini", model="gemini-2.5-flash", fallback_provider=None, expected_version=1)
     switch_model(admin, provider="google-vision", model="builtin/stable", fallback_provider=None, expected_version=2)
     with service_session() as s:
-        s.execute(ProviderConfig.__table__.update().where(ProviderConfig.organization_id == org,
-                                                           ProviderConfig.provider == "gemini").values(enabled=False))
+        s.execute(update(ProviderConfig).where(ProviderConfig.organization_id == org,
+                                               ProviderConfig.provider == "gemini").values(enabled=False))
     with pytest.raises(ValidationFailed, match="gemini is disabled"):
         undo_last_switch(admin)
     assert _model(org)[0] == "google-vision"
@@ -197,8 +197,8 @@ def test_cost_projection_without_usage_estimates_from_photo_sizes(settings: Sett
     add_photo(org, width=300, height=300)  # 258 tokens
     add_photo(org, width=1000, height=800)  # 2 x 2 tiles = 1,032 tokens
     with service_session() as s:
-        s.execute(ProviderConfig.__table__.update().where(ProviderConfig.organization_id == org,
-                                                           ProviderConfig.provider == "gemini")
+        s.execute(update(ProviderConfig).where(ProviderConfig.organization_id == org,
+                                               ProviderConfig.provider == "gemini")
                   .values(price_overrides={"gemini-2.5-pro": {"input_per_m": "1.00"}}))
     rows = {(c.provider, c.model): c for c in projected_cost_per_1000(admin, days=7)}
     # (645 image + 100 prompt) tokens in, 200 out per photo.

@@ -189,8 +189,9 @@ def test_impact_preview_window_is_bounded(settings: Settings) -> None:
 
 
 def test_override_rows_from_the_editor() -> None:
-    rows = [{"label": "Dog", "accept": 0.9, "reject": float("nan")}, {"label": None, "accept": None, "reject": None},
-            {"label": "", "accept": 0.5, "reject": None}]
+    rows: list[dict[str, Any]] = [{"label": "Dog", "accept": 0.9, "reject": float("nan")},
+                                  {"label": None, "accept": None, "reject": None},
+                                  {"label": "", "accept": 0.5, "reject": None}]
     overrides = overrides_from_rows(rows)
     assert overrides == {"Dog": {"accept": 0.9, "reject": None}, "": {"accept": 0.5, "reject": None}}
     assert "empty label" in _refused(label_overrides=overrides)
