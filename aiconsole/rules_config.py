@@ -50,6 +50,16 @@ def _threshold(value: float, what: str) -> float:
     return value
 
 
+# field -> (name in messages, allowed range, why that range).
+_COUNTS = {
+    "max_retries": ("Max retries", MAX_RETRIES_RANGE, f"it is the number of attempts a photo gets "
+                    f"({MAX_RETRIES_RANGE[0]} = no retry), and beyond {MAX_RETRIES_RANGE[1]} a photo that keeps "
+                    "failing only burns budget."),
+    "worker_concurrency": ("Worker concurrency", CONCURRENCY_RANGE, "at least one call must run, and more than "
+                           f"{CONCURRENCY_RANGE[1]} parallel calls per worker exceed every provider's rate limits."),
+}
+
+
 class LabelOverride(BaseModel):
     """One label's own thresholds; a missing one falls back to the global threshold."""
 
@@ -104,22 +114,12 @@ class RulesConfig(BaseModel):
                              "Leave it empty for no budget.")
         return value
 
-    @field_validator("max_retries")
+    @field_validator("max_retries", "worker_concurrency")
     @classmethod
-    def _retries_range(cls, value: int) -> int:
-        lo, hi = MAX_RETRIES_RANGE
+    def _count_range(cls, value: int, info: Any) -> int:
+        name, (lo, hi), why = _COUNTS[info.field_name]
         if not lo <= value <= hi:
-            raise ValueError(f"Max retries {value} is outside {lo}..{hi}: it is the number of attempts a photo "
-                             f"gets ({lo} = no retry), and beyond {hi} a photo that keeps failing only burns budget.")
-        return value
-
-    @field_validator("worker_concurrency")
-    @classmethod
-    def _concurrency_range(cls, value: int) -> int:
-        lo, hi = CONCURRENCY_RANGE
-        if not lo <= value <= hi:
-            raise ValueError(f"Worker concurrency {value} is outside {lo}..{hi}: at least one call must run, and "
-                             f"more than {hi} parallel calls per worker exceed every provider's rate limits.")
+            raise ValueError(f"{name} {value} is outside {lo}..{hi}: {why}")
         return value
 
     @field_validator("label_overrides", mode="before")
