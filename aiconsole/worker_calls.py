@@ -89,7 +89,6 @@ class Caller:
         self._lock = threading.Lock()
         self._providers: dict[tuple[int, str], tuple[ProviderSettings, Provider]] = {}
         self._building: dict[tuple[int, str], threading.Lock] = {}
-        self._warned_keys = False
         self._limiters: dict[tuple[int, str], RateLimiter] = {}
         self._breakers: dict[tuple[int, str], CircuitBreaker] = {}
         self._stats: dict[tuple[int, str], CallStats] = {}
@@ -132,11 +131,6 @@ class Caller:
                 held = self._providers.get(key)
             if held is not None and held[0] == wanted:
                 return held[1]
-            if setup.has_stored_key and not self._warned_keys:
-                self._warned_keys = True
-                log.warning("provider %s of organization %s has a stored key; this worker does not decrypt stored "
-                            "keys yet and uses its environment's credentials (GEMINI_API_KEY, Application Default "
-                            "Credentials)", setup.provider, org)
             provider = self._factory(setup.provider, wanted)
             # Build the SDK client now, before a rate-limit slot is taken: creating it costs a process up to
             # a second of CPU, and a thread that took its slot meanwhile would send late, landing next to

@@ -4,7 +4,9 @@ One `OrgContext` per organization: the pipeline config (provider, model, fallbac
 budgets), its provider configs, the production version of the active prompt, the running experiment
 (with the prompt versions its variants use) and this month's Vision units (for the free tier). The
 worker reloads a context after `ttl_s`, so a change in the console reaches every worker within seconds
-without a query per photo.
+without a query per photo. Stored provider keys are decrypted here (aiconsole.secrets_box); a key that
+cannot be decrypted (the secret key changed) makes that provider's calls fail with an auth error naming
+the provider, never the worker.
 
 Prompts are rendered by Jinja2's SandboxedEnvironment (no Python evaluation, no attribute access to
 internals): `{{ name }}` anywhere, and the `{name}` placeholders of a version's declared variables (the
@@ -28,11 +30,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from aiconsole import secrets_box
+from aiconsole.config import Settings
 from aiconsole.db.engine import service_session
 from aiconsole.db.models import PipelineConfig, ProcessingRollupHourly, PromptLabel, PromptVersion, ProviderConfig
-from aiconsole.errors import ValidationFailed
+from aiconsole.errors import ConfigError, ValidationFailed
 from aiconsole.experiments_assign import ExperimentPlan, running_experiment
-from aiconsole.providers.base import ProviderSettings
+from aiconsole.providers.base import ProviderSettings, provider_error
 from aiconsole.providers.pricing import LOCAL_MODEL
 
 PRODUCTION_LABEL = "production"
@@ -68,10 +72,17 @@ class ProviderSetup:
     endpoint: str | None = None
     price_overrides: Mapping[str, Any] = field(default_factory=dict)
     has_stored_key: bool = False
+    # The decrypted stored key (never in a repr); None: the worker's environment credentials apply.
+    api_key: str | None = field(default=None, repr=False)
+    key_error: str | None = None
 
     def settings(self) -> ProviderSettings:
-        """The provider's ProviderSettings (the key comes from the worker's environment, see module doc)."""
-        return ProviderSettings(api_key=None, endpoint=self.endpoint, timeout_s=self.timeout_s)
+        """The provider's ProviderSettings with the stored key; an auth ProviderError if it cannot be decrypted."""
+        if self.key_error is not None:
+            raise provider_error("auth", f"{self.provider}: {self.key_error}",
+                                 hint="Restore the secret key the worker had, or enter the provider's key again "
+                                      "on the Providers page.")
+        return ProviderSettings(api_key=self.api_key, endpoint=self.endpoint, timeout_s=self.timeout_s)
 
 
 @dataclass
@@ -116,8 +127,19 @@ def _versions(session: Session, organization_id: int, ids: Iterable[int]) -> dic
     return {int(r.id): PromptSpec(int(r.id), r.content, tuple(r.variables or ())) for r in rows}
 
 
-def load_org_context(session: Session, *, organization_id: int, now: datetime | None = None) -> OrgContext:
-    """Read one organization's processing settings (a handful of indexed queries)."""
+def _stored_key(token: str | None, settings: Settings | None) -> tuple[str | None, str | None]:
+    """(key, None), or (None, why) when the stored key cannot be decrypted: that provider's calls then fail."""
+    if token is None:
+        return None, None
+    try:
+        return secrets_box.decrypt(token, settings=settings), None
+    except ConfigError as exc:
+        return None, exc.message
+
+
+def load_org_context(session: Session, *, organization_id: int, now: datetime | None = None,
+                     settings: Settings | None = None) -> OrgContext:
+    """Read one organization's processing settings (a handful of indexed queries), stored keys decrypted."""
     now = now or datetime.now(UTC)
     ctx = OrgContext(organization_id=organization_id, loaded_at=time.monotonic())
     cfg = session.get(PipelineConfig, organization_id)
@@ -128,10 +150,12 @@ def load_org_context(session: Session, *, organization_id: int, now: datetime | 
         ctx.max_cost_per_photo_micros = cfg.max_cost_per_photo_micros
         ctx.has_budget = cfg.daily_budget_micros is not None or cfg.monthly_budget_micros is not None
     for pc in session.scalars(select(ProviderConfig).where(ProviderConfig.organization_id == organization_id)):
+        api_key, key_error = _stored_key(pc.encrypted_secret, settings)
         ctx.providers[pc.provider] = ProviderSetup(
             provider=pc.provider, enabled=pc.enabled, rate_limit_per_minute=max(1, pc.rate_limit_per_minute),
             timeout_s=float(pc.timeout_seconds), endpoint=pc.endpoint or None,
-            price_overrides=dict(pc.price_overrides or {}), has_stored_key=pc.encrypted_secret is not None)
+            price_overrides=dict(pc.price_overrides or {}), has_stored_key=pc.encrypted_secret is not None,
+            api_key=api_key, key_error=key_error)
     production_id = None
     if cfg is not None and cfg.active_prompt_id is not None:
         production_id = session.scalar(select(PromptLabel.version_id).where(
