@@ -2,9 +2,10 @@
 each choice would cost and how it has performed.
 
 Every change locks the pipeline_config row, refuses a stale `expected_version` (ConflictError naming who
-changed it), bumps the version and writes the audit log in the same transaction. `revert_audit` restores
-any pipeline_config audit entry (model switches, rules changes, pause/resume) when the fields it changed
-still hold what it wrote. Workers pick a change up when their context cache reloads (a few seconds).
+changed it), bumps the version and writes the audit log in the same transaction. `revert_audit` restores a
+model switch or a rules change (or a revert of one) when the fields it changed still hold what it wrote
+(pause/resume entries are aiconsole.queue_control's). Workers pick a change up when their context cache
+reloads (a few seconds).
 
 Projections and quality figures are aggregated in the database from the last N days of results.
 """
@@ -48,8 +49,7 @@ from aiconsole.providers.registry import PROVIDER_MODELS
 from aiconsole.rules_config import RULE_COLUMNS, RulesConfig, current_rules, rules_from_columns
 
 MODEL_COLUMNS = ("active_provider", "active_model", "fallback_provider")
-PAUSE_COLUMNS = ("paused", "pause_reason")
-REVERTIBLE = frozenset(MODEL_COLUMNS + RULE_COLUMNS + PAUSE_COLUMNS)
+REVERTIBLE = frozenset(MODEL_COLUMNS + RULE_COLUMNS)  # pause/resume entries are queue_control's to revert
 SWITCH_ACTION = "model.switch"
 CACHE_PREFIX = "pipeline_choices"
 CACHE_TTL_S = 60.0
@@ -236,8 +236,6 @@ def revert_audit(session: Session, *, actor: Actor, entry: AuditRow) -> int:
         rules_from_columns({c: before.get(c, getattr(cfg, c)) for c in RULE_COLUMNS})
     for key, value in before.items():
         setattr(cfg, key, value)
-    if "paused" in before:
-        cfg.paused_at = utcnow() if before["paused"] else None
     stamp(cfg, actor)
     return audit.record(session, actor=actor, action="revert", entity_type="pipeline_config",
                         entity_id=str(actor.organization_id), before=dict(after), after=dict(before),

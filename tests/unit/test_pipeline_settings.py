@@ -144,19 +144,20 @@ def test_revert_refuses_a_provider_disabled_since(settings: Settings) -> None:
     assert _model(org)[0] == "google-vision"
 
 
-def test_revert_restores_rules_and_pause(settings: Settings) -> None:
+def test_revert_restores_rules_and_leaves_pause_entries_to_the_queue(settings: Settings) -> None:
     org, admin = make_org()
     save_rules(admin, rules=parse_rules({"accept_threshold": 0.9, "reject_threshold": 0.5, "max_retries": 4,
                                          "worker_concurrency": 8}), expected_version=1)
     rules_entry = _entry(org, "rules.update")
     queue_control.pause(admin, reason="maintenance")
-    _revert(admin, _entry(org, "queue.pause"))
+    with pytest.raises(ValidationFailed, match="can't be reverted automatically"):
+        _revert(admin, _entry(org, "queue.pause"))
     _revert(admin, rules_entry)
     with service_session() as s:
         cfg = s.get(PipelineConfig, org)
         assert cfg is not None
         assert (cfg.accept_threshold, cfg.reject_threshold, cfg.max_retries) == (0.8, 0.4, 3)
-        assert not cfg.paused and cfg.pause_reason is None and cfg.paused_at is None
+        assert cfg.paused
 
 
 def test_revert_refuses_rules_that_would_contradict_a_later_change(settings: Settings) -> None:
