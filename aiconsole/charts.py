@@ -276,3 +276,24 @@ def confidence_histogram_chart(counts: list[int] | tuple[int, ...], *, current: 
                       showlegend=False, bargap=0.05, **_LAYOUT)
     return fig
 
+
+def prompt_versions_chart(df: pd.DataFrame, *, title: str = "Confidence and cost per photo by version") -> go.Figure:
+    """Bars of average confidence (left axis) and a line of cost per photo (right axis) per prompt version.
+
+    Columns: version, photos, avg_confidence, cost_per_photo_micros; versions without photos are left out.
+    """
+    used = df[df["photos"] > 0] if not df.empty else df
+    if used.empty:
+        return empty_figure(title, "No photos processed with these versions yet.",
+                            "Deploy a version to production (or run an experiment) to see its confidence and cost.")
+    labels = [f"v{v}" for v in used["version"]]
+    fig = go.Figure(go.Bar(x=labels, y=used["avg_confidence"], name="avg confidence", marker={"color": "#2D9CDB"},
+                           customdata=used["photos"],
+                           hovertemplate="%{x}: confidence %{y:.3f} over %{customdata:,} photos<extra></extra>"))
+    fig.add_trace(go.Scatter(x=labels, y=[_usd(c) for c in used["cost_per_photo_micros"].fillna(0)], yaxis="y2",
+                             name="cost per photo", mode="lines+markers", line={"color": BUDGET_COLOR},
+                             hovertemplate="%{x}: $%{y:.5f} per photo<extra></extra>"))
+    fig.update_layout(title=title, height=320, yaxis={"title": "avg confidence", "range": [0, 1]},
+                      yaxis2={"title": "USD per photo", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+                      **_LAYOUT)
+    return fig

@@ -270,10 +270,14 @@ def save_rules(actor: Actor, *, rules: RulesConfig, expected_version: int) -> in
         for key in changed:
             setattr(cfg, key, after[key])
         stamp(cfg, actor)
+        # The audit log redacts keys that look like credentials, so an override for a label such as "token"
+        # is not kept there and a revert could not restore it.
+        labels = {*before["label_overrides"], *after["label_overrides"]} if "label_overrides" in changed else set()
         audit.record(s, actor=actor, action="rules.update", entity_type="pipeline_config",
                      entity_id=str(actor.organization_id), before={k: before[k] for k in sorted(changed)},
                      after={k: after[k] for k in sorted(changed)},
-                     summary="Changed processing rules: " + ", ".join(sorted(changed)), reversible=True)
+                     summary="Changed processing rules: " + ", ".join(sorted(changed)),
+                     reversible=not any(audit.is_secret_key(label) for label in labels))
         return cfg.version
 
 

@@ -11,6 +11,7 @@ from aiconsole.ui import login, session
 PAGES: list[tuple[str, str, str, str, str]] = [
     ("Monitor", "pages/live_status.py", "Live Status", ":material/monitor_heart:", "live_status.view"),
     ("Control", "pages/pipeline.py", "Pipeline", ":material/tune:", "pipeline.view"),
+    ("Control", "pages/prompts.py", "Prompts", ":material/edit_note:", "pipeline.view"),
     ("Administration", "pages/users.py", "Users", ":material/group:", "users.view"),
     ("Administration", "pages/audit_log.py", "Audit log", ":material/history:", "audit.view"),
 ]

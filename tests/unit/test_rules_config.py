@@ -197,3 +197,13 @@ def test_override_rows_from_the_editor() -> None:
     assert "empty label" in _refused(label_overrides=overrides)
     with pytest.raises(ValidationFailed, match="two override rows"):
         overrides_from_rows([{"label": "cat", "accept": 0.9}, {"label": "cat", "reject": 0.1}])
+
+
+def test_an_override_the_audit_log_redacts_is_recorded_irreversible(settings: Settings) -> None:
+    org, admin = make_org()
+    save_rules(admin, rules=parse_rules({**VALID, "label_overrides": {"access token": {"accept": 0.9}}}),
+               expected_version=1)
+    with service_session() as s:
+        entry = s.scalars(select(AuditLog).where(AuditLog.organization_id == org,
+                                                 AuditLog.action == "rules.update")).one()
+        assert entry.after == {"label_overrides": {"access token": "[redacted]"}} and not entry.reversible
