@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -451,3 +452,10 @@ def revert_audit(session: Session, *, actor: Actor, entry: audit.AuditRow) -> in
 def invalidate_usage(organization_id: int) -> None:
     """Drop cached usage figures (after results were recorded in bulk, e.g. by tests or a backfill)."""
     cache.invalidate(f"{USAGE_CACHE_PREFIX}:{organization_id}:")
+
+
+def usage_frame(versions: Sequence[VersionRow]) -> pd.DataFrame:
+    """The versions' usage as a DataFrame (oldest first) for `charts.prompt_versions_chart`."""
+    return pd.DataFrame([{"version": v.version, "photos": v.photos, "avg_confidence": v.avg_confidence,
+                          "cost_per_photo_micros": v.cost_per_photo_micros} for v in reversed(versions)],
+                        columns=["version", "photos", "avg_confidence", "cost_per_photo_micros"])

@@ -1,0 +1,156 @@
+"""The Prompts page through AppTest: edit, save, label, diff, rollback; conflicts; roles; bad input refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aiconsole import prompts
+from aiconsole.actor import Actor
+from aiconsole.ui.session import ACTOR_KEY
+
+PAGE = "pages/prompts.py"
+
+
+def _open(app_as: Callable[[str], AppTest], role: str) -> tuple[AppTest, Actor]:
+    at = app_as(role)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at, at.session_state[ACTOR_KEY]
+
+
+def _tagger(actor: Actor) -> tuple[prompts.PromptRow, list[prompts.VersionRow]]:
+    row = next(r for r in prompts.list_prompts(actor) if r.name == "photo-tagger")
+    return row, prompts.list_versions(actor, prompt_id=row.id)
+
+
+def _texts(at: AppTest, kind: str) -> list[str]:
+    return [e.value for e in getattr(at, kind)]
+
+
+def _editor(at: AppTest, prompt_id: int, base: int, text: str) -> str:
+    key = f"prompt_editor_{prompt_id}_{base}"
+    at.session_state[key] = text
+    return key
+
+
+def test_admin_edits_saves_labels_diffs_and_rolls_back(app_as) -> None:  # type: ignore[no-untyped-def]
+    at, admin = _open(app_as, "admin")
+    row, versions = _tagger(admin)
+    latest = versions[0]
+    assert at.selectbox(key="prompt_select").value == row.id
+    assert any("photo-tagger" in str(df.value) for df in at.dataframe)
+    draft = latest.content + "\nPrefer {{ language }} nouns; at most {max_labels} of them."
+    _editor(at, row.id, latest.version, draft)
+    at.run()
+    assert any("max_labels" in m.value for m in at.markdown)
+    at.text_input(key="prompt_message").input("Prefer plain nouns")
+    at.button(key="prompt_save").click().run()
+    assert not at.exception, at.exception
+    assert f"Saved photo-tagger v{latest.version + 1}." in _texts(at, "success")
+    _, versions = _tagger(admin)
+    new = versions[0]
+    assert (new.version, new.content, new.message, new.author) == (latest.version + 1, draft, "Prefer plain nouns",
+                                                                   "admin@demo.aiconsole.dev")
+    assert at.selectbox(key=f"prompt_base_{row.id}").value == new.version
+
+    # Label the new version staging.
+    at.selectbox(key="label_name").select("staging")
+    at.selectbox(key=f"label_version_{row.id}").select(new.version)
+    at.button(key="label_move").click().run()
+    assert any(f"staging of photo-tagger now points at version {new.version}" in s for s in _texts(at, "success"))
+    assert _tagger(admin)[0].labels["staging"] == new.version
+
+    # Compare the new version with the one before it.
+    at.selectbox(key=f"diff_left_{row.id}").select(latest.version)
+    at.selectbox(key=f"diff_right_{row.id}").select(new.version).run()
+    diff = next(df.value for df in at.dataframe if f"v{new.version}" in df.value.columns)
+    assert list(diff["change"]).count("added") == 1
+    assert draft.splitlines()[-1] in list(diff[f"v{new.version}"])
+
+    # Deploy it (with confirmation), then roll back to the previous production.
+    before = _tagger(admin)[0].labels["production"]
+    at.selectbox(key="label_name").select("production")
+    at.selectbox(key=f"label_version_{row.id}").select(new.version).run()
+    at.button(key="label_deploy").click().run()
+    at.button(key="label_deploy_confirm").click().run()
+    assert _tagger(admin)[0].labels["production"] == new.version
+    at.selectbox(key=f"rollback_version_{row.id}").select(before).run()
+    at.button(key="prompt_rollback").click().run()
+    at.button(key="prompt_rollback_confirm").click().run()
+    assert not at.exception, at.exception
+    assert any(f"back to version {before}" in s for s in _texts(at, "success"))
+    assert _tagger(admin)[0].labels["production"] == before
+
+
+def test_stale_save_shows_the_conflict_and_keeps_the_draft(app_as) -> None:  # type: ignore[no-untyped-def]
+    at, admin = _open(app_as, "developer")
+    row, versions = _tagger(admin)
+    base = versions[0]
+    draft = base.content + "\nMy edit."
+    key = _editor(at, row.id, base.version, draft)
+    at.run()
+    # Meanwhile someone else saves a version from the same base.
+    prompts.save_version(admin, prompt_id=row.id, base_version=base.version, content=base.content + "\nTheirs.",
+                         message="their change")
+    at.text_input(key="prompt_message").input("mine")
+    at.button(key="prompt_save").click().run()
+    assert not at.exception, at.exception
+    [error] = [e for e in _texts(at, "error") if "Not saved" in e]
+    assert f"saved version {base.version + 1} of photo-tagger" in error and "draft is kept" in error
+    assert at.session_state[key] == draft
+    conflict = next(df.value for df in at.dataframe if f"v{base.version + 1}" in df.value.columns)
+    assert "Theirs." in list(conflict[f"v{base.version + 1}"])
+    assert _tagger(admin)[1][0].content == base.content + "\nTheirs."
+    # Carry the draft over onto the newer version, then save it.
+    at.button(key="prompt_rebase").click().run()
+    assert at.selectbox(key=f"prompt_base_{row.id}").value == base.version + 1
+    assert at.session_state[f"_start_prompt_editor_{row.id}_{base.version + 1}"] == draft
+    at.text_input(key="prompt_message").input("mine, rebased")
+    at.button(key="prompt_save").click().run()
+    assert _tagger(admin)[1][0].content == draft
+
+
+def test_developer_labels_staging_but_not_production(app_as) -> None:  # type: ignore[no-untyped-def]
+    at, dev = _open(app_as, "developer")
+    assert "production" not in at.selectbox(key="label_name").options
+    assert not [b for b in at.button if b.key == "prompt_rollback"]
+    row, versions = _tagger(dev)
+    at.selectbox(key="label_name").select("new custom label").run()
+    at.text_input(key="label_custom").input("candidate-2")
+    at.selectbox(key=f"label_version_{row.id}").select(versions[-1].version)
+    at.button(key="label_move").click().run()
+    assert _tagger(dev)[0].labels["candidate-2"] == versions[-1].version
+
+
+@pytest.mark.parametrize("role", ["viewer", "analyst", "reviewer"])
+def test_read_only_roles_see_versions_without_edit_controls(app_as, role: str) -> None:  # type: ignore[no-untyped-def]
+    at, _ = _open(app_as, role)
+    assert any("photo-tagger" in str(df.value) for df in at.dataframe)
+    assert any("not edit them" in c.value for c in at.caption)
+    keys = {b.key for b in at.button}
+    assert not keys & {"prompt_save", "label_move", "label_deploy", "prompt_rollback", "prompt_import_run"}
+    assert not [t for t in at.text_input if t.key == "prompt_message"]
+    assert at.code  # the version's text is shown read-only
+
+
+BAD = [
+    ("Tag it for {{ audience }}.", "Line 1: 'audience' is not a known variable"),
+    ("Tag it.\n{% if max_tags %}\nmany", "Line 2: '{% if %}' is never closed"),
+    ("x" * (1024 * 1024), "1,048,576 bytes; the limit is 65,536 bytes"),
+]
+
+
+def test_bad_prompts_are_refused_with_the_reason_and_nothing_saved(app_as) -> None:  # type: ignore[no-untyped-def]
+    at, dev = _open(app_as, "developer")
+    row, versions = _tagger(dev)
+    for text, words in BAD:
+        _editor(at, row.id, versions[0].version, text)
+        at.run()
+        assert any(words in e for e in _texts(at, "error")), _texts(at, "error")
+        at.text_input(key="prompt_message").input("bad")
+        at.button(key="prompt_save").click().run()
+        assert any("was not saved" in e and words in e for e in _texts(at, "error")), _texts(at, "error")
+    assert len(_tagger(dev)[1]) == len(versions)
