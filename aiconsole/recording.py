@@ -10,7 +10,6 @@ provider stays locked only until the commit right after it.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
+import orjson
 from sqlalchemy import Row, Table, case, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -236,14 +236,10 @@ RETURNING p.id
 """)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def _as_json(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, default=_json_default, allow_nan=False, separators=(",", ":"))
+    # orjson: the recorder's JSON documents are a tenth of a worker's CPU with the standard library.
+    # Datetimes come out as RFC 3339; NaN cannot occur (Tag refuses it).
+    return orjson.dumps(rows).decode()
 
 
 def _fence(session: Session, worker_id: str, updates: list[_PhotoUpdate], now: datetime) -> set[int]:
@@ -286,7 +282,7 @@ def _insert_results(session: Session, results: list[dict[str, Any]], verdicts: d
     names = tuple(results[0])
     if session.get_bind().dialect.name == "postgresql":
         # One statement, one JSON parameter: psycopg would dump Python lists into arrays element by element
-        # in Python, while json.dumps runs in C; the SQL text is the same for every batch size.
+        # in Python, while orjson runs in C; the SQL text is the same for every batch size.
         doc = _as_json([{**r, "verdicts": verdicts.get(r["photo_id"], [])} for r in results])
         session.execute(_pg_insert_results(names, bool(verdicts)), {"rows": doc})
         return

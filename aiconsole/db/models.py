@@ -65,6 +65,13 @@ def _org_fk(nullable: bool = False) -> Mapped[Any]:
     )
 
 
+def _hot_org() -> Mapped[Any]:
+    # The organization of a row written for every recorded photo (results, tags), without a foreign key:
+    # each check locked the same organizations row from every worker at once. The row still belongs to
+    # its organization through photo_id (ON DELETE CASCADE); RLS's WITH CHECK guards console writes.
+    return mapped_column(BigIntId, nullable=False)
+
+
 def _created() -> Mapped[datetime]:
     return mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 
@@ -311,7 +318,8 @@ class AiProcessingResult(Base):
     )
 
     id: Mapped[int] = _id()
-    organization_id: Mapped[int] = _org_fk()
+    # No foreign key to organizations: see _hot_org() (migration 0004).
+    organization_id: Mapped[int] = _hot_org()
     photo_id: Mapped[int] = mapped_column(
         BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False, index=True
     )
@@ -354,7 +362,7 @@ class PhotoTag(Base):
     )
 
     id: Mapped[int] = _id()
-    organization_id: Mapped[int] = _org_fk()
+    organization_id: Mapped[int] = _hot_org()
     photo_id: Mapped[int] = mapped_column(
         BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False, index=True
     )

@@ -268,6 +268,16 @@ def test_symlink_out_of_the_store_is_refused(settings: Settings, tmp_path: Path)
         load_image_bytes("photos/ab/link.jpg", settings=settings)
 
 
+def test_symlinked_folder_out_of_the_store_is_refused(settings: Settings, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "x.jpg").write_bytes(b"secret")
+    settings.photo_dir.mkdir(parents=True, exist_ok=True)
+    (settings.photo_dir / "cd").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ValidationFailed, match="outside the photo store"):
+        load_image_bytes("photos/cd/x.jpg", settings=settings)
+
+
 def test_remote_schemes_are_refused_with_a_reason(settings: Settings) -> None:
     with pytest.raises(ValidationFailed, match="uses the 'https' scheme, which this installation "
                                                "cannot read"):
