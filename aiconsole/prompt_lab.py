@@ -286,7 +286,7 @@ class _Lab:
 
 def _load(session: Session, actor: Actor, photo: PhotoChoice, settings: Settings) -> _Lab:
     org = actor.organization_id
-    ctx = load_org_context(session, organization_id=org)
+    ctx = load_org_context(session, organization_id=org, settings=settings)
     image, info = resolve_photo(session, org, photo, settings)
     return _Lab(ctx, load_rules(session, org), image, info)
 
@@ -350,7 +350,7 @@ def lab_options(actor: Actor, *, settings: Settings | None = None) -> LabOptions
     """The providers and models a test can use, and the organization's production provider, model and prompt."""
     actor.require("testing.run")
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        ctx = load_org_context(s, organization_id=actor.organization_id)
+        ctx = load_org_context(s, organization_id=actor.organization_id, settings=settings)
     return LabOptions(providers=dict(PROVIDER_MODELS), enabled={p: ctx.setup(p).enabled for p in PROVIDER_NAMES},
                       active_provider=ctx.active_provider, active_model=ctx.active_model,
                       production_version_id=ctx.prompt.version_id if ctx.prompt else None)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
-from aiconsole import prompt_lab, users
+from aiconsole import prompt_lab, secrets_box, users
 from aiconsole.actor import Actor
 from aiconsole.config import Settings
 from aiconsole.db import service_session
@@ -145,3 +146,20 @@ def test_vision_server_error(org: Org, emulator: EmulatorServer) -> None:
     emulator.configure(error_rate_503=1.0)
     run = prompt_lab.run_test(org.developer, photo=PhotoChoice.from_sample(SAMPLE), provider="google-vision")
     assert run.error is not None and run.error.kind == "server_error" and "503" in run.error.message
+
+
+def test_the_orgs_stored_key_is_used_and_never_shown(org: Org, emulator: EmulatorServer,
+                                                     settings: Settings) -> None:
+    key = "AIzaSyLabTestKey0123456789abcdefghijklm"
+    emulator.configure(api_key=key)
+    photo = PhotoChoice.from_sample(SAMPLE)
+    refused = prompt_lab.run_test(org.developer, photo=photo, provider="gemini", draft="Label it.")
+    assert refused.error is not None and refused.error.kind == "auth"  # no key stored yet: the emulator says 403
+    with service_session() as s:
+        pc = s.scalar(select(ProviderConfig).where(ProviderConfig.organization_id == org.id,
+                                                   ProviderConfig.provider == "gemini"))
+        assert pc is not None
+        pc.encrypted_secret = secrets_box.encrypt(key, settings=settings)
+    run = prompt_lab.run_test(org.developer, photo=photo, provider="gemini", draft="Label it.")
+    assert run.ok, run.error
+    assert key not in repr(run) and key[-8:] not in repr(run)
