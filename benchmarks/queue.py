@@ -207,6 +207,24 @@ def stop_children(procs: list[tuple[str, Any]]) -> None:
             p.kill()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by every PostgreSQL server process on this machine."""
+    total = 0.0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (proc / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(proc.name))
+        except (OSError, ValueError, IndexError):  # the process ended while we looked
+            continue
+    return total
+
+
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident set (VmHWM) in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -250,12 +268,18 @@ def throughput(workers: int, photos: int, logs: Path, uri: str, size: int, batch
     log(f"  {photos:,} photos queued in {time.perf_counter() - t:.1f} s; starting {workers} worker(s)")
     procs = start_children(workers, mode="zero", concurrency=8, batch=batch, logs=logs)
     wait_heartbeats([wid for wid, _ in procs])
+    pg_before = postgres_cpu_seconds()
+    workers_before = sum(cpu_seconds(p.pid) for _, p in procs)
     set_paused(org, False)
     started = time.perf_counter()
     try:
         while open_count(org):
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
+        # CPU per photo says where the time goes: on a machine with few cores the workers and the database
+        # share them, and the sum bounds the rate (cores / CPU per photo) however the work is spread.
+        worker_cpu = sum(cpu_seconds(p.pid) for _, p in procs) - workers_before
+        pg_cpu = postgres_cpu_seconds() - pg_before
     finally:
         stop_children(procs)
     with service_session() as s:
@@ -268,11 +292,15 @@ def throughput(workers: int, photos: int, logs: Path, uri: str, size: int, batch
             ProcessingRollupHourly.organization_id == org)) or 0)
     ok = results == distinct == rolled == photos
     rate = photos / elapsed
+    worker_us, pg_us = 1e6 * worker_cpu / photos, 1e6 * pg_cpu / photos
+    ceiling = (os.cpu_count() or 1) * 1e6 / (worker_us + pg_us)
     log(f"  {workers} worker(s): {rate:,.0f} photos/s ({elapsed:.1f} s); results {results:,}, tags {tags:,}, "
-        f"exactly once: {ok}")
+        f"exactly once: {ok}; CPU per photo: workers {worker_us:.0f} us + PostgreSQL {pg_us:.0f} us "
+        f"-> at most {ceiling:,.0f}/s on {os.cpu_count()} cores")
     return {"workers": workers, "batch": batch, "concurrency": 8, "photos": photos, "seconds": round(elapsed, 2),
             "photos_per_s": round(rate, 1), "results": results, "tags": tags, "rollup_results": rolled,
-            "exactly_once": ok}
+            "exactly_once": ok, "worker_cpu_us_per_photo": round(worker_us, 1),
+            "postgres_cpu_us_per_photo": round(pg_us, 1), "cpu_bound_ceiling_per_s": round(ceiling, 1)}
 
 
 # ------------------------------------------------------------------------------------------ 2. procrastinate
