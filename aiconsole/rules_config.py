@@ -12,6 +12,8 @@ another counts the tags' confidences into CONFIDENCE_BUCKETS equal-width buckets
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -231,12 +233,21 @@ def overrides_from_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, float
     """Label overrides from editor rows ({label, accept, reject}); blank rows are dropped, blanks (NaN) are None."""
 
     def number(value: Any) -> float | None:
-        # Empty editor cells arrive as None or NaN (NaN != NaN).
-        return None if value is None or value != value or value == "" else float(value)
+        # Empty editor cells arrive as None, NaN or pandas' NA (whose truth value raises); only real numbers count.
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return None if math.isnan(value) else float(value)
+        if isinstance(value, str) and value.strip():
+            try:
+                return float(value)
+            except ValueError:
+                raise ValidationFailed(f"The threshold '{value}' is not a number.",
+                                       hint="Use a confidence between 0 and 1, e.g. 0.9.") from None
+        return None
 
     out: dict[str, dict[str, float | None]] = {}
     for row in rows:
-        label = str(row.get("label") or "").strip()
+        raw = row.get("label")
+        label = raw.strip() if isinstance(raw, str) else ""
         accept, reject = number(row.get("accept")), number(row.get("reject"))
         if not label and accept is None and reject is None:
             continue

@@ -163,10 +163,11 @@ reject = c2.number_input("Reject threshold", step=0.01, format="%.2f", key="rule
                          help="A tag below this confidence is rejected; between the two it goes to review.")
 c3.markdown(f"**Review band**  \n{reject:g} ≤ confidence < {accept:g}")
 m1, m2, m3 = st.columns(3)
-max_cost = m1.number_input("Max cost per photo ($)", step=0.001, format="%.4f", key="rules_max_cost",
+max_cost = m1.number_input("Max cost per photo ($)", value=None, step=0.001, format="%.4f", key="rules_max_cost",
                            help="Empty: no limit.")
-daily = m2.number_input("Daily budget ($)", step=1.0, format="%.2f", key="rules_daily", help="Empty: no budget.")
-monthly = m3.number_input("Monthly budget ($)", step=10.0, format="%.2f", key="rules_monthly",
+daily = m2.number_input("Daily budget ($)", value=None, step=1.0, format="%.2f", key="rules_daily",
+                        help="Empty: no budget.")
+monthly = m3.number_input("Monthly budget ($)", value=None, step=10.0, format="%.2f", key="rules_monthly",
                           help="Empty: no budget.")
 r1, r2, r3 = st.columns(3)
 retries = r1.number_input("Max attempts per photo", step=1, key="rules_retries", help="1 = no retry.")

@@ -126,3 +126,17 @@ def test_read_only_roles_see_values_without_controls(app_as, role: str) -> None:
     rules = at.dataframe[1].value
     assert "Accept threshold" in set(rules["rule"])
     assert any("Only an admin" in c.value for c in at.caption)
+
+
+def test_clearing_a_budget_removes_it(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("admin")
+    org = at.session_state[ACTOR_KEY].organization_id
+    at.switch_page(PAGE).run()
+    assert _config(org).daily_budget_micros is not None
+    at.number_input(key="rules_daily").set_value(None)
+    at.button(key="rules_save").click().run()
+    assert any("Rules saved" in s.value for s in at.success), _texts(at)
+    assert _config(org).daily_budget_micros is None
+    assert at.number_input(key="rules_daily").value is None  # the reloaded form shows "no budget"
+    at.button(key="rules_save").click().run()  # an unchanged form saves nothing new
+    assert not at.exception and _actions(org, "rules.update")[-1].after == {"daily_budget_micros": None}
