@@ -356,19 +356,36 @@ def lab_options(actor: Actor, *, settings: Settings | None = None) -> LabOptions
                       production_version_id=ctx.prompt.version_id if ctx.prompt else None)
 
 
-def run_test(actor: Actor, *, photo: PhotoChoice, provider: str, model: str | None = None,
-             draft: str | None = None, version_id: int | None = None, variables: Mapping[str, Any] | None = None,
-             settings: Settings | None = None) -> TestRun:
-    """Run the draft, a saved version (or, with neither, production's prompt) once on `photo`; nothing is saved."""
+@dataclass(frozen=True)
+class _Plan:
+    lab: _Lab
+    provider: str
+    model: str
+    prompt: _Prompt
+    rendered: str | None
+    production: _Prompt
+
+
+def _plan(actor: Actor, photo: PhotoChoice, provider: str, model: str | None, draft: str | None,
+          version_id: int | None, variables: Mapping[str, Any] | None, settings: Settings) -> _Plan:
+    # Everything a run needs, checked before any call goes out (permission, choice, photo, prompt).
     actor.require("testing.run")
-    settings = settings or get_settings()
     provider, model = _check_choice(provider, model)
     overrides = check_variables(variables)
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         lab = _load(s, actor, photo, settings)
         prompt = _test_prompt(s, lab.ctx, draft, version_id, overrides)
-    rendered = _render(prompt, lab.values(overrides))
-    return _execute(lab, provider, model, prompt, rendered, settings)
+        production = _production_prompt(s, lab.ctx, provider=lab.ctx.active_provider)
+    return _Plan(lab, provider, model, prompt, _render(prompt, lab.values(overrides)), production)
+
+
+def run_test(actor: Actor, *, photo: PhotoChoice, provider: str, model: str | None = None,
+             draft: str | None = None, version_id: int | None = None, variables: Mapping[str, Any] | None = None,
+             settings: Settings | None = None) -> TestRun:
+    """Run the draft, a saved version (or, with neither, production's prompt) once on `photo`; nothing is saved."""
+    settings = settings or get_settings()
+    p = _plan(actor, photo, provider, model, draft, version_id, variables, settings)
+    return _execute(p.lab, p.provider, p.model, p.prompt, p.rendered, settings)
 
 
 def compare_with_production(actor: Actor, *, photo: PhotoChoice, provider: str, model: str | None = None,
@@ -376,19 +393,12 @@ def compare_with_production(actor: Actor, *, photo: PhotoChoice, provider: str, 
                             variables: Mapping[str, Any] | None = None,
                             settings: Settings | None = None) -> Comparison:
     """The test run and the production config's run (active provider, model, production prompt) on one photo."""
-    actor.require("testing.run")
     settings = settings or get_settings()
-    provider, model = _check_choice(provider, model)
-    overrides = check_variables(variables)
-    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        lab = _load(s, actor, photo, settings)
-        prompt = _test_prompt(s, lab.ctx, draft, version_id, overrides)
-        production = _production_prompt(s, lab.ctx, provider=lab.ctx.active_provider)
-    rendered = _render(prompt, lab.values(overrides))
-    ctx = lab.ctx
+    p = _plan(actor, photo, provider, model, draft, version_id, variables, settings)
+    lab, ctx, production = p.lab, p.lab.ctx, p.production
     # The two calls go out together: a comparison takes as long as the slower call, not both.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="prompt-lab") as pool:
-        test_future = pool.submit(_execute, lab, provider, model, prompt, rendered, settings)
+        test_future = pool.submit(_execute, lab, p.provider, p.model, p.prompt, p.rendered, settings)
         try:
             production_text = _render(production, lab.values({}))
         except PromptError as exc:

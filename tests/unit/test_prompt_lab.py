@@ -272,3 +272,19 @@ def test_options_and_preview(world: World) -> None:
     jpeg = lab_photos.photo_preview(world.actor("admin"), photo=PhotoChoice.from_sample("coffee"), max_side=64)
     with Image.open(io.BytesIO(jpeg)) as im:
         assert im.format == "JPEG" and max(im.size) == 64
+
+
+def test_a_broken_production_prompt_is_a_finding_not_a_refusal(world: World) -> None:
+    with service_session() as s:
+        cfg = s.get(PipelineConfig, world.a)
+        assert cfg is not None
+        cfg.active_provider, cfg.active_model = "gemini", "gemini-2.5-flash"
+        version = s.get(PromptVersion, world.production_id)
+        assert version is not None
+        version.content = "Tags in {{ dialect }}"  # saved before the editor checked templates, say
+    cmp = prompt_lab.compare_with_production(world.actor("developer"), photo=PhotoChoice.from_sample("coffee"),
+                                             provider="local", draft="Fine.")
+    assert cmp.test.ok and cmp.diff is None
+    err = cmp.production.error
+    assert err is not None and err.kind == "prompt" and "'dialect' is undefined" in err.message
+    assert (cmp.production.provider, cmp.production.prompt_source) == ("gemini", "production: tagger v1")
