@@ -146,3 +146,15 @@ def test_other_photo_ids_are_refused_and_developers_do_not_deploy(demo_env: dict
 def test_read_only_roles_get_no_run_button(demo_env: dict[str, str], passwords: dict[str, str], role: str) -> None:
     at = _app(_actor(demo_env, passwords, role), draft="x")
     assert not at.button and "can read prompts only" in at.info[0].value
+
+
+def test_the_prompts_page_runs_the_panel(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("developer")
+    at.switch_page("pages/prompts.py").run()
+    assert not at.exception, at.exception
+    at.radio(key="lab_what").set_value("Selected saved version").run()
+    at.toggle(key="lab_compare").set_value(True)
+    at.button(key="lab_run").click().run()
+    assert not at.exception, at.exception
+    assert not [e.value for e in at.error]
+    assert next(m for m in at.metric if m.label == "Jaccard").value == "1.00"  # the base version on local = production
