@@ -46,7 +46,7 @@ def _check_api_key(secret: str, provider: str) -> CheckedSecret:
     if secret != secret.strip():
         where = "start" if secret[0].isspace() else "end"
         ch = secret[0] if where == "start" else secret[-1]
-        raise ValidationFailed(f"The {provider} key has {_whitespace_name(ch)} at its {where}; nothing was saved.",
+        raise ValidationFailed(f"The {provider} key has {_whitespace_name(ch)} at its {where}. Nothing was saved.",
                                hint="Remove it and paste the key alone (aiconsole does not trim keys silently).")
     for i, ch in enumerate(secret, start=1):
         if ch.isspace():

@@ -12,6 +12,7 @@ PAGES: list[tuple[str, str, str, str, str]] = [
     ("Monitor", "pages/live_status.py", "Live Status", ":material/monitor_heart:", "live_status.view"),
     ("Control", "pages/pipeline.py", "Pipeline", ":material/tune:", "pipeline.view"),
     ("Control", "pages/prompts.py", "Prompts", ":material/edit_note:", "pipeline.view"),
+    ("Control", "pages/providers.py", "Providers", ":material/key:", "pipeline.view"),
     ("Administration", "pages/users.py", "Users", ":material/group:", "users.view"),
     ("Administration", "pages/audit_log.py", "Audit log", ":material/history:", "audit.view"),
 ]

@@ -1,0 +1,142 @@
+"""The Providers page through AppTest: a saved key is never in the page (any element) nor in any log record,
+bad key formats are refused with their reason, Test connection shows the answer, other roles see no controls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from aiconsole import provider_admin
+from aiconsole.providers.emulator import EmulatorServer
+from aiconsole.ui.session import ACTOR_KEY
+
+KEY = "AIzaSyAppTest-page_key_0123456789abcdLMNO"[:39]
+PAGE = "pages/providers.py"
+
+
+def _texts(node: Any) -> Iterator[str]:
+    """Everything an element carries: its proto (labels, values, bodies, help) and its repr, recursively."""
+    proto = getattr(node, "proto", None)
+    if proto is not None:
+        yield str(proto)
+    yield repr(node)
+    value = getattr(node, "value", None)
+    if value is not None:
+        yield str(value)
+    children = getattr(node, "children", None)
+    if isinstance(children, dict):
+        for child in children.values():
+            yield from _texts(child)
+
+
+def page_text(at: AppTest) -> str:
+    """The whole rendered tree (main, sidebar, everything) as one string."""
+    return "\n".join(_texts(at._tree))
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog at DEBUG on every logger, including those that do not propagate to the root."""
+    loggers = [logging.getLogger(), *(lg for lg in logging.root.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    saved = [(lg, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+        if not lg.propagate:
+            lg.addHandler(caplog.handler)
+    yield caplog
+    for lg, level in saved:
+        lg.setLevel(level)
+        if caplog.handler in lg.handlers:
+            lg.removeHandler(caplog.handler)
+
+
+def _submit(at: AppTest, label: str, form: str) -> None:
+    next(b for b in at.button if b.label == label and b.proto.form_id == form).click().run()
+    assert not at.exception, at.exception
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
+
+
+def test_a_saved_key_is_only_ever_shown_masked_and_never_logged(
+        app_as: Callable[[str], AppTest], emulator_factory: Callable[..., EmulatorServer],
+        all_logs: pytest.LogCaptureFixture) -> None:
+    emulator = emulator_factory(api_key=KEY)
+    at = app_as("admin")
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    at.text_input(key="endpoint_gemini").input(emulator.url)
+    _submit(at, "Save settings", "settings_gemini")
+    assert any("Saved the gemini settings" in s.value for s in at.success)
+
+    for bad, reason in ((" " + KEY, "has a space at its start"), (KEY[:20] + "\n" + KEY[20:], "newline at character"),
+                        ("sk-" + KEY[3:], "start with 'AIza'"), (KEY[:-2], "37 characters long")):
+        at.text_input(key="secret_gemini").input(bad)
+        _submit(at, "Save key", "key_form_gemini")
+        assert any(reason in e.value and "Nothing was saved" in e.value for e in at.error), [e.value for e in at.error]
+        assert at.text_input(key="secret_gemini").value == ""  # cleared, saved or not
+        assert KEY[4:30] not in page_text(at)
+    at.text_input(key="secret_google-vision").input('{"type": "service_account", "private_key": ')
+    _submit(at, "Save key", "key_form_google-vision")
+    assert any("not valid JSON" in e.value for e in at.error)
+
+    at.text_input(key="secret_gemini").input(KEY)
+    _submit(at, "Save key", "key_form_gemini")
+    assert any(f"Saved the gemini key (••••{KEY[-4:]})" in s.value for s in at.success)
+    at.run()  # and on a later run, with the stored key listed
+    text = page_text(at)
+    assert f"••••{KEY[-4:]}" in text
+    for part in (KEY, KEY[:-4], KEY[4:]):
+        assert part not in text
+    assert KEY not in repr(at.session_state)  # the typed key left the widget state too
+
+    at.button(key="test_gemini").click().run()
+    assert not at.exception, at.exception
+    assert any("Connected in" in s.value and "gemini-2.5-flash" in s.value for s in at.success), \
+        [e.value for e in at.error]
+    assert KEY not in page_text(at) and emulator.request_log[-1][2] == 200
+
+    at.button(key="delete_key_gemini").click().run()
+    at.button(key="delete_key_gemini_confirm").click().run()
+    assert any("Deleted the gemini key" in s.value for s in at.success)
+    actor = at.session_state[ACTOR_KEY]
+    assert not provider_admin.get_provider(actor, provider="gemini").has_secret
+
+    assert all_logs.records, "logging was not captured at all"
+    logged = _logged(all_logs)
+    for part in (KEY, KEY[4:], KEY[:-4]):
+        assert part not in logged
+
+
+def test_a_wrong_key_shows_the_exact_error(app_as: Callable[[str], AppTest],
+                                           emulator_factory: Callable[..., EmulatorServer]) -> None:
+    emulator = emulator_factory(api_key="AIza" + "x" * 35)
+    at = app_as("admin")
+    at.switch_page(PAGE).run()
+    at.text_input(key="endpoint_google-vision").input(emulator.url)
+    _submit(at, "Save settings", "settings_google-vision")
+    at.text_input(key="secret_google-vision").input(KEY)
+    _submit(at, "Save key", "key_form_google-vision")
+    at.button(key="test_google-vision").click().run()
+    assert any(e.value.startswith("Bad key after") and "API key not valid" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert KEY not in page_text(at)
+
+
+@pytest.mark.parametrize("role", ["analyst", "viewer", "developer"])
+def test_other_roles_see_the_settings_but_no_controls(app_as: Callable[[str], AppTest], role: str) -> None:
+    at = app_as(role)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert "Only admins can change these settings" in page_text(at)
+    assert not at.text_input and not at.number_input and not at.checkbox
+    assert not [b for b in at.button if b.key and b.key.startswith(("test_", "delete_key_"))]
+    assert not [b for b in at.button if b.label in ("Save settings", "Save key")]
+    settings = at.dataframe[0].value
+    assert list(settings["setting"])[:2] == ["enabled", "rate limit (requests/min)"]
