@@ -24,12 +24,13 @@ RULE_KEYS = ("rules_accept", "rules_reject", "rules_max_cost", "rules_daily", "r
 with st.container(border=True):
     if view.paused:
         st.warning("Processing is paused (see Live Status to resume).", icon=":material/pause_circle:")
-    cols = st.columns(4)
-    cols[0].metric("Provider", view.active_provider)
-    cols[1].metric("Model", view.active_model)
-    cols[2].metric("Fallback", view.fallback_provider or "none")
     prompt = "none" if view.prompt_name is None else f"{view.prompt_name} v{view.production_version or '?'}"
-    cols[3].metric("Production prompt", prompt)
+    card = (("Provider", view.active_provider), ("Model", view.active_model),
+            ("Fallback", view.fallback_provider or "none"), ("Production prompt", prompt))
+    # Not st.metric: it cuts model and prompt names short.
+    for col, (label, value) in zip(st.columns(4), card, strict=True):
+        col.caption(label)
+        col.markdown(f"**{inert(value)}**")
     if view.version:
         changed = f" at {view.updated_at:%Y-%m-%d %H:%M} UTC" if view.updated_at else ""
         st.caption(inert(f"Settings version {view.version}, last changed by {view.updated_by or 'the system'}"
@@ -89,7 +90,10 @@ if can_configure:
                                    index=fallbacks.index(view.fallback_provider or "none"),
                                    help="Serves photos while the active provider is down.")
         b1, b2 = st.columns(2)
-        if b1.button("Switch…", key="switch_start", type="primary", width="stretch"):
+        unchanged = (choices[pick], None if fallback == "none" else fallback) == (
+            (view.active_provider, view.active_model), view.fallback_provider)
+        if b1.button("Switch…", key="switch_start", type="primary", width="stretch", disabled=unchanged,
+                     help="Choose another model or fallback first." if unchanged else None):
             st.session_state["switch_pending"] = (pick, fallback, view.version)
         if b2.button("Undo last switch", key="undo_switch", width="stretch", icon=":material/undo:"):
             try:
