@@ -309,12 +309,15 @@ def _execute(lab: _Lab, provider: str, model: str, prompt: _Prompt, rendered: st
                   notes=tuple(notes))
     trace: list[dict[str, Any]] = []
     started = time.perf_counter()
+    caller = _caller(settings)
     try:
-        result = _caller(settings).call(lab.ctx, RouteDecision(provider, model, "prompt lab test"), lab.image,
-                                        rendered if sent else None, trace)
+        result = caller.call(lab.ctx, RouteDecision(provider, model, "prompt lab test"), lab.image,
+                             rendered if sent else None, trace)
     except ProviderError as exc:
         return replace(run, error=RunError(exc.kind, exc.message, exc.hint, exc.retryable),
                        total_ms=round((time.perf_counter() - started) * 1000))
+    finally:
+        caller.drain_stats()  # tests are not worker traffic: nothing reports these stats, so none pile up
     tags = tuple(TagVerdict(t.label, t.confidence, lab.rules.verdict(t.label, t.confidence)) for t in result.tags)
     return replace(
         run, tags=tags, photo_status=lab.rules.photo_status(t.verdict for t in tags),
