@@ -7,7 +7,17 @@ import pytest
 from pipeline_data import as_role, make_org
 from sqlalchemy import func, select
 
-from aiconsole import audit, pipeline_settings, prompts, queue_control, reverts, routing, rules_config, users
+from aiconsole import (
+    audit,
+    pipeline_settings,
+    prompts,
+    provider_admin,
+    queue_control,
+    reverts,
+    routing,
+    rules_config,
+    users,
+)
 from aiconsole.actor import Actor
 from aiconsole.config import Settings
 from aiconsole.db import get_engine, org_session, service_session
@@ -15,6 +25,7 @@ from aiconsole.db.models import AuditLog, PipelineConfig
 from aiconsole.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 
 PROMPT = "Tag this photo with up to {max_tags} labels."
+GEMINI_KEY = "AIzaSyD-revert_test_key_0123456789abWXYZ"[:39]
 
 
 def _actor(row: users.UserRow) -> Actor:
@@ -252,3 +263,23 @@ def test_prompt_label_move_is_reverted_by_prompts(settings: Settings) -> None:
     reverts.revert(admin, audit_id=move.id, settings=settings)
     labels = {v.version: v.labels for v in prompts.list_versions(admin, prompt_id=v1.prompt_id, settings=settings)}
     assert labels == {1: ("production",), 2: ()}
+
+
+def test_provider_settings_change_is_reverted_by_provider_admin_and_a_key_change_is_not(settings: Settings) -> None:
+    _org_id, admin = make_org()
+    row = provider_admin.get_provider(admin, provider="gemini", settings=settings)
+    provider_admin.save_provider(admin, provider="gemini", enabled=True, rate_limit_per_minute=120,
+                                 timeout_seconds=row.timeout_seconds, max_concurrency=row.max_concurrency,
+                                 endpoint=row.endpoint, region=row.region, expected_version=row.version,
+                                 settings=settings)
+    change = _latest(admin, settings)
+    assert (change.entity_type, change.after) == ("provider_config", {"rate_limit_per_minute": 120})
+    reverts.revert(admin, audit_id=change.id, settings=settings)
+    assert provider_admin.get_provider(admin, provider="gemini", settings=settings).rate_limit_per_minute == (
+        row.rate_limit_per_minute)
+
+    provider_admin.set_secret(admin, provider="gemini", secret=GEMINI_KEY, settings=settings)
+    key_change = _latest(admin, settings)
+    assert GEMINI_KEY not in str(key_change)
+    with pytest.raises(ValidationFailed, match="cannot be reverted"):
+        reverts.revert(admin, audit_id=key_change.id, settings=settings)
