@@ -115,7 +115,8 @@ def test_a_saved_key_is_only_ever_shown_masked_and_never_logged(
 
 
 def test_a_wrong_key_shows_the_exact_error(app_as: Callable[[str], AppTest],
-                                           emulator_factory: Callable[..., EmulatorServer]) -> None:
+                                           emulator_factory: Callable[..., EmulatorServer],
+                                           all_logs: pytest.LogCaptureFixture) -> None:
     emulator = emulator_factory(api_key="AIza" + "x" * 35)
     at = app_as("admin")
     at.switch_page(PAGE).run()
@@ -127,6 +128,8 @@ def test_a_wrong_key_shows_the_exact_error(app_as: Callable[[str], AppTest],
     assert any(e.value.startswith("Bad key after") and "API key not valid" in e.value for e in at.error), \
         [e.value for e in at.error]
     assert KEY not in page_text(at)
+    assert any("images:annotate" in r.getMessage() for r in all_logs.records)  # the HTTP stack's own logs
+    assert KEY not in _logged(all_logs) and KEY[4:] not in _logged(all_logs)
 
 
 @pytest.mark.parametrize("role", ["analyst", "viewer", "developer"])

@@ -290,3 +290,18 @@ def test_the_worker_context_decrypts_the_key_or_fails_that_provider_clearly(
     with pytest.raises(ProviderError, match="gemini: A stored provider secret cannot be decrypted") as err:
         broken.settings()
     assert err.value.kind == "auth" and not err.value.retryable and KEY not in str(err.value)
+
+
+def test_the_audit_log_reverts_a_settings_change_but_not_a_key_change(lite: dict[str, Actor],
+                                                                       settings: Settings) -> None:
+    from aiconsole import reverts
+
+    admin = lite["admin"]
+    _save(admin, settings, 0, enabled=False, endpoint="https://eu-vision.example.com")
+    provider_admin.set_secret(admin, provider="gemini", secret=KEY, settings=settings)
+    key_entry, change = audit.list_entries(admin, entity_type="provider_config", settings=settings)
+    with pytest.raises(ValidationFailed):
+        reverts.revert(admin, audit_id=key_entry.id, settings=settings)
+    reverts.revert(admin, audit_id=change.id, settings=settings)
+    row = provider_admin.get_provider(admin, provider="gemini", settings=settings)
+    assert (row.enabled, row.endpoint, row.has_secret) == (True, None, True)  # the key is left alone
