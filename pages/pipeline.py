@@ -52,7 +52,7 @@ table = []
 for provider, model in choices:
     c, q = costs[(provider, model)], quality.get((provider, model))
     table.append({
-        "": "● active" if (provider, model) == (view.active_provider, view.active_model) else "",
+        "active": "●" if (provider, model) == (view.active_provider, view.active_model) else "",
         "provider": provider, "model": model, "cost per 1,000 photos": fmt.usd(c.cost_per_1000_micros),
         "photos": q.photos if q else 0, "avg confidence": fmt.pct(q.avg_confidence) if q else "—",
         "needs review": fmt.pct(q.needs_review_rate) if q else "—", "errors": fmt.pct(q.error_rate) if q else "—",
