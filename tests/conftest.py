@@ -8,6 +8,8 @@ Tests that need them are marked `postgres` / `redis` and skip without them; .ci/
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,8 +39,21 @@ def _clear_caches() -> None:
         pass
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite database migrated to head for the whole session; each test gets a copy (migrating per test
+    cost about half a second a test)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "aiconsole.db"
+    upgrade(f"sqlite:///{path}")
+    dispose_engines()
+    # Fold the write-ahead log into the file, so copying the one file copies the whole database.
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _sqlite_template: Path) -> Iterator[Settings]:
     """Settings on a fresh data dir with a migrated embedded SQLite database."""
     for key in list(os.environ):
         if key.startswith("AICONSOLE_") and not key.startswith("AICONSOLE_TEST_"):
@@ -46,7 +61,8 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     monkeypatch.setenv("AICONSOLE_DATA_DIR", str(tmp_path / "data"))
     _clear_caches()
     s = get_settings()
-    upgrade(s.resolved_database_url)
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_sqlite_template, s.data_dir / "aiconsole.db")
     yield s
     _clear_caches()
 
@@ -81,19 +97,46 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def _pg_template() -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per session, the template of every `pg_settings` database."""
+    admin_url = _pg_admin_url()
+    name = f"aict_template_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade(admin_url.rsplit("/", 1)[0] + f"/{name}")
+        dispose_engines()  # CREATE DATABASE ... TEMPLATE needs the template free of connections
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
-def pg_settings(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Settings pointed at a fresh, migrated PostgreSQL database."""
+def pg_settings(_pg_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings pointed at a fresh, migrated PostgreSQL database (a copy of the session's template)."""
+    admin_url = _pg_admin_url()
+    name = f"aict_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"'))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     for key in list(os.environ):
         if key.startswith("AICONSOLE_") and not key.startswith("AICONSOLE_TEST_"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AICONSOLE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AICONSOLE_DATABASE_URL", pg_url)
+    monkeypatch.setenv("AICONSOLE_DATABASE_URL", url)
     _clear_caches()
-    s = get_settings()
-    upgrade(s.resolved_database_url)
-    yield s
-    _clear_caches()
+    try:
+        yield get_settings()
+    finally:
+        _clear_caches()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
