@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -111,7 +111,8 @@ class Provider(Protocol):
 class ProviderSettings:
     """Connection settings for one provider (from provider_configs with the key decrypted)."""
 
-    api_key: str | None = None
+    # repr=False: a logged or printed ProviderSettings must never show the key.
+    api_key: str | None = field(default=None, repr=False)
     endpoint: str | None = None
     timeout_s: float = 30.0
 

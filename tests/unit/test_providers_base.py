@@ -133,3 +133,11 @@ def test_gemini_cost_known_answers() -> None:
     assert pricing.gemini_cost_micros("gemini-2.5-pro", input_tokens=258, output_tokens=100) == 1323  # 322.5+1000
     assert pricing.gemini_cost_micros("gemini-2.5-flash", input_tokens=1_000_000, output_tokens=0,
                                       overrides={"gemini-2.5-flash": {"input_per_m": "0.25"}}) == 250_000
+
+
+def test_provider_settings_never_show_the_key() -> None:
+    from aiconsole.providers.base import ProviderSettings
+
+    key = "AIza" + "x" * 35
+    settings = ProviderSettings(api_key=key, endpoint="http://127.0.0.1:1")
+    assert key not in repr(settings) and key not in str(settings)
