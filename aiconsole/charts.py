@@ -293,7 +293,9 @@ def prompt_versions_chart(df: pd.DataFrame, *, title: str = "Confidence and cost
     fig.add_trace(go.Scatter(x=labels, y=[_usd(c) for c in used["cost_per_photo_micros"].fillna(0)], yaxis="y2",
                              name="cost per photo", mode="lines+markers", line={"color": BUDGET_COLOR},
                              hovertemplate="%{x}: $%{y:.5f} per photo<extra></extra>"))
-    fig.update_layout(title=title, height=320, yaxis={"title": "avg confidence", "range": [0, 1]},
-                      yaxis2={"title": "USD per photo", "overlaying": "y", "side": "right", "rangemode": "tozero"},
-                      **_LAYOUT)
+    # Legend below: beside a narrow column's title it would overlap it.
+    fig.update_layout(title=title, height=340, yaxis={"title": "avg confidence", "range": [0, 1]},
+                      yaxis2={"title": "USD per photo", "overlaying": "y", "side": "right", "rangemode": "tozero",
+                              "tickformat": "$.4f"},
+                      **{**_LAYOUT, "legend": {"orientation": "h", "y": -0.15}})
     return fig

@@ -25,11 +25,31 @@ if "_prompt_select_next" in st.session_state:
 if "_prompt_base_next" in st.session_state:
     _pid, _number = st.session_state.pop("_prompt_base_next")
     st.session_state[f"prompt_base_{_pid}"] = _number
+if "_prompt_diff_next" in st.session_state:  # after a save: compare the new version with its base
+    _pid, _left, _right = st.session_state.pop("_prompt_diff_next")
+    st.session_state[f"diff_left_{_pid}"], st.session_state[f"diff_right_{_pid}"] = _left, _right
 
 
 def editor_key(prompt_id: int, base_version: int) -> str:
     """The Ace editor's widget key: one draft per prompt and base version."""
     return f"prompt_editor_{prompt_id}_{base_version}"
+
+
+def show_diff(rows: list[prompts.DiffRow], left: str, right: str) -> None:
+    """The diff as a table, then each differing line in full (wrapped) side by side."""
+    st.dataframe(pd.DataFrame([(r.kind, r.left_no or "", r.left or "", r.right_no or "", r.right or "") for r in rows],
+                              columns=["change", "#", left, "# ", right]), hide_index=True, width="stretch")
+    changed = [r for r in rows if r.kind != "equal"]
+    if changed:
+        with st.expander(f"Differing lines in full ({len(changed)})", expanded=len(changed) <= 5):
+            for r in changed[:50]:
+                c1, c2 = st.columns(2)
+                c1.code(f"{r.left_no}: {r.left}" if r.left is not None else "(no line)", language=None,
+                        wrap_lines=True)
+                c2.code(f"{r.right_no}: {r.right}" if r.right is not None else "(no line)", language=None,
+                        wrap_lines=True)
+            if len(changed) > 50:
+                st.caption(f"{len(changed) - 50} more differing line(s) are in the table above.")
 
 
 def new_prompt_form() -> None:
@@ -140,11 +160,11 @@ with edit_tab:
                 st.session_state.pop("_prompt_conflict", None)
                 st.session_state.pop("prompt_message", None)
                 st.session_state["_prompt_base_next"] = (prompt_id, saved.version)
+                st.session_state["_prompt_diff_next"] = (prompt_id, base.version, saved.version)
                 st.rerun()
             except prompts.PromptConflict as exc:
                 st.session_state["_prompt_conflict"] = (prompt_id, base.version, str(exc), exc.latest_version,
-                                                        [(r.kind, r.left_no, r.left, r.right_no, r.right)
-                                                         for r in exc.diff])
+                                                        exc.diff)
             except AiconsoleError as exc:
                 st.error(str(exc))
         conflict = st.session_state.get("_prompt_conflict")
@@ -152,9 +172,7 @@ with edit_tab:
             with st.container(border=True):
                 st.error(conflict[2], icon=":material/merge_type:")
                 st.caption(f"What changed between v{base.version} (yours started here) and v{conflict[3]}:")
-                st.dataframe(pd.DataFrame(conflict[4], columns=["change", "#", f"v{base.version}", "# ",
-                                                                f"v{conflict[3]}"]),
-                             hide_index=True, width="stretch")
+                show_diff(conflict[4], f"v{base.version}", f"v{conflict[3]}")
                 if st.button(f"Carry my draft over onto v{conflict[3]}", key="prompt_rebase"):
                     st.session_state["_prompt_draft_next"] = draft
                     st.session_state["_prompt_base_next"] = (prompt_id, conflict[3])
@@ -211,15 +229,16 @@ with diff_tab:
     else:
         c1, c2 = st.columns(2)
         numbers = list(by_number)
-        older = c1.selectbox("From", numbers, index=1, key=f"diff_left_{prompt_id}", format_func=lambda n: f"v{n}")
-        newer = c2.selectbox("To", numbers, index=0, key=f"diff_right_{prompt_id}", format_func=lambda n: f"v{n}")
+        for side, default in (("left", numbers[1]), ("right", numbers[0])):
+            if st.session_state.get(f"diff_{side}_{prompt_id}") not in by_number:
+                st.session_state[f"diff_{side}_{prompt_id}"] = default
+        older = c1.selectbox("From", numbers, key=f"diff_left_{prompt_id}", format_func=lambda n: f"v{n}")
+        newer = c2.selectbox("To", numbers, key=f"diff_right_{prompt_id}", format_func=lambda n: f"v{n}")
         rows_ = prompts.diff_versions(actor, prompt_id=prompt_id, left_version_id=by_number[older].id,
                                       right_version_id=by_number[newer].id)
         changed = sum(r.kind != "equal" for r in rows_)
         st.caption(f"{changed} line(s) differ between v{older} and v{newer}.")
-        st.dataframe(pd.DataFrame([(r.kind, r.left_no, r.left, r.right_no, r.right) for r in rows_],
-                                  columns=["change", "#", f"v{older}", "# ", f"v{newer}"]),
-                     hide_index=True, width="stretch")
+        show_diff(rows_, f"v{older}", f"v{newer}")
 
 # ------------------------------------------------------------------------------------------- export/import
 with io_tab:

@@ -63,9 +63,10 @@ def test_admin_edits_saves_labels_diffs_and_rolls_back(app_as) -> None:  # type:
     assert any(f"staging of photo-tagger now points at version {new.version}" in s for s in _texts(at, "success"))
     assert _tagger(admin)[0].labels["staging"] == new.version
 
-    # Compare the new version with the one before it.
-    at.selectbox(key=f"diff_left_{row.id}").select(latest.version)
-    at.selectbox(key=f"diff_right_{row.id}").select(new.version).run()
+    # The diff now compares the new version with the one it was made from.
+    assert (at.selectbox(key=f"diff_left_{row.id}").value, at.selectbox(key=f"diff_right_{row.id}").value) == (
+        latest.version, new.version)
+    assert any(f"1 line(s) differ between v{latest.version} and v{new.version}" in c.value for c in at.caption)
     diff = next(df.value for df in at.dataframe if f"v{new.version}" in df.value.columns)
     assert list(diff["change"]).count("added") == 1
     assert draft.splitlines()[-1] in list(diff[f"v{new.version}"])

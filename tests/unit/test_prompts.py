@@ -246,3 +246,22 @@ def test_diff_versions_and_usage_known_answers(lite: dict[str, Actor], settings:
     with pytest.raises(NotFound):
         prompts.diff_versions(lite["other"], prompt_id=v1.prompt_id, left_version_id=v1.id, right_version_id=v2.id,
                               settings=settings)
+
+
+def test_usage_frame_and_chart_known_answer() -> None:
+    from datetime import UTC, datetime
+
+    from aiconsole import charts
+
+    def version(n: int, photos: int, conf: float | None, cost: int | None) -> prompts.VersionRow:
+        return prompts.VersionRow(id=n, prompt_id=1, version=n, content="x", variables=(), message="m", author="a",
+                                  created_at=datetime(2026, 1, 1, tzinfo=UTC), labels=(), photos=photos,
+                                  avg_confidence=conf, cost_per_photo_micros=cost)
+
+    frame = prompts.usage_frame([version(3, 0, None, None), version(2, 4, 0.75, 2500), version(1, 2, 0.5, 1000)])
+    assert list(frame["version"]) == [1, 2, 3]
+    fig = charts.prompt_versions_chart(frame)
+    bars, line = fig.data
+    assert list(bars.x) == ["v1", "v2"] and list(bars.y) == [0.5, 0.75]
+    assert list(line.y) == [0.001, 0.0025]
+    assert charts.is_empty_figure(charts.prompt_versions_chart(prompts.usage_frame([version(1, 0, None, None)])))
