@@ -160,7 +160,8 @@ def list_prompts(actor: Actor, *, settings: Settings | None = None) -> list[Prom
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         stats = s.execute(
             select(Prompt, func.max(PromptVersion.version), func.count(PromptVersion.id))
-            .outerjoin(PromptVersion, PromptVersion.prompt_id == Prompt.id)
+            .outerjoin(PromptVersion, (PromptVersion.prompt_id == Prompt.id)
+                       & (PromptVersion.organization_id == actor.organization_id))
             .where(Prompt.organization_id == actor.organization_id)
             .group_by(Prompt.id).order_by(Prompt.name)).all()
         active = s.scalar(select(PipelineConfig.active_prompt_id)
@@ -307,6 +308,7 @@ def create_prompt(actor: Actor, *, name: str, content: str, message: str = "Init
 
 def _conflict(s: Session, prompt: Prompt, base: int, latest: PromptVersion) -> PromptConflict:
     base_row = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
+                                                    PromptVersion.organization_id == prompt.organization_id,
                                                     PromptVersion.version == base))
     who = s.scalar(select(User.email).where(User.id == latest.author_id)) or "a deleted user"
     when = latest.created_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -319,6 +321,24 @@ def _conflict(s: Session, prompt: Prompt, base: int, latest: PromptVersion) -> P
         diff=diff_rows(base_row.content if base_row is not None else "", latest.content))
 
 
+def _insert_next(actor: Actor, prompt_id: int, base_version: int, content: str, variables: Sequence[str],
+                 message: str, settings: Settings | None) -> int:
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        prompt = _prompt(s, actor, prompt_id, lock=True)
+        latest = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
+                                                      PromptVersion.organization_id == actor.organization_id)
+                          .order_by(PromptVersion.version.desc()).limit(1))
+        if latest is None or latest.version != base_version:
+            if latest is None or base_version > latest.version:
+                raise NotFound(f"{prompt.name} has no version {base_version}.", hint="Reload the page.")
+            raise _conflict(s, prompt, base_version, latest)
+        if latest.content == content:
+            raise ValidationFailed(f"The text is the same as version {latest.version}; nothing to save.",
+                                   hint="Edit the prompt first.")
+        return add_version(s, actor, prompt, number=latest.version + 1, content=content, variables=variables,
+                           message=message).id
+
+
 def save_version(actor: Actor, *, prompt_id: int, base_version: int, content: str, message: str,
                  extra_variables: Iterable[str] = (), settings: Settings | None = None) -> VersionRow:
     """Save `content` as the next version of a prompt, edited from version number `base_version`.
@@ -329,25 +349,16 @@ def save_version(actor: Actor, *, prompt_id: int, base_version: int, content: st
     actor.require("prompts.edit")
     message = _message(message)
     variables = validate_template(content, extra_variables=extra_variables)
-    try:
-        with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-            prompt = _prompt(s, actor, prompt_id, lock=True)
-            latest = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id)
-                              .order_by(PromptVersion.version.desc()).limit(1))
-            if latest is None or latest.version != base_version:
-                if latest is None or base_version > latest.version:
-                    raise NotFound(f"{prompt.name} has no version {base_version}.", hint="Reload the page.")
-                raise _conflict(s, prompt, base_version, latest)
-            if latest.content == content:
-                raise ValidationFailed(f"The text is the same as version {latest.version}; nothing to save.",
-                                       hint="Edit the prompt first.")
-            version = add_version(s, actor, prompt, number=latest.version + 1, content=content,
-                                  variables=variables, message=message)
-            version_id = version.id
-    except IntegrityError:
-        # Two saves from the same base raced past the lock (SQLite has no row locks): the loser re-reads.
-        return save_version(actor, prompt_id=prompt_id, base_version=base_version, content=content,
-                            message=message, extra_variables=extra_variables, settings=settings)
+    for attempt in (1, 2):
+        try:
+            version_id = _insert_next(actor, prompt_id, base_version, content, variables, message, settings)
+            break
+        except IntegrityError:
+            # Two saves from the same base raced past the lock (SQLite has no row locks): the loser re-reads
+            # once and so gets the conflict like any stale save.
+            if attempt == 2:
+                raise ConflictError("Another version of this prompt was saved at the same moment.",
+                                    hint="Your draft is kept; reload the versions and save again.") from None
     return next(v for v in list_versions(actor, prompt_id=prompt_id, settings=settings) if v.id == version_id)
 
 
@@ -365,8 +376,8 @@ def _current_label(s: Session, actor: Actor, prompt: Prompt, label: str) -> tupl
     row = s.scalar(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == label,
                                              PromptLabel.organization_id == actor.organization_id)
                    .with_for_update())
-    number = None if row is None else s.scalar(select(PromptVersion.version)
-                                               .where(PromptVersion.id == row.version_id))
+    number = None if row is None else s.scalar(select(PromptVersion.version).where(
+        PromptVersion.id == row.version_id, PromptVersion.organization_id == actor.organization_id))
     return row, number
 
 

@@ -265,3 +265,29 @@ def test_usage_frame_and_chart_known_answer() -> None:
     assert list(bars.x) == ["v1", "v2"] and list(bars.y) == [0.5, 0.75]
     assert list(line.y) == [0.001, 0.0025]
     assert charts.is_empty_figure(charts.prompt_versions_chart(prompts.usage_frame([version(1, 0, None, None)])))
+
+
+def test_two_saves_from_the_same_base_at_once_one_wins(people: dict[str, Actor], any_settings: Settings) -> None:
+    import threading
+
+    dev, admin = people["developer"], people["admin"]
+    v1 = prompts.create_prompt(dev, name="tagger", content=V1, settings=any_settings)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def save(actor: Actor, text: str) -> None:
+        barrier.wait()
+        try:
+            prompts.save_version(actor, prompt_id=v1.prompt_id, base_version=1, content=text, message="race",
+                                 settings=any_settings)
+            outcomes.append("saved")
+        except ConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=save, args=(a, V1 + t)) for a, t in ((dev, "\nA"), (admin, "\nB"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(outcomes) == ["conflict", "saved"]
+    assert [v.version for v in prompts.list_versions(dev, prompt_id=v1.prompt_id, settings=any_settings)] == [2, 1]
