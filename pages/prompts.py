@@ -117,8 +117,9 @@ with edit_tab:
     draft = base.content
     if can_edit:
         # The editor's starting text must stay the same for its key, or Streamlit would make it a new widget.
-        start = st.session_state.setdefault(f"_start_{key}", st.session_state.pop("_prompt_draft_next", None)
-                                            or base.content)
+        if "_prompt_draft_next" in st.session_state:  # a draft carried over from a conflict
+            st.session_state[f"_start_{key}"] = st.session_state.pop("_prompt_draft_next")
+        start = st.session_state.setdefault(f"_start_{key}", base.content)
         st.caption("Write `{{ max_tags }}` (or `{max_tags}`) to insert a variable; the worker fills it in. "
                    "Known: " + ", ".join(prompt_templates.KNOWN_VARIABLES) + ".")
         value = st_ace(value=start, language="django", theme="chrome", wrap=True, show_gutter=True, min_lines=8,
@@ -176,6 +177,7 @@ with edit_tab:
                 if st.button(f"Carry my draft over onto v{conflict[3]}", key="prompt_rebase"):
                     st.session_state["_prompt_draft_next"] = draft
                     st.session_state["_prompt_base_next"] = (prompt_id, conflict[3])
+                    st.session_state.pop(editor_key(prompt_id, conflict[3]), None)  # an older edit there yields
                     st.session_state.pop("_prompt_conflict", None)
                     st.rerun()
     render_test_panel(actor, draft=draft, prompt_id=prompt_id, version_id=base.id)
