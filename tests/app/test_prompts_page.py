@@ -155,3 +155,20 @@ def test_bad_prompts_are_refused_with_the_reason_and_nothing_saved(app_as) -> No
         at.button(key="prompt_save").click().run()
         assert any("was not saved" in e and words in e for e in _texts(at, "error")), _texts(at, "error")
     assert len(_tagger(dev)[1]) == len(versions)
+
+
+def test_developer_creates_a_prompt_after_a_refused_template(app_as) -> None:  # type: ignore[no-untyped-def]
+    at, dev = _open(app_as, "developer")
+    at.text_input(key="new_prompt_name").input("captions")
+    at.text_area(key="new_prompt_content").input("Caption in {{ language }} for {{ audience }}.")
+    next(b for b in at.button if b.label == "Create prompt").click().run()
+    assert any("Line 1: 'audience' is not a known variable" in e for e in _texts(at, "error"))
+    assert "captions" not in {r.name for r in prompts.list_prompts(dev)}
+    at.text_area(key="new_prompt_content").input("Caption in {{ language }}, at most {max_tags} words.")
+    next(b for b in at.button if b.label == "Create prompt").click().run()
+    assert not at.exception, at.exception
+    assert "Created captions (version 1)." in _texts(at, "success")
+    created = next(r for r in prompts.list_prompts(dev) if r.name == "captions")
+    assert at.selectbox(key="prompt_select").value == created.id
+    assert prompts.list_versions(dev, prompt_id=created.id)[0].variables == ("language", "max_tags")
+    assert any("one version; save another to compare" in i.value for i in at.info)
