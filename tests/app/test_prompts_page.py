@@ -172,3 +172,22 @@ def test_developer_creates_a_prompt_after_a_refused_template(app_as) -> None:  #
     assert at.selectbox(key="prompt_select").value == created.id
     assert prompts.list_versions(dev, prompt_id=created.id)[0].variables == ("language", "max_tags")
     assert any("one version; save another to compare" in i.value for i in at.info)
+
+
+def test_import_refuses_a_broken_file_then_imports_an_export(app_as) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from aiconsole import prompt_io
+
+    at, admin = _open(app_as, "admin")
+    assert at.download_button(key="export_download")
+    at.file_uploader(key="prompt_import").upload("prompts.json", b"{not json", "application/json").run()
+    at.button(key="prompt_import_run").click().run()
+    assert any("neither JSON" in e and "YAML" in e for e in _texts(at, "error")), _texts(at, "error")
+    doc = json.loads(prompt_io.export_prompts(admin))
+    doc["prompts"] = [{**p, "name": "copy-" + p["name"]} for p in doc["prompts"] if p["name"] == "product-catalog"]
+    at.file_uploader(key="prompt_import").set_value(("p.json", json.dumps(doc).encode(), "application/json")).run()
+    at.button(key="prompt_import_run").click().run()
+    assert not at.exception, at.exception
+    assert any(s.startswith("Imported 1 prompt(s): 1 new") for s in _texts(at, "success")), _texts(at, "success")
+    assert "copy-product-catalog" in {r.name for r in prompts.list_prompts(admin)}
