@@ -291,3 +291,23 @@ def test_two_saves_from_the_same_base_at_once_one_wins(people: dict[str, Actor],
         t.join(timeout=30)
     assert sorted(outcomes) == ["conflict", "saved"]
     assert [v.version for v in prompts.list_versions(dev, prompt_id=v1.prompt_id, settings=any_settings)] == [2, 1]
+
+
+def test_the_worker_reads_and_renders_the_deployed_version(lite: dict[str, Actor], settings: Settings) -> None:
+    from aiconsole.db.models import PipelineConfig
+    from aiconsole.worker_context import load_org_context, prompt_values, render_prompt
+
+    admin = lite["admin"]
+    v1 = prompts.create_prompt(admin, name="tagger", content=V1, settings=settings)
+    mixed = "Up to {max_tags} tags in {{ language }} for a {width}x{height} {{ content_type }}.\nKeep {this}."
+    v2 = prompts.save_version(admin, prompt_id=v1.prompt_id, base_version=1, content=mixed, message="m",
+                              settings=settings)
+    with service_session(engine=get_engine(settings)) as s:
+        s.add(PipelineConfig(organization_id=admin.organization_id, active_prompt_id=v1.prompt_id))
+    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v2.id, settings=settings)
+    with service_session(engine=get_engine(settings)) as s:
+        ctx = load_org_context(s, organization_id=admin.organization_id)
+    assert ctx.prompt is not None and ctx.prompt.version_id == v2.id
+    text = render_prompt(ctx.prompt, prompt_values(max_tags=7, width=640, height=480, content_type="image/png"))
+    assert text == "Up to 7 tags in English for a 640x480 image/png.\nKeep {this}."
+    assert prompts.list_prompts(admin, settings=settings)[0].active
