@@ -86,11 +86,11 @@ class DiffRow:
 
 @dataclass(frozen=True)
 class LabelChange:
-    """The result of moving a label."""
+    """The result of moving (or removing: version None) a label."""
 
     prompt_id: int
     label: str
-    version: int
+    version: int | None
     previous_version: int | None
     message: str
 
@@ -420,6 +420,24 @@ def move_label(actor: Actor, *, prompt_id: int, label: str, version_id: int,
         return LabelChange(prompt.id, label, target.version, previous,
                            f"{label} of {prompt.name} now points at version {target.version}"
                            + ("" if previous is None else f" (was {previous})") + ".")
+
+
+def remove_label(actor: Actor, *, prompt_id: int, label: str, settings: Settings | None = None) -> LabelChange:
+    """Take a staging or custom label off a prompt (production can be moved or rolled back, not removed)."""
+    label = validate_label(label)
+    if label == PRODUCTION:
+        raise ValidationFailed("The production label cannot be removed: the worker would have no prompt.",
+                               hint="Move it to another version, or roll it back.")
+    actor.require("prompts.label_staging")
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        prompt = _prompt(s, actor, prompt_id, lock=True)
+        _, previous = _current_label(s, actor, prompt, label)
+        if previous is None:
+            raise NotFound(f"{prompt.name} has no label '{label}'.", hint="Reload the page.")
+        _set_label(s, actor, prompt, label, None, action="prompt.label_remove",
+                   summary=f"Removed {label} from {prompt.name} (was v{previous})")
+        return LabelChange(prompt.id, label, None, previous,
+                           f"Removed {label} from {prompt.name} (it pointed at version {previous}).")
 
 
 def rollback(actor: Actor, *, prompt_id: int, version_id: int, settings: Settings | None = None) -> LabelChange:

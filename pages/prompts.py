@@ -211,6 +211,16 @@ with labels_tab:
                 st.rerun()
             except AiconsoleError as exc:
                 st.error(str(exc))
+        removable = sorted(k for k in prompt.labels if k != "production")
+        if removable:
+            c1, c2 = st.columns(2)
+            gone = c1.selectbox("Remove a label", removable, key=f"label_remove_name_{prompt_id}")
+            if c2.button(f"Remove {gone}", key="label_remove", icon=":material/label_off:"):
+                try:
+                    flash("success", prompts.remove_label(actor, prompt_id=prompt_id, label=gone).message)
+                    st.rerun()
+                except AiconsoleError as exc:
+                    st.error(str(exc))
     else:
         st.caption("Your role cannot move labels.")
     production = prompt.labels.get("production")

@@ -124,6 +124,11 @@ def test_developer_labels_staging_but_not_production(app_as) -> None:  # type: i
     at.selectbox(key=f"label_version_{row.id}").select(versions[-1].version)
     at.button(key="label_move").click().run()
     assert _tagger(dev)[0].labels["candidate-2"] == versions[-1].version
+    assert "production" not in at.selectbox(key=f"label_remove_name_{row.id}").options
+    at.selectbox(key=f"label_remove_name_{row.id}").select("candidate-2").run()
+    at.button(key="label_remove").click().run()
+    assert "candidate-2" not in _tagger(dev)[0].labels
+    assert any("Removed candidate-2 from photo-tagger" in s for s in _texts(at, "success"))
 
 
 @pytest.mark.parametrize("role", ["viewer", "analyst", "reviewer"])
@@ -132,7 +137,8 @@ def test_read_only_roles_see_versions_without_edit_controls(app_as, role: str) -
     assert any("photo-tagger" in str(df.value) for df in at.dataframe)
     assert any("not edit them" in c.value for c in at.caption)
     keys = {b.key for b in at.button}
-    assert not keys & {"prompt_save", "label_move", "label_deploy", "prompt_rollback", "prompt_import_run"}
+    assert not keys & {"prompt_save", "label_move", "label_remove", "label_deploy", "prompt_rollback",
+                        "prompt_import_run"}
     assert not [t for t in at.text_input if t.key == "prompt_message"]
     assert at.code  # the version's text is shown read-only
 

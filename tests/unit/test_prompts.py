@@ -311,3 +311,25 @@ def test_the_worker_reads_and_renders_the_deployed_version(lite: dict[str, Actor
     text = render_prompt(ctx.prompt, prompt_values(max_tags=7, width=640, height=480, content_type="image/png"))
     assert text == "Up to 7 tags in English for a 640x480 image/png.\nKeep {this}."
     assert prompts.list_prompts(admin, settings=settings)[0].active
+
+
+def test_remove_label_refuses_production_and_its_revert_restores_it(lite: dict[str, Actor],
+                                                                    settings: Settings) -> None:
+    admin, dev = lite["admin"], lite["developer"]
+    v1 = prompts.create_prompt(dev, name="tagger", content=V1, settings=settings)
+    pid = v1.prompt_id
+    prompts.move_label(dev, prompt_id=pid, label="candidate", version_id=v1.id, settings=settings)
+    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v1.id, settings=settings)
+    with pytest.raises(ValidationFailed, match="production label cannot be removed"):
+        prompts.remove_label(admin, prompt_id=pid, label="production", settings=settings)
+    with pytest.raises(PermissionDenied):
+        prompts.remove_label(lite["viewer"], prompt_id=pid, label="candidate", settings=settings)
+    gone = prompts.remove_label(dev, prompt_id=pid, label="candidate", settings=settings)
+    assert (gone.version, gone.previous_version) == (None, 1)
+    with pytest.raises(NotFound, match="has no label 'candidate'"):
+        prompts.remove_label(dev, prompt_id=pid, label="candidate", settings=settings)
+    assert prompts.list_prompts(dev, settings=settings)[0].labels == {"production": 1}
+    removal = _label_entries(settings)[-1]
+    with service_session(engine=get_engine(settings)) as s:
+        prompts.revert_audit(s, actor=admin, entry=_entry(settings, removal))
+    assert prompts.list_prompts(dev, settings=settings)[0].labels == {"candidate": 1, "production": 1}
