@@ -4,84 +4,57 @@ A save is a new version made from a base version; saving from a base that is no 
 refused with a `PromptConflict` that says who saved the newer version and carries the diff, so nothing is
 lost (the editor keeps the draft). The worker reads the `production` label of the active prompt
 (`aiconsole.worker_context`), so moving that label is a deploy and needs prompts.label_production.
-Every change is audited; label moves are reversible from the audit log (`revert_audit`).
+Every change is audited; label moves are reversible from the audit log (`revert_audit`). The readers
+(`list_prompts`, `list_versions`, `diff_versions`...) live in `aiconsole.prompt_catalog` and are re-exported.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import pandas as pd
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aiconsole import audit, cache
+from aiconsole import audit
 from aiconsole.actor import Actor
 from aiconsole.config import Settings
 from aiconsole.db.engine import get_engine, org_session
-from aiconsole.db.models import AiProcessingResult, PipelineConfig, Prompt, PromptLabel, PromptVersion, User
+from aiconsole.db.models import Prompt, PromptLabel, PromptVersion, User
 from aiconsole.db.types import utcnow
 from aiconsole.errors import ConflictError, NotFound, ValidationFailed
+from aiconsole.prompt_catalog import (
+    DiffRow,
+    PromptRow,
+    VersionRow,
+    diff_rows,
+    diff_versions,
+    invalidate_usage,
+    list_prompts,
+    list_versions,
+    load_prompt,
+    load_version,
+    usage_frame,
+)
 from aiconsole.prompt_templates import validate_template
+
+__all__ = [
+    "PRODUCTION", "STAGING", "DiffRow", "LabelChange", "PromptConflict", "PromptRow", "VersionRow", "add_version",
+    "create_prompt", "diff_rows", "diff_versions", "invalidate_usage", "list_prompts", "list_versions",
+    "move_label", "remove_label", "revert_audit", "rollback", "save_version", "usage_frame", "validate_label",
+    "validate_name",
+]
 
 PRODUCTION = "production"
 STAGING = "staging"
 MAX_MESSAGE = 500
 MAX_DESCRIPTION = 2000
 MAX_NAME = 200
-USAGE_TTL_S = 60.0
-USAGE_CACHE_PREFIX = "prompt_usage"
 _LABEL = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,199}")
-
-
-@dataclass(frozen=True)
-class PromptRow:
-    """A prompt with its latest version number and where its labels point (label -> version number)."""
-
-    id: int
-    name: str
-    description: str
-    latest_version: int
-    version_count: int
-    labels: dict[str, int]
-    active: bool
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    """One immutable version with its labels and usage (results of photos processed with it)."""
-
-    id: int
-    prompt_id: int
-    version: int
-    content: str
-    variables: tuple[str, ...]
-    message: str
-    author: str
-    created_at: datetime
-    labels: tuple[str, ...]
-    photos: int
-    avg_confidence: float | None
-    cost_per_photo_micros: int | None
-
-
-@dataclass(frozen=True)
-class DiffRow:
-    """One side-by-side diff line: kind is equal, changed, added or removed; a missing side is None."""
-
-    kind: str
-    left_no: int | None
-    left: str | None
-    right_no: int | None
-    right: str | None
 
 
 @dataclass(frozen=True)
@@ -105,131 +78,6 @@ class PromptConflict(ConflictError):
         self.diff = diff
         super().__init__(message, hint=hint)
 
-
-# ------------------------------------------------------------------------------------------------ reading
-
-def diff_rows(left: str, right: str) -> list[DiffRow]:
-    """Side-by-side rows of a line diff from `left` to `right` (difflib opcodes)."""
-    a, b = left.splitlines(), right.splitlines()
-    rows: list[DiffRow] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            rows.extend(DiffRow("equal", i + 1, a[i], j + 1, b[j]) for i, j in zip(range(i1, i2), range(j1, j2),
-                                                                                   strict=True))
-            continue
-        for k in range(max(i2 - i1, j2 - j1)):
-            i, j = i1 + k, j1 + k
-            has_a, has_b = i < i2, j < j2
-            kind = "changed" if has_a and has_b else ("removed" if has_a else "added")
-            rows.append(DiffRow(kind, i + 1 if has_a else None, a[i] if has_a else None,
-                                j + 1 if has_b else None, b[j] if has_b else None))
-    return rows
-
-
-def _prompt(s: Session, actor: Actor, prompt_id: int, *, lock: bool = False) -> Prompt:
-    query = select(Prompt).where(Prompt.id == prompt_id, Prompt.organization_id == actor.organization_id)
-    prompt = s.scalar(query.with_for_update() if lock else query)
-    if prompt is None:
-        raise NotFound(f"There is no prompt #{prompt_id} in your organization.", hint="Reload the prompt list.")
-    return prompt
-
-
-def _version(s: Session, actor: Actor, prompt_id: int, version_id: int) -> PromptVersion:
-    version = s.scalar(select(PromptVersion).where(
-        PromptVersion.id == version_id, PromptVersion.prompt_id == prompt_id,
-        PromptVersion.organization_id == actor.organization_id))
-    if version is None:
-        raise NotFound(f"Version #{version_id} does not belong to prompt #{prompt_id}.",
-                       hint="Pick a version from the list.")
-    return version
-
-
-def _labels(s: Session, actor: Actor, prompt_ids: Iterable[int]) -> list[tuple[int, str, int, int]]:
-    """(prompt_id, label, version_id, version number) for the prompts' labels."""
-    rows = s.execute(
-        select(PromptLabel.prompt_id, PromptLabel.label, PromptLabel.version_id, PromptVersion.version)
-        .join(PromptVersion, PromptVersion.id == PromptLabel.version_id)
-        .where(PromptLabel.organization_id == actor.organization_id, PromptLabel.prompt_id.in_(list(prompt_ids)))
-        .order_by(PromptLabel.label)).all()
-    return [(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
-
-
-def list_prompts(actor: Actor, *, settings: Settings | None = None) -> list[PromptRow]:
-    """The organization's prompts by name, with their latest version and labels."""
-    actor.require("pipeline.view")
-    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        stats = s.execute(
-            select(Prompt, func.max(PromptVersion.version), func.count(PromptVersion.id))
-            .outerjoin(PromptVersion, (PromptVersion.prompt_id == Prompt.id)
-                       & (PromptVersion.organization_id == actor.organization_id))
-            .where(Prompt.organization_id == actor.organization_id)
-            .group_by(Prompt.id).order_by(Prompt.name)).all()
-        active = s.scalar(select(PipelineConfig.active_prompt_id)
-                          .where(PipelineConfig.organization_id == actor.organization_id))
-        labels: dict[int, dict[str, int]] = {}
-        for prompt_id, label, _vid, number in _labels(s, actor, [p.id for p, _, _ in stats]):
-            labels.setdefault(prompt_id, {})[label] = number
-        return [PromptRow(id=p.id, name=p.name, description=p.description, latest_version=int(latest or 0),
-                          version_count=int(count), labels=labels.get(p.id, {}), active=p.id == active,
-                          created_at=p.created_at) for p, latest, count in stats]
-
-
-def _usage(actor: Actor, prompt_id: int, settings: Settings | None) -> list[list[Any]]:
-    def compute() -> list[list[Any]]:
-        r = AiProcessingResult
-        served = r.status.in_(("completed", "needs_review"))
-        query = (select(r.prompt_version_id, func.count(case((served, 1))),
-                        func.avg(case((served, r.avg_confidence))), func.sum(r.api_cost_micros))
-                 .join(PromptVersion, PromptVersion.id == r.prompt_version_id)
-                 .where(r.organization_id == actor.organization_id, PromptVersion.prompt_id == prompt_id,
-                        PromptVersion.organization_id == actor.organization_id)
-                 .group_by(r.prompt_version_id))
-        with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-            return [[int(v), int(n), None if c is None else float(c), int(cost or 0)]
-                    for v, n, c, cost in s.execute(query)]
-
-    return cache.cached((USAGE_CACHE_PREFIX, actor.organization_id, prompt_id), USAGE_TTL_S, compute,
-                        settings=settings)
-
-
-def list_versions(actor: Actor, *, prompt_id: int, settings: Settings | None = None) -> list[VersionRow]:
-    """A prompt's versions, newest first, with labels and usage.
-
-    Usage counts photos served (completed or sent to review) with the version; cost per photo divides all
-    the version's spend, failed attempts included, by those photos.
-    """
-    actor.require("pipeline.view")
-    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        _prompt(s, actor, prompt_id)
-        rows = s.execute(
-            select(PromptVersion, User.email).outerjoin(User, User.id == PromptVersion.author_id)
-            .where(PromptVersion.prompt_id == prompt_id, PromptVersion.organization_id == actor.organization_id)
-            .order_by(PromptVersion.version.desc())).all()
-        labels: dict[int, list[str]] = {}
-        for _pid, label, version_id, _n in _labels(s, actor, [prompt_id]):
-            labels.setdefault(version_id, []).append(label)
-    usage = {v: (n, conf, cost) for v, n, conf, cost in _usage(actor, prompt_id, settings)}
-    out = []
-    for v, email in rows:
-        photos, conf, cost = usage.get(v.id, (0, None, 0))
-        out.append(VersionRow(id=v.id, prompt_id=v.prompt_id, version=v.version, content=v.content,
-                              variables=tuple(v.variables or ()), message=v.message, author=email or "(deleted user)",
-                              created_at=v.created_at, labels=tuple(labels.get(v.id, ())), photos=photos,
-                              avg_confidence=conf, cost_per_photo_micros=round(cost / photos) if photos else None))
-    return out
-
-
-def diff_versions(actor: Actor, *, prompt_id: int, left_version_id: int, right_version_id: int,
-                  settings: Settings | None = None) -> list[DiffRow]:
-    """Side-by-side diff rows from one version of a prompt to another."""
-    actor.require("pipeline.view")
-    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        left = _version(s, actor, prompt_id, left_version_id).content
-        right = _version(s, actor, prompt_id, right_version_id).content
-    return diff_rows(left, right)
-
-
-# ------------------------------------------------------------------------------------------------ writing
 
 def _message(message: str) -> str:
     text = " ".join((message or "").split())
@@ -324,7 +172,7 @@ def _conflict(s: Session, prompt: Prompt, base: int, latest: PromptVersion) -> P
 def _insert_next(actor: Actor, prompt_id: int, base_version: int, content: str, variables: Sequence[str],
                  message: str, settings: Settings | None) -> int:
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        prompt = _prompt(s, actor, prompt_id, lock=True)
+        prompt = load_prompt(s, actor, prompt_id, lock=True)
         latest = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
                                                       PromptVersion.organization_id == actor.organization_id)
                           .order_by(PromptVersion.version.desc()).limit(1))
@@ -408,8 +256,8 @@ def move_label(actor: Actor, *, prompt_id: int, label: str, version_id: int,
     label = validate_label(label)
     _label_permission(actor, label)
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        prompt = _prompt(s, actor, prompt_id, lock=True)
-        target = _version(s, actor, prompt_id, version_id)
+        prompt = load_prompt(s, actor, prompt_id, lock=True)
+        target = load_version(s, actor, prompt_id, version_id)
         _, previous = _current_label(s, actor, prompt, label)
         if previous == target.version:
             raise ValidationFailed(f"{label} already points at version {target.version}.",
@@ -430,7 +278,7 @@ def remove_label(actor: Actor, *, prompt_id: int, label: str, settings: Settings
                                hint="Move it to another version, or roll it back.")
     actor.require("prompts.label_staging")
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        prompt = _prompt(s, actor, prompt_id, lock=True)
+        prompt = load_prompt(s, actor, prompt_id, lock=True)
         _, previous = _current_label(s, actor, prompt, label)
         if previous is None:
             raise NotFound(f"{prompt.name} has no label '{label}'.", hint="Reload the page.")
@@ -444,8 +292,8 @@ def rollback(actor: Actor, *, prompt_id: int, version_id: int, settings: Setting
     """Move production back to an earlier version of the prompt (takes effect for the next photo)."""
     actor.require("prompts.label_production")
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        prompt = _prompt(s, actor, prompt_id, lock=True)
-        target = _version(s, actor, prompt_id, version_id)
+        prompt = load_prompt(s, actor, prompt_id, lock=True)
+        target = load_version(s, actor, prompt_id, version_id)
         _, previous = _current_label(s, actor, prompt, PRODUCTION)
         if previous is not None and target.version >= previous:
             raise ValidationFailed(f"Version {target.version} is not earlier than production (version {previous}).",
@@ -465,26 +313,14 @@ def revert_audit(session: Session, *, actor: Actor, entry: audit.AuditRow) -> in
         raise ValidationFailed(f"Entry #{entry.id} does not describe a label move.", hint="Nothing to revert.")
     label = validate_label(str(state["label"]))
     _label_permission(actor, label)
-    prompt = _prompt(session, actor, int(state["prompt_id"]), lock=True)
+    prompt = load_prompt(session, actor, int(state["prompt_id"]), lock=True)
     current = session.scalar(select(PromptLabel.version_id).where(
         PromptLabel.prompt_id == prompt.id, PromptLabel.label == label,
         PromptLabel.organization_id == actor.organization_id))
     if current != (None if after is None else after.get("version_id")):
         raise ConflictError(f"The {label} label of {prompt.name} changed again since entry #{entry.id}.",
                             hint="Revert the later change first, or move the label on the Prompts page.")
-    target = None if before is None else _version(session, actor, prompt.id, int(before["version_id"]))
+    target = None if before is None else load_version(session, actor, prompt.id, int(before["version_id"]))
     what = "removed" if target is None else f"back on v{target.version}"
     return _set_label(session, actor, prompt, label, target, action="revert",
                       summary=f"Reverted entry #{entry.id}: {label} of {prompt.name} {what}")
-
-
-def invalidate_usage(organization_id: int) -> None:
-    """Drop cached usage figures (after results were recorded in bulk, e.g. by tests or a backfill)."""
-    cache.invalidate(f"{USAGE_CACHE_PREFIX}:{organization_id}:")
-
-
-def usage_frame(versions: Sequence[VersionRow]) -> pd.DataFrame:
-    """The versions' usage as a DataFrame (oldest first) for `charts.prompt_versions_chart`."""
-    return pd.DataFrame([{"version": v.version, "photos": v.photos, "avg_confidence": v.avg_confidence,
-                          "cost_per_photo_micros": v.cost_per_photo_micros} for v in reversed(versions)],
-                        columns=["version", "photos", "avg_confidence", "cost_per_photo_micros"])
