@@ -322,10 +322,20 @@ def _write_audit(s: Session, org_id: int, now: datetime, days: int, ids: _Ids, h
         for number, (ago, message, _, _) in enumerate(spec["versions"], start=1):
             add(now - timedelta(days=ago), developer, "prompt.version", "prompt", ids.prompts[name], None,
                 {"prompt": name, "version": number, "message": message}, f"{name} v{number}: {message}")
-        for ago, label, number in spec["labels"]:
+        # The same shape prompts.move_label records, so the audit log's Revert works on the latest move of
+        # each label (earlier moves were superseded and are recorded as not reversible).
+        pid = ids.prompts[name]
+        moves = sorted(spec["labels"], key=lambda m: -m[0])
+        last = {label: i for i, (_, label, _) in enumerate(moves)}
+        previous: dict[str, int] = {}
+        for i, (ago, label, number) in enumerate(moves):
             who = admin if label == "production" else developer
-            add(now - timedelta(days=ago, minutes=-10), who, "prompt.label", "prompt", ids.prompts[name], None,
-                {"prompt": name, "label": label, "version": number}, f"Moved {label} of {name} to v{number}", True)
+            state = {"prompt_id": pid, "label": label, "version_id": ids.versions[(name, number)], "version": number}
+            before = None if label not in previous else {
+                **state, "version_id": ids.versions[(name, previous[label])], "version": previous[label]}
+            add(now - timedelta(days=ago, minutes=-10), who, "prompt.label", "prompt_label", f"{pid}:{label}",
+                before, state, f"Moved {label} of {name} to v{number}", last[label] == i)
+            previous[label] = number
     for key, title, _, _, _, start, end in EXPERIMENTS:
         add(now - timedelta(days=start), developer, "experiment.start", "experiment", ids.experiments[key],
             {"status": "draft"}, {"status": "running"}, f"Started experiment '{title}'")

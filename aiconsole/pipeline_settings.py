@@ -226,7 +226,8 @@ def revert_audit(session: Session, *, actor: Actor, entry: AuditRow) -> int:
                                hint="Change the settings by hand on the Pipeline page.")
     cfg = session.get(PipelineConfig, actor.organization_id, with_for_update=True)
     if cfg is None or any(getattr(cfg, k) != v for k, v in after.items()):
-        raise ConflictError(f"The settings entry #{entry.id} changed have changed again since; nothing was reverted.",
+        raise ConflictError(f"The settings entry #{entry.id} changed have been changed again since; nothing was "
+                            "reverted.",
                             hint="Revert the later change first.")
     if set(before) & set(MODEL_COLUMNS):
         merged = {c: before.get(c, getattr(cfg, c)) for c in MODEL_COLUMNS}

@@ -83,9 +83,13 @@ class HealthReporter:
         started = time.perf_counter()
         try:
             prompt = None
+            image = probe_image()
             if provider == "gemini" and ctx.prompt is not None:
-                prompt = render_prompt(ctx.prompt, prompt_values(max_tags=self.caller.options.max_labels))
-            result = self.caller.call(ctx, RouteDecision(provider, model, "health probe"), probe_image(), prompt, [])
+                # Every value a photo would give: a prompt that uses the image's size or type renders too.
+                prompt = render_prompt(ctx.prompt, prompt_values(
+                    max_tags=self.caller.options.max_labels, width=image.width, height=image.height,
+                    content_type=image.content_type))
+            result = self.caller.call(ctx, RouteDecision(provider, model, "health probe"), image, prompt, [])
         except AiconsoleError as exc:
             return False, round((time.perf_counter() - started) * 1000), getattr(exc, "kind", "config"), 0
         return True, result.latency_ms, None, result.cost_micros

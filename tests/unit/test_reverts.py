@@ -283,3 +283,27 @@ def test_provider_settings_change_is_reverted_by_provider_admin_and_a_key_change
     assert GEMINI_KEY not in str(key_change)
     with pytest.raises(ValidationFailed, match="cannot be reverted"):
         reverts.revert(admin, audit_id=key_change.id, settings=settings)
+
+
+def test_the_demo_organizations_latest_label_move_can_be_reverted(settings: Settings) -> None:
+    """The demo writes label moves in the shape prompts.move_label does, so Revert works on the latest one."""
+    from aiconsole.db.models import PromptLabel, PromptVersion, User
+    from aiconsole.demo import seed_demo
+
+    seed_demo(settings=settings, days=1)
+    with service_session() as s:
+        admin = s.scalars(select(User).where(User.role == "admin")).one()
+        actor = Actor(user_id=admin.id, email=admin.email, role="admin", organization_id=admin.organization_id)
+        moves = s.scalars(select(AuditLog).where(AuditLog.action == "prompt.label", AuditLog.reversible.is_(True))
+                          .where(AuditLog.entity_type == "prompt_label")).all()
+        superseded = s.scalar(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action == "prompt.label", AuditLog.reversible.is_(False)))
+    assert moves and superseded  # one reversible entry per label; earlier moves are not
+    entry = next(m for m in moves if m.before is not None and m.after["label"] == "production")
+    reverts.revert(actor, audit_id=entry.id)
+    with service_session() as s:
+        now_points_at = s.scalar(select(PromptVersion.version)
+                                 .join(PromptLabel, PromptLabel.version_id == PromptVersion.id)
+                                 .where(PromptLabel.prompt_id == entry.before["prompt_id"],
+                                        PromptLabel.label == "production"))
+    assert now_points_at == entry.before["version"]

@@ -1,0 +1,33 @@
+"""A worker's health probe renders the production prompt with every value a photo would give."""
+
+from __future__ import annotations
+
+import json
+
+from aiconsole.config import Settings
+from aiconsole.metrics import WorkerMetrics
+from aiconsole.providers.emulator import EmulatorServer
+from aiconsole.worker_calls import Caller
+from aiconsole.worker_context import ContextCache
+from aiconsole.worker_health import HealthReporter
+
+pytest_plugins = ["emulator_fixture"]
+
+from worker_processes import make_org  # noqa: E402
+
+PROMPT = "Tag this {{ width }}x{{ height }} {{ content_type }} photo with up to {{ max_tags }} labels. JSON only."
+
+
+def test_probe_renders_a_prompt_that_uses_the_image_size_and_type(settings: Settings,
+                                                                   emulator: EmulatorServer) -> None:
+    from aiconsole.worker import WorkerOptions
+
+    org = make_org(provider="gemini", endpoint=emulator.url, prompt=PROMPT)
+    contexts = ContextCache(ttl_s=60)
+    ctx = contexts.ensure([org])[org]
+    caller = Caller(worker_id="probe-test", settings=settings, metrics=WorkerMetrics())
+    reporter = HealthReporter(worker_id="probe-test", caller=caller, contexts=contexts, options=WorkerOptions())
+    ok, _ms, kind, _cost = reporter.probe(ctx, "gemini")
+    assert ok, kind
+    sent = json.dumps(emulator.last_request)
+    assert "Tag this 32x32 image/png photo" in sent
