@@ -97,6 +97,13 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def pg_db_url(pg_settings: Settings) -> str:
+    """The URL of the migrated database `pg_settings` points at (not `pg_url`'s empty one)."""
+    assert pg_settings.database_url
+    return pg_settings.database_url
+
+
 @pytest.fixture(scope="session")
 def _pg_template() -> Iterator[str]:
     """A PostgreSQL database migrated to head once per session, the template of every `pg_settings` database."""

@@ -64,10 +64,10 @@ def test_hour_floor_is_utc_whatever_the_session_time_zone(pg_settings: Settings)
 
 
 @pytest.fixture
-def app_role_settings(pg_settings: Settings, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def app_role_settings(pg_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A LOGIN role without superuser or BYPASSRLS on the test database: RLS applies to it."""
     role = f"aict_app_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_db_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
         conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
@@ -83,14 +83,14 @@ def app_role_settings(pg_settings: Settings, pg_url: str, monkeypatch: pytest.Mo
         admin.dispose()
 
 
-def test_snapshot_under_row_level_security(app_role_settings: str, pg_url: str,
+def test_snapshot_under_row_level_security(app_role_settings: str, pg_db_url: str,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     scenario = _scenario()
     acme, other = scenario.seed(get_settings())
     as_superuser = ls.live_snapshot(organization_id=acme, now=scenario.NOW)
 
-    user = pg_url.split("://", 1)[1].split("@", 1)[0]
-    app_url = pg_url.replace(f"://{user}@", f"://{app_role_settings}@")
+    user = pg_db_url.split("://", 1)[1].split("@", 1)[0]
+    app_url = pg_db_url.replace(f"://{user}@", f"://{app_role_settings}@")
     monkeypatch.setenv("AICONSOLE_DATABASE_URL", app_url)
     get_settings.cache_clear()
     dispose_engines()

@@ -60,9 +60,9 @@ def _results(org: int) -> dict[int, int]:
             .group_by(AiProcessingResult.photo_id))}
 
 
-def test_a_claim_skips_rows_another_transaction_holds_without_waiting(org: int, pg_url: str) -> None:
+def test_a_claim_skips_rows_another_transaction_holds_without_waiting(org: int, pg_db_url: str) -> None:
     ids = add_photos(org, 8, start=utcnow() - timedelta(minutes=1))
-    holder = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    holder = create_engine(pg_db_url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         with holder.connect() as conn:
             conn.execute(text("SELECT id FROM photos WHERE id = ANY(:ids) FOR UPDATE"), {"ids": ids[:3]})
@@ -176,18 +176,18 @@ def test_four_processes_record_two_thousand_photos_exactly_once(org: int, pg_set
 
 
 @pytest.fixture
-def app_role_url(pg_settings: Settings, pg_url: str) -> Iterator[str]:
+def app_role_url(pg_db_url: str) -> Iterator[str]:
     """The test database's URL as a LOGIN role without superuser or BYPASSRLS: row-level security binds it."""
     role = f"aict_q_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_db_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOBYPASSRLS'))
         conn.execute(text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
         conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"'))
         conn.execute(text(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
-    user = pg_url.split("://", 1)[1].split("@", 1)[0]
+    user = pg_db_url.split("://", 1)[1].split("@", 1)[0]
     try:
-        yield pg_url.replace(f"://{user}@", f"://{role}@")
+        yield pg_db_url.replace(f"://{user}@", f"://{role}@")
     finally:
         dispose_engines()
         with admin.connect() as conn:
