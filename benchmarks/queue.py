@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/queue.py --photos 20000 --workers 1,4 --skip-emulator   # quicker
 
 1. Zero-latency provider on PostgreSQL: `--photos` (100,000) pending photos, then 1, 2 and 4 worker
-   processes (`aiconsole.worker.Worker`, concurrency 8, batch 100; `--batches 100,500` adds runs) drain
+   processes (`aiconsole.worker.Worker`, concurrency 8, batches of 100 and of 500, `--batches`) drain
    them. The clock runs from the moment the organization is unpaused (every worker already heartbeating)
    until no photo is pending or processing; each photo gets the full recording: its result row, its tags,
    its status and the hourly rollup. Checked afterwards: exactly one result per photo.
@@ -86,14 +86,10 @@ class ZeroProvider:
     name = "local"
 
     def analyze(self, image: ImageInput, request: AnalysisRequest) -> ProviderResult:
-        digest = bytes.fromhex(image.sha256)
-        picked: dict[str, float] = {}
-        for i in range(0, 20, 2):
-            label = LABELS[digest[i] % len(LABELS)]
-            picked.setdefault(label, round(0.3 + 0.7 * digest[i + 1] / 255, 4))
-            if len(picked) == 5:
-                break
-        tags = tuple(Tag(label, conf) for label, conf in picked.items())
+        # Five distinct labels from consecutive slots after the first digest byte: as cheap as a provider gets.
+        digest = bytes.fromhex(image.sha256[:12])
+        first = digest[0]
+        tags = tuple(Tag(LABELS[(first + k) % len(LABELS)], 0.3 + 0.7 * digest[k + 1] / 255) for k in range(5))
         return ProviderResult(provider="local", model=request.model, tags=tags, input_tokens=0, output_tokens=0,
                               units=1, cost_micros=0, latency_ms=0, raw_response={"zero": True},
                               trace=({"step": "zero", "ms": 0.0},))
@@ -416,7 +412,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=100_000)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--batches", default="100", help="photos per claim and per recording transaction (list)")
+    parser.add_argument("--batches", default="100,500",
+                        help="photos per claim and per recording transaction (list)")
     parser.add_argument("--jobs", default="3000,10000",
                         help="procrastinate no-op jobs per run (list); the ratio uses its best rate")
     parser.add_argument("--emulator-seconds", type=float, default=30.0)
@@ -464,7 +461,11 @@ def main() -> None:
                 f"{best['photos_per_s']:,.0f} photos/s vs procrastinate's best {fastest:,.0f} no-op jobs/s: "
                 f"x{ratio:.1f}")
         out["target_photos_per_s"] = TARGET_PHOTOS_PER_S
-        out["target_met"] = max(r["photos_per_s"] for r in out["throughput"]) >= TARGET_PHOTOS_PER_S
+        most = max(r["workers"] for r in out["throughput"])
+        top = max((r for r in out["throughput"] if r["workers"] == most), key=lambda r: r["photos_per_s"])
+        out["target_met"] = top["photos_per_s"] >= TARGET_PHOTOS_PER_S
+        log(f"  target {TARGET_PHOTOS_PER_S:,}/s with {most} workers: {top['photos_per_s']:,.0f}/s at batch "
+            f"{top['batch']} -> {'met' if out['target_met'] else 'NOT met'}")
         if not args.skip_emulator:
             use_database(url, tmp / "data", redis_url=redis_url)
             log(f"3. emulator at 200 ms behind {RATE_PER_S} req/s, {args.emulator_seconds:.0f} s")
