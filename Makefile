@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8501
+UP_ARGS ?=
 
 .PHONY: run test install install-dev lint types pytest demo clean bench
 
@@ -24,7 +25,7 @@ install-dev: $(VENV)/.installed-dev
 
 ## make run: install, migrate, seed the demo organization if the database is empty, start the console.
 run: install
-	$(BIN)/aiconsole up --port $(PORT)
+	$(BIN)/aiconsole up --port $(PORT) $(UP_ARGS)
 
 ## make test: install with dev tools, then lint (ruff), types (mypy) and the whole pytest suite.
 test: install-dev lint types pytest

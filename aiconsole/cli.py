@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -298,6 +299,8 @@ def up(
     open_browser: Annotated[bool, typer.Option("--open-browser", help="Open the console in a web browser.")] = False,
     workers: Annotated[int, typer.Option(min=0, max=16, help="Worker processes to start beside the console.")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, max=512, help="Provider calls in flight per worker.")] = 4,
+    emulate: Annotated[bool, typer.Option("--emulate", help="Serve the local Vision/Gemini emulator and send demo "
+                                          "organizations' google-vision and gemini calls to it.")] = False,
 ) -> None:
     """Migrate, seed the demo organization if the database has none, and run the console and a worker until
     stopped (Ctrl+C stops both; the worker finishes the photos it holds)."""
@@ -330,6 +333,14 @@ def up(
     if open_browser:
         # Streamlit stays headless (otherwise it asks for an email on first run and dies without a terminal).
         threading.Timer(3.0, webbrowser.open, args=(f"http://{shown}:{port}",)).start()
+    if emulate:
+        from aiconsole.emulation import start_demo_emulator
+
+        emulator = start_demo_emulator()  # serves from this process, beside the children it waits for
+        # The console and the workers read it from the environment they inherit.
+        os.environ["AICONSOLE_DEMO_EMULATOR_URL"] = emulator.url
+        typer.echo(f"Emulator at {emulator.url}: demo organizations' google-vision and gemini calls go there "
+                   "(enable them on the Providers page).")
     worker_cmd = [sys.executable, "-m", "aiconsole", "worker", "--concurrency", str(concurrency)]
     if workers:
         typer.echo(f"Starting {workers} worker process(es), concurrency {concurrency} each.")

@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,11 +53,24 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8501, ge=1, le=65535)
+    demo_emulator_url: str | None = Field(
+        default=None, description="Send demo organizations' google-vision and gemini calls to this emulator "
+                                  "(set by `aiconsole up --emulate`).")
 
     @field_validator("database_url")
     @classmethod
     def _normalize(cls, v: str | None) -> str | None:
         return normalize_database_url(v) if v else v
+
+    @field_validator("demo_emulator_url")
+    @classmethod
+    def _emulator_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"'{v[:200]}' is not an http(s) URL such as http://127.0.0.1:8787")
+        return v.rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

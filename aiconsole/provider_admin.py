@@ -24,8 +24,9 @@ from aiconsole.actor import Actor
 from aiconsole.audit import AuditRow
 from aiconsole.config import Settings, get_settings
 from aiconsole.db.engine import get_engine, org_session
-from aiconsole.db.models import PROVIDERS, PipelineConfig, ProviderConfig, User
+from aiconsole.db.models import PROVIDERS, Organization, PipelineConfig, ProviderConfig, User
 from aiconsole.db.types import utcnow
+from aiconsole.emulation import EMULATED_PROVIDERS, EMULATOR_KEY, emulated_endpoint, emulator_url
 from aiconsole.errors import AiconsoleError, ConflictError, NotFound, ProviderError, ValidationFailed
 from aiconsole.provider_keys import check_secret, scrub
 
@@ -170,6 +171,15 @@ def list_providers(actor: Actor, *, settings: Settings | None = None) -> list[Pr
             .where(ProviderConfig.organization_id == actor.organization_id)).all()
         by_name = {pc.provider: (pc, email) for pc, email in rows}
         return [_row(by_name[p][0], p, by_name[p][1]) if p in by_name else _row(None, p, None) for p in PROVIDERS]
+
+
+def emulated_providers(actor: Actor, *, settings: Settings | None = None) -> dict[str, str]:
+    """{provider: emulator URL} for the providers whose calls this organization sends to the emulator."""
+    actor.require("pipeline.view")
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        org = s.get(Organization, actor.organization_id)
+        url = emulator_url(is_demo=bool(org is not None and org.is_demo), settings=settings)
+    return {p: url for p in EMULATED_PROVIDERS} if url else {}
 
 
 def get_provider(actor: Actor, *, provider: str, settings: Settings | None = None) -> ProviderRow:
@@ -340,6 +350,10 @@ def test_connection(actor: Actor, *, provider: str, settings: Settings | None = 
         pc = _load(s, actor.organization_id, provider)
         cfg = s.scalar(select(PipelineConfig).where(PipelineConfig.organization_id == actor.organization_id))
         state, token = _state(pc), pc.encrypted_secret if pc is not None else None
+        org = s.get(Organization, actor.organization_id)
+        emulated_at = emulated_endpoint(provider, is_demo=bool(org is not None and org.is_demo), settings=settings)
+        if emulated_at is not None:
+            state["endpoint"] = emulated_at
         model = default_model(provider)
         if cfg is not None and cfg.active_provider == provider and cfg.active_model in PROVIDER_MODELS[provider]:
             model = cfg.active_model
@@ -356,6 +370,8 @@ def test_connection(actor: Actor, *, provider: str, settings: Settings | None = 
             key = secrets_box.decrypt(token, settings=settings)
         except AiconsoleError as exc:
             return failed("config", str(exc))
+    if emulated_at is not None:
+        key = key or EMULATOR_KEY
     photo = demo_photo(TEST_SAMPLE, 0)
     image = ImageInput(sample_photo(TEST_SAMPLE, 0), "image/jpeg", photo.width, photo.height, photo.sha256)
     timeout = float(state["timeout_seconds"])

@@ -171,6 +171,8 @@ class Caller:
             self.metrics.observe_call(provider=name, seconds=0.0, error_kind=exc.kind)
             self._note(org, name, 0, exc)
             raise
+        if setup.emulated:  # so the photo's debug view never passes an emulated answer off as Google's
+            trace.append({"step": "emulated", "provider": name, "endpoint": setup.endpoint, "ms": 0.0})
         waited = time.perf_counter()
         try:
             got = self._limiter(org, setup).acquire(self.options.rate_limit_timeout_s)

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -33,7 +33,15 @@ from sqlalchemy.orm import Session
 from aiconsole import secrets_box
 from aiconsole.config import Settings
 from aiconsole.db.engine import service_session
-from aiconsole.db.models import PipelineConfig, ProcessingRollupHourly, PromptLabel, PromptVersion, ProviderConfig
+from aiconsole.db.models import (
+    Organization,
+    PipelineConfig,
+    ProcessingRollupHourly,
+    PromptLabel,
+    PromptVersion,
+    ProviderConfig,
+)
+from aiconsole.emulation import EMULATED_PROVIDERS, EMULATOR_KEY, emulator_url
 from aiconsole.errors import ConfigError, ValidationFailed
 from aiconsole.experiments_assign import ExperimentPlan, running_experiment
 from aiconsole.providers.base import ProviderSettings, provider_error
@@ -75,6 +83,7 @@ class ProviderSetup:
     # The decrypted stored key (never in a repr); None: the worker's environment credentials apply.
     api_key: str | None = field(default=None, repr=False)
     key_error: str | None = None
+    emulated: bool = False  # a demo organization's call goes to the local emulator (aiconsole.emulation)
 
     def settings(self) -> ProviderSettings:
         """The provider's ProviderSettings with the stored key; an auth ProviderError if it cannot be decrypted."""
@@ -156,6 +165,12 @@ def load_org_context(session: Session, *, organization_id: int, now: datetime | 
             timeout_s=float(pc.timeout_seconds), endpoint=pc.endpoint or None,
             price_overrides=dict(pc.price_overrides or {}), has_stored_key=pc.encrypted_secret is not None,
             api_key=api_key, key_error=key_error)
+    org = session.get(Organization, organization_id)
+    url = emulator_url(is_demo=bool(org is not None and org.is_demo), settings=settings)
+    if url is not None:
+        for name in EMULATED_PROVIDERS:
+            base = ctx.providers.get(name) or ProviderSetup(name)
+            ctx.providers[name] = replace(base, endpoint=url, api_key=base.api_key or EMULATOR_KEY, emulated=True)
     production_id = None
     if cfg is not None and cfg.active_prompt_id is not None:
         production_id = session.scalar(select(PromptLabel.version_id).where(

@@ -16,6 +16,13 @@ can_configure = allowed(actor.role, "providers.configure")
 st.caption("Changes reach every worker within seconds. Keys are stored encrypted and shown only by their last "
            "4 characters." + ("" if can_configure else " Only admins can change these settings."))
 
+emulated = provider_admin.emulated_providers(actor)
+if emulated:
+    st.info(f"Demo organization: {' and '.join(emulated)} calls go to the local emulator at "
+            f"{next(iter(emulated.values()))}, not to Google. Answers are synthetic and nothing is billed; the "
+            "costs shown are what Google would charge. Enable a provider below and make it active on Pipeline "
+            "to watch it run.", icon=":material/dns:")
+
 KEY_HELP = {
     "gemini": "A Gemini API key from Google AI Studio: 39 characters starting with AIza.",
     "google-vision": "An API key (AIza…, 39 characters) or the whole service-account JSON key file.",
@@ -30,7 +37,8 @@ def _settings_table(row: provider_admin.ProviderRow) -> None:
         {"setting": "rate limit (requests/min)", "value": f"{row.rate_limit_per_minute:,}"},
         {"setting": "timeout (s)", "value": f"{row.timeout_seconds:g}"},
         {"setting": "max concurrency", "value": str(row.max_concurrency)},
-        {"setting": "endpoint", "value": row.endpoint or "default"},
+        {"setting": "endpoint", "value": f"emulator at {emulated[row.provider]} (demo)"
+         if row.provider in emulated else row.endpoint or "default"},
         {"setting": "region", "value": row.region or "default"},
         {"setting": "key", "value": key if row.provider != "local" else "not needed"},
     ])
@@ -56,6 +64,9 @@ def _settings_form(row: provider_admin.ProviderRow) -> None:
                                      placeholder="default (Google's public endpoint)",
                                      help="An http(s) URL, e.g. a regional endpoint or the emulator.")
             region = c5.text_input("Region", value=row.region or "", key=f"region_{p}", placeholder="default")
+            if p in emulated:
+                c4.caption(f"While the emulator runs, this demo organization's {p} calls go to {emulated[p]} "
+                           "whatever is saved here.")
         if st.form_submit_button("Save settings", type="primary"):
             try:
                 provider_admin.save_provider(actor, provider=p, enabled=enabled, rate_limit_per_minute=int(rate),

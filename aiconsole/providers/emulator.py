@@ -25,6 +25,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -137,6 +138,9 @@ class _Server(ThreadingHTTPServer):
     emulator: EmulatorServer
 
 
+LOG_LIMIT = 500_000  # requests remembered for request_log (the oldest are forgotten)
+
+
 class EmulatorServer:
     """The emulator: `start()` it (or use it as a context manager), point clients at `.url`."""
 
@@ -144,7 +148,8 @@ class EmulatorServer:
         self._knobs = EmulatorKnobs(**knobs).validated()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._log: list[tuple[float, str, int]] = []
+        # Bounded: `aiconsole up --emulate` serves for days.
+        self._log: deque[tuple[float, str, int]] = deque(maxlen=LOG_LIMIT)
         self._last_request: dict[str, Any] | None = None
         self._stopping = threading.Event()
         self._server = _Server((host, port), _Handler)

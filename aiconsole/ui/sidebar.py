@@ -6,6 +6,7 @@ import streamlit as st
 
 from aiconsole import __version__, users
 from aiconsole.actor import Actor
+from aiconsole.emulation import emulator_url
 from aiconsole.errors import AiconsoleError
 from aiconsole.permissions import allowed
 from aiconsole.ui import session
@@ -33,6 +34,10 @@ def render(actor: Actor) -> None:
             st.markdown(f"**{inert(current.name)}**")
         if current is not None and current.is_demo:
             st.badge("Demo data", icon=":material/science:", color="orange")
+            if emulator_url(is_demo=True):
+                st.badge("Google calls emulated", icon=":material/dns:", color="violet",
+                         help="google-vision and gemini answers come from the local emulator (aiconsole up "
+                              "--emulate), not from Google.")
         st.caption(f"{inert(actor.email)} · {actor.role}")
         if st.button("Log out", key="logout", icon=":material/logout:"):
             session.log_out()

@@ -143,3 +143,31 @@ def test_other_roles_see_the_settings_but_no_controls(app_as: Callable[[str], Ap
     assert not [b for b in at.button if b.label in ("Save settings", "Save key")]
     settings = at.dataframe[0].value
     assert list(settings["setting"])[:2] == ["enabled", "rate limit (requests/min)"]
+
+
+def test_emulated_google_calls_are_marked_and_test_connection_reaches_the_emulator(
+        app_as: Callable[[str], AppTest], emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiconsole.config import get_settings
+
+    at = app_as("admin")
+    at.switch_page(PAGE).run()
+    assert "Google calls emulated" not in page_text(at)
+    assert not any("local emulator" in i.value for i in at.info)
+    monkeypatch.setenv("AICONSOLE_DEMO_EMULATOR_URL", emulator.url)
+    get_settings.cache_clear()
+    try:
+        at.run()
+        assert not at.exception, at.exception
+        assert any(f"calls go to the local emulator at {emulator.url}" in i.value for i in at.info)
+        assert "Google calls emulated" in page_text(at)
+        assert any(f"gemini calls go to {emulator.url} whatever is saved here" in c.value for c in at.caption)
+        at.button(key="test_gemini").click().run()
+        assert any("Connected in" in s.value for s in at.success), [e.value for e in at.error]
+        assert emulator.request_log and emulator.request_log[-1][2] == 200
+        viewer = app_as("viewer")  # the read-only settings table names the emulator as the endpoint
+        viewer.switch_page(PAGE).run()
+        endpoints = {v for d in viewer.dataframe if "setting" in d.value.columns for v in d.value["value"]}
+        assert f"emulator at {emulator.url} (demo)" in endpoints
+    finally:
+        monkeypatch.delenv("AICONSOLE_DEMO_EMULATOR_URL")
+        get_settings.cache_clear()
