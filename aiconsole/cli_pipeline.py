@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import urllib.error
 import urllib.request
@@ -224,6 +225,14 @@ def emulate(
                             timeout_s=timeout_s, malformed_rate=malformed_rate)
     typer.secho(f"emulator: {server.url} (Vision POST /v1/images:annotate, Gemini POST "
                 "/v1beta/models/<model>:generateContent). Ctrl+C to stop.", fg=typer.colors.GREEN)
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Explicit handlers: a shell starting us in the background leaves SIGINT ignored, and SIGTERM should stop
+    # the emulator as cleanly as Ctrl+C does.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
