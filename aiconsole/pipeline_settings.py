@@ -12,7 +12,7 @@ Projections and quality figures are aggregated in the database from the last N d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -253,8 +253,7 @@ def undo_last_switch(actor: Actor) -> SwitchReport:
             .order_by(AuditLog.id.desc()).limit(1)).first()
         if entry is None:
             raise NotFound("There is no model switch to undo.", hint="Every switch has been undone already.")
-        row = AuditRow(**{f.name: getattr(entry, f.name) for f in fields(AuditRow)})
-        entry.reverted_by_id = revert_audit(s, actor=actor, entry=row)
+        entry.reverted_by_id = revert_audit(s, actor=actor, entry=audit.to_row(entry))
         cfg = s.get(PipelineConfig, actor.organization_id)
         assert cfg is not None  # revert_audit found it
         message = (f"Undid the switch of {entry.created_at:%Y-%m-%d %H:%M}: back to {cfg.active_provider}/"
