@@ -348,6 +348,9 @@ def test_concurrent_processes_record_every_photo_exactly_once(org: int, any_sett
     totals = qt.run_processes(any_settings, PIPELINE_SCRIPT, 3, limit=10)
     assert sum(t["recorded"] for t in totals) == 400
     assert sum(t["lost"] for t in totals) == 0
-    assert sum(1 for t in totals if t["recorded"]) >= 2
+    if any_settings.database_url:
+        # On SQLite one process can legitimately take every batch: a writer waiting on the database lock sleeps
+        # in growing steps while the holder takes the lock again at once (seen on a loaded CI machine).
+        assert sum(1 for t in totals if t["recorded"]) >= 2
     attempts = check_every_photo_has_one_result(org, 400)
     assert attempts == {pid: 2 if pid % 7 == 0 else 1 for pid in attempts}  # each 7th retried exactly once
