@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from aiconsole.config import Settings, get_settings
+from aiconsole.db.models import Organization
 
 if TYPE_CHECKING:
     from aiconsole.providers.emulator import EmulatorServer
@@ -20,6 +23,12 @@ EMULATED_PROVIDERS = ("google-vision", "gemini")
 EMULATOR_KEY = "emulated-demo-key"
 # What `aiconsole up --emulate` serves: Google-like latency and the odd 503, so retries and health show.
 DEMO_KNOBS: dict[str, Any] = {"latency_ms": (150.0, 700.0), "error_rate_503": 0.01}
+
+
+def is_demo_org(session: Session, *, organization_id: int) -> bool:
+    """Whether the organization is a demo one (the only kind whose calls may be emulated)."""
+    org = session.get(Organization, organization_id)
+    return bool(org is not None and org.is_demo)
 
 
 def emulator_url(*, is_demo: bool, settings: Settings | None = None) -> str | None:

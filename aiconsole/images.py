@@ -360,7 +360,7 @@ def resolve_store_uri(uri: str, *, settings: Settings | None = None) -> Path:
 
 def _stored_file(uri: str, settings: Settings) -> str:
     # Plain string work, not pathlib: a worker resolves thousands of URIs a second.
-    root = _real_folder(os.path.join(str(settings.data_dir), "photos"))
+    root = _real_folder(str(settings.photo_dir))
     if uri.startswith("file://"):
         parsed = urlparse(uri)
         if parsed.netloc not in ("", "localhost"):

@@ -24,9 +24,9 @@ from aiconsole.actor import Actor
 from aiconsole.audit import AuditRow
 from aiconsole.config import Settings, get_settings
 from aiconsole.db.engine import get_engine, org_session
-from aiconsole.db.models import PROVIDERS, Organization, PipelineConfig, ProviderConfig, User
+from aiconsole.db.models import PROVIDERS, PipelineConfig, ProviderConfig, User
 from aiconsole.db.types import utcnow
-from aiconsole.emulation import EMULATED_PROVIDERS, EMULATOR_KEY, emulated_endpoint, emulator_url
+from aiconsole.emulation import EMULATED_PROVIDERS, EMULATOR_KEY, emulated_endpoint, emulator_url, is_demo_org
 from aiconsole.errors import AiconsoleError, ConflictError, NotFound, ProviderError, ValidationFailed
 from aiconsole.provider_keys import check_secret, scrub
 
@@ -177,8 +177,7 @@ def emulated_providers(actor: Actor, *, settings: Settings | None = None) -> dic
     """{provider: emulator URL} for the providers whose calls this organization sends to the emulator."""
     actor.require("pipeline.view")
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        org = s.get(Organization, actor.organization_id)
-        url = emulator_url(is_demo=bool(org is not None and org.is_demo), settings=settings)
+        url = emulator_url(is_demo=is_demo_org(s, organization_id=actor.organization_id), settings=settings)
     return {p: url for p in EMULATED_PROVIDERS} if url else {}
 
 
@@ -350,8 +349,8 @@ def test_connection(actor: Actor, *, provider: str, settings: Settings | None = 
         pc = _load(s, actor.organization_id, provider)
         cfg = s.scalar(select(PipelineConfig).where(PipelineConfig.organization_id == actor.organization_id))
         state, token = _state(pc), pc.encrypted_secret if pc is not None else None
-        org = s.get(Organization, actor.organization_id)
-        emulated_at = emulated_endpoint(provider, is_demo=bool(org is not None and org.is_demo), settings=settings)
+        emulated_at = emulated_endpoint(provider, is_demo=is_demo_org(s, organization_id=actor.organization_id),
+                                        settings=settings)
         if emulated_at is not None:
             state["endpoint"] = emulated_at
         model = default_model(provider)

@@ -33,15 +33,8 @@ from sqlalchemy.orm import Session
 from aiconsole import secrets_box
 from aiconsole.config import Settings
 from aiconsole.db.engine import service_session
-from aiconsole.db.models import (
-    Organization,
-    PipelineConfig,
-    ProcessingRollupHourly,
-    PromptLabel,
-    PromptVersion,
-    ProviderConfig,
-)
-from aiconsole.emulation import EMULATED_PROVIDERS, EMULATOR_KEY, emulator_url
+from aiconsole.db.models import PipelineConfig, ProcessingRollupHourly, PromptLabel, PromptVersion, ProviderConfig
+from aiconsole.emulation import EMULATED_PROVIDERS, EMULATOR_KEY, emulator_url, is_demo_org
 from aiconsole.errors import ConfigError, ValidationFailed
 from aiconsole.experiments_assign import ExperimentPlan, running_experiment
 from aiconsole.providers.base import ProviderSettings, provider_error
@@ -165,8 +158,7 @@ def load_org_context(session: Session, *, organization_id: int, now: datetime | 
             timeout_s=float(pc.timeout_seconds), endpoint=pc.endpoint or None,
             price_overrides=dict(pc.price_overrides or {}), has_stored_key=pc.encrypted_secret is not None,
             api_key=api_key, key_error=key_error)
-    org = session.get(Organization, organization_id)
-    url = emulator_url(is_demo=bool(org is not None and org.is_demo), settings=settings)
+    url = emulator_url(is_demo=is_demo_org(session, organization_id=organization_id), settings=settings)
     if url is not None:
         for name in EMULATED_PROVIDERS:
             base = ctx.providers.get(name) or ProviderSetup(name)
