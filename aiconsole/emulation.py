@@ -2,7 +2,7 @@
 
 With `AICONSOLE_DEMO_EMULATOR_URL` set, every google-vision and gemini call of a demo organization (the
 worker, the prompt lab, health probes, "Test connection") goes to that URL instead of Google, with a
-placeholder key when none is stored. Organizations that are not demos are never affected, whatever their
+stand-in key when none is stored. Organizations that are not demos are never affected, whatever their
 settings say: emulated answers must not be mistaken for real ones. The console marks emulated providers.
 """
 
