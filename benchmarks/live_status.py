@@ -39,10 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import Engine, create_engine, event, func, select, text  # noqa: E402
 
-from aiconsole import live_status  # noqa: E402
-from aiconsole.config import get_settings, normalize_database_url  # noqa: E402
-from aiconsole.db import dispose_engines, get_engine, service_session  # noqa: E402
-from aiconsole.db.models import (  # noqa: E402
+from aiconsole.live import status as live_status  # noqa: E402
+from aiconsole.platform.db import dispose_engines, get_engine, service_session  # noqa: E402
+from aiconsole.platform.db.models import (  # noqa: E402
     AiProcessingResult,
     AiProviderHealth,
     Organization,
@@ -51,7 +50,8 @@ from aiconsole.db.models import (  # noqa: E402
     ProviderConfig,
     User,
 )
-from aiconsole.migrate import upgrade  # noqa: E402
+from aiconsole.platform.migrate import upgrade  # noqa: E402
+from aiconsole.platform.settings import get_settings, normalize_database_url  # noqa: E402
 
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "live_status.json"
 TARGET_MS = {"postgresql": 100.0, "sqlite": 300.0}
@@ -185,7 +185,7 @@ def fill(engine: Engine, *, photos: int, results: int, now: datetime, chunk: int
                                  monthly_budget_micros=1_500_000_000))
             for provider in ("google-vision", "gemini", "local"):
                 s.add(ProviderConfig(organization_id=org, provider=provider))
-        from aiconsole.passwords import hash_password
+        from aiconsole.platform.passwords import hash_password
 
         s.add(User(organization_id=big.id, email=ADMIN_EMAIL, display_name="Bench Admin", role="admin",
                    password_hash=hash_password(ADMIN_PASSWORD)))
@@ -230,7 +230,7 @@ def fill(engine: Engine, *, photos: int, results: int, now: datetime, chunk: int
         s.execute(AiProviderHealth.__table__.insert(), rows)
     timings["health_rows_s"] = round(time.perf_counter() - started, 1)
 
-    from aiconsole import rollups
+    from aiconsole.pipeline import rollups
 
     started = time.perf_counter()
     with service_session(engine=engine) as s:
@@ -420,7 +420,7 @@ def bench_page(url: str, data_dir: Path, runs: int = 5) -> dict[str, Any]:
         return {"skipped": message}
     from streamlit.testing.v1 import AppTest
 
-    from aiconsole import auth
+    from aiconsole.platform import auth
     from aiconsole.ui.session import TOKEN_KEY
 
     samples = []

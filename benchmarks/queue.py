@@ -51,9 +51,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
-from aiconsole.config import get_settings, normalize_database_url  # noqa: E402
-from aiconsole.db import dispose_engines, service_session  # noqa: E402
-from aiconsole.db.models import (  # noqa: E402
+from aiconsole.pipeline.rate_limit import RateLimiter  # noqa: E402
+from aiconsole.platform.db import dispose_engines, service_session  # noqa: E402
+from aiconsole.platform.db.models import (  # noqa: E402
     AiProcessingResult,
     Photo,
     PhotoTag,
@@ -62,9 +62,9 @@ from aiconsole.db.models import (  # noqa: E402
     ProviderConfig,
     Worker,
 )
-from aiconsole.migrate import upgrade  # noqa: E402
+from aiconsole.platform.migrate import upgrade  # noqa: E402
+from aiconsole.platform.settings import get_settings, normalize_database_url  # noqa: E402
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderResult, Tag  # noqa: E402
-from aiconsole.rate_limit import RateLimiter  # noqa: E402
 
 RESULTS_FILE = ROOT / "benchmarks" / "results" / "queue.json"
 LABELS = ("cat", "dog", "tree", "sky", "car", "person", "building", "water", "flower", "food", "road", "book")
@@ -97,7 +97,7 @@ class ZeroProvider:
 
 def _child(mode: str, worker_id: str, concurrency: int, batch: int) -> None:
     """One worker process (run by the benchmark as `queue.py --child ...`)."""
-    from aiconsole.worker import Worker, WorkerOptions
+    from aiconsole.pipeline.worker import Worker, WorkerOptions
 
     options = WorkerOptions(stop_timeout_s=10, reap_interval_s=60, health_interval_s=3600, queue_depth_interval_s=3600)
     factory = (lambda _name, _settings: ZeroProvider()) if mode == "zero" else None
@@ -149,7 +149,7 @@ def use_database(url: str, data_dir: Path, redis_url: str | None) -> None:
 
 def make_org(name: str, *, provider: str, model: str, rate_per_minute: int, endpoint: str | None = None) -> int:
     """A paused organization using `provider`; returns its id."""
-    from aiconsole import users
+    from aiconsole.admin import users
 
     org = users.create_organization(name=name).id
     with service_session() as s:
@@ -345,9 +345,9 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
 
 
 def emulator_run(seconds: float, logs: Path, redis_url: str | None) -> dict[str, Any]:
-    from aiconsole.images import store_image
+    from aiconsole.pipeline.images import store_image
     from aiconsole.providers.emulator import EmulatorServer
-    from aiconsole.samples import SAMPLES, demo_photo, sample_photo
+    from aiconsole.providers.samples import SAMPLES, demo_photo, sample_photo
 
     needed = int(RATE_PER_S * (seconds + 15))
     emulator = EmulatorServer(latency_ms=(200, 200)).start()
@@ -439,7 +439,7 @@ def main() -> None:
     try:
         use_database(url, tmp / "data", redis_url=None)
         upgrade(get_settings().resolved_database_url)
-        from aiconsole.images import store_image
+        from aiconsole.pipeline.images import store_image
 
         tiny = tiny_png()
         uri = store_image(tiny)

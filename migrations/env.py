@@ -5,10 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
-from aiconsole.config import get_settings
-from aiconsole.db.engine import BYPASS_SETTING, make_engine
-from aiconsole.db.models import Base
-from aiconsole.migrate import render_item
+from aiconsole.platform.db.engine import BYPASS_SETTING, make_engine
+from aiconsole.platform.db.models import Base
+from aiconsole.platform.migrate import render_item
+from aiconsole.platform.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata

@@ -7,9 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from aiconsole import audit, reverts
-from aiconsole.errors import AiconsoleError
-from aiconsole.permissions import allowed
+from aiconsole.admin import reverts
+from aiconsole.platform import audit
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import allowed
 from aiconsole.ui.session import require
 from aiconsole.ui.widgets import confirmed_action, inert, show_flashes
 

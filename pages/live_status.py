@@ -4,10 +4,14 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from aiconsole import charts, health, intake, live_status, queue_control
-from aiconsole import formatting as fmt
-from aiconsole.errors import AiconsoleError
-from aiconsole.permissions import allowed
+from aiconsole.charts import figures as charts
+from aiconsole.control import queue_actions as queue_control
+from aiconsole.live import status as live_status
+from aiconsole.pipeline import intake
+from aiconsole.platform import formatting as fmt
+from aiconsole.platform import health
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import allowed
 from aiconsole.ui.session import require
 from aiconsole.ui.widgets import confirmed_action, flash, inert, show_flashes
 

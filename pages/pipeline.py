@@ -4,10 +4,11 @@
 import pandas as pd
 import streamlit as st
 
-from aiconsole import charts, pipeline_settings, rules_config
-from aiconsole import formatting as fmt
-from aiconsole.errors import AiconsoleError
-from aiconsole.permissions import allowed
+from aiconsole.charts import figures as charts
+from aiconsole.control import pipeline_settings, rules_config
+from aiconsole.platform import formatting as fmt
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import allowed
 from aiconsole.ui.session import require
 from aiconsole.ui.widgets import flash, inert, show_flashes
 

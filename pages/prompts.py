@@ -5,11 +5,14 @@ import pandas as pd
 import streamlit as st
 from streamlit_ace import st_ace
 
-from aiconsole import charts, prompt_io, prompt_templates, prompts
-from aiconsole import formatting as fmt
-from aiconsole.errors import AiconsoleError
-from aiconsole.permissions import allowed
-from aiconsole.ui.prompt_test_panel import render_test_panel
+from aiconsole.charts import figures as charts
+from aiconsole.platform import formatting as fmt
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import allowed
+from aiconsole.prompts import templates as prompt_templates
+from aiconsole.prompts import transfer as prompt_io
+from aiconsole.prompts import versions as prompts
+from aiconsole.ui.control.prompt_test_panel import render_test_panel
 from aiconsole.ui.session import require
 from aiconsole.ui.widgets import confirmed_action, flash, show_flashes
 

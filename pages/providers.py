@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from aiconsole import provider_admin
-from aiconsole.errors import AiconsoleError
-from aiconsole.permissions import allowed
+from aiconsole.control import provider_admin
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import allowed
 from aiconsole.ui.session import require
 from aiconsole.ui.widgets import confirmed_action, flash, inert, show_flashes
 

@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from aiconsole import users
-from aiconsole.errors import AiconsoleError
-from aiconsole.permissions import ROLE_DESCRIPTIONS, allowed
+from aiconsole.admin import users
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import ROLE_DESCRIPTIONS, allowed
 from aiconsole.ui.session import require
 from aiconsole.ui.widgets import flash, show_flashes
 

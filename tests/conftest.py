@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from aiconsole.config import Settings, get_settings, normalize_database_url
-from aiconsole.db import dispose_engines, get_engine
-from aiconsole.migrate import upgrade
+from aiconsole.platform.db import dispose_engines, get_engine
+from aiconsole.platform.migrate import upgrade
+from aiconsole.platform.settings import Settings, get_settings, normalize_database_url
 
 # The Vision/Gemini wire emulator fixtures (`emulator`, `emulator_factory`) for every test directory.
 pytest_plugins = ["emulator_fixture"]
@@ -32,7 +32,7 @@ def _clear_caches() -> None:
     get_settings.cache_clear()
     dispose_engines()
     try:
-        from aiconsole import cache
+        from aiconsole.platform import cache
 
         cache.reset_cache()
     except (ImportError, AttributeError):

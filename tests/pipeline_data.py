@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiconsole import users
-from aiconsole.actor import Actor
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, Photo, PhotoTag, PipelineConfig, ProviderConfig, User
-from aiconsole.db.types import utcnow
+from aiconsole.admin import users
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, Photo, PhotoTag, PipelineConfig, ProviderConfig, User
+from aiconsole.platform.db.types import utcnow
 
 _seq = itertools.count()
 

@@ -23,10 +23,11 @@ from typing import Any
 from PIL import Image
 from sqlalchemy import func, select
 
-from aiconsole import intake, users
-from aiconsole.actor import Actor
-from aiconsole.db import service_session
-from aiconsole.db.models import (
+from aiconsole.admin import users
+from aiconsole.pipeline import intake
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import (
     AiProcessingResult,
     Photo,
     PipelineConfig,
@@ -159,8 +160,8 @@ def stop_workers(procs: Iterable[subprocess.Popen[bytes]], *, timeout_s: float =
 def _main(raw: str) -> None:
     import logging
 
-    from aiconsole.worker import Worker, WorkerOptions
-    from aiconsole.worker_calls import CallOptions
+    from aiconsole.pipeline.calls import CallOptions
+    from aiconsole.pipeline.worker import Worker, WorkerOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = json.loads(raw)
@@ -183,8 +184,8 @@ class InProcessWorker:
                  poll_interval_s: float = 0.05, stop_timeout_s: float = 10.0, **options: Any) -> None:
         import threading
 
-        from aiconsole.worker import Worker, WorkerOptions
-        from aiconsole.worker_calls import CallOptions
+        from aiconsole.pipeline.calls import CallOptions
+        from aiconsole.pipeline.worker import Worker, WorkerOptions
 
         calls = CallOptions(**options.pop("calls", {}))
         self.worker = Worker(f"inproc-{uuid.uuid4().hex[:6]}", concurrency, batch_size, lease_seconds,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
-from aiconsole.errors import ProviderError, ValidationFailed
+from aiconsole.platform.errors import ProviderError, ValidationFailed
 
 PROVIDER_NAMES = ("local", "google-vision", "gemini")
 MAX_LABEL_CHARS = 200

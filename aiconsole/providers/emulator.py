@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from aiconsole.errors import ValidationFailed
+from aiconsole.platform.errors import ValidationFailed
 from aiconsole.providers.pricing import gemini_image_tokens
 
 VISION_PATH = "/v1/images:annotate"

@@ -12,8 +12,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from aiconsole.errors import ValidationFailed
-from aiconsole.money import usd_to_micros
+from aiconsole.platform.errors import ValidationFailed
+from aiconsole.platform.money import usd_to_micros
 
 VISION_SOURCE = "https://cloud.google.com/vision/pricing"
 GEMINI_SOURCE = "https://ai.google.dev/gemini-api/docs/pricing"

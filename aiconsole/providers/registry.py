@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiconsole.errors import ConfigError
+from aiconsole.platform.errors import ConfigError
 from aiconsole.providers.base import PROVIDER_NAMES, Provider, ProviderSettings
 from aiconsole.providers.pricing import GEMINI_PRICES, LOCAL_MODEL
 

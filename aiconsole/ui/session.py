@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aiconsole import auth, users
-from aiconsole.actor import Actor
-from aiconsole.errors import AiconsoleError, AuthError, PermissionDenied
+from aiconsole.admin import users
+from aiconsole.platform import auth
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.errors import AiconsoleError, AuthError, PermissionDenied
 
 TOKEN_KEY = "_aiconsole_token"  # noqa: S105  (a session-state key name, not a secret)
 ACTOR_KEY = "_aiconsole_actor"

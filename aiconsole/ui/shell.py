@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aiconsole.permissions import allowed
+from aiconsole.platform.permissions import allowed
 from aiconsole.ui import login, session
 
 # (section, file, title, icon, permission). Only pages that work are listed.

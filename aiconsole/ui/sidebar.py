@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aiconsole import __version__, users
-from aiconsole.actor import Actor
-from aiconsole.emulation import emulator_url
-from aiconsole.errors import AiconsoleError
-from aiconsole.permissions import allowed
+from aiconsole import __version__
+from aiconsole.admin import users
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import allowed
+from aiconsole.providers.emulation import emulator_url
 from aiconsole.ui import session
 from aiconsole.ui.widgets import inert
 

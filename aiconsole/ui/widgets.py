@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from aiconsole.errors import AiconsoleError
+from aiconsole.platform.errors import AiconsoleError
 
 FLASH_KEY = "_aiconsole_flash"
 

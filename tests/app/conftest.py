@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from aiconsole import auth
-from aiconsole.config import get_settings
-from aiconsole.db import dispose_engines
-from aiconsole.migrate import upgrade
+from aiconsole.platform import auth
+from aiconsole.platform.db import dispose_engines
+from aiconsole.platform.migrate import upgrade
+from aiconsole.platform.settings import get_settings
 from aiconsole.ui.session import TOKEN_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ APP = str(ROOT / "app.py")
 def _reset() -> None:
     get_settings.cache_clear()
     dispose_engines()
-    from aiconsole import cache
+    from aiconsole.platform import cache
 
     cache.reset_cache()
 
@@ -30,7 +30,7 @@ def _reset() -> None:
 @pytest.fixture(scope="module")
 def demo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A migrated SQLite database with a 2-day demo organization; yields {role: email}."""
-    from aiconsole.demo import DEMO_LOGINS, seed_demo
+    from aiconsole.demo.seed import DEMO_LOGINS, seed_demo
 
     with pytest.MonkeyPatch.context() as mp:
         for key in list(os.environ):
@@ -46,7 +46,7 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 
 @pytest.fixture(scope="module")
 def passwords() -> dict[str, str]:
-    from aiconsole.demo import DEMO_LOGINS
+    from aiconsole.demo.seed import DEMO_LOGINS
 
     return {email: password for email, password, _role in DEMO_LOGINS}
 

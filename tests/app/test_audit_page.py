@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from aiconsole import audit, users
+from aiconsole.admin import users
+from aiconsole.platform import audit
 from aiconsole.ui.session import ACTOR_KEY
 from aiconsole.ui.widgets import inert
 

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from aiconsole import audit, live_status
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProviderHealth, AuditLog, Photo
-from aiconsole.db.types import utcnow
+from aiconsole.live import status as live_status
+from aiconsole.platform import audit
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProviderHealth, AuditLog, Photo
+from aiconsole.platform.db.types import utcnow
 from aiconsole.ui.session import ACTOR_KEY
 
 CARD_LABELS = {"Processed today", "Pending", "Processing", "Failed", "Needs review", "Avg confidence today",

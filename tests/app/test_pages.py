@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from aiconsole import auth
-from aiconsole.db.models import ROLES
-from aiconsole.permissions import allowed
+from aiconsole.platform import auth
+from aiconsole.platform.db.models import ROLES
+from aiconsole.platform.permissions import allowed
 from aiconsole.ui.session import ACTOR_KEY, TOKEN_KEY
 from aiconsole.ui.shell import PAGES
 
@@ -90,7 +90,7 @@ def test_logout_revokes_the_session(app_as) -> None:  # type: ignore[no-untyped-
 
 
 def test_platform_admin_switches_organization_and_others_cannot(app_as) -> None:  # type: ignore[no-untyped-def]
-    from aiconsole import users
+    from aiconsole.admin import users
 
     other = users.create_organization(name=f"Other Demo Org {id(app_as)}", is_demo=True)
     at = app_as("platform_admin")
@@ -112,7 +112,7 @@ def test_platform_admin_switches_organization_and_others_cannot(app_as) -> None:
 
 
 def test_demo_platform_admin_cannot_reach_a_real_organization(app_as) -> None:  # type: ignore[no-untyped-def]
-    from aiconsole import users
+    from aiconsole.admin import users
 
     real = users.create_organization(name=f"Real Customer {id(app_as)}", is_demo=False)
     at = app_as("platform_admin")

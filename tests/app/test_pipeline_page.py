@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from aiconsole.db import service_session
-from aiconsole.db.models import AuditLog, PipelineConfig, ProviderConfig
-from aiconsole.pipeline_settings import model_choices
+from aiconsole.control.pipeline_settings import model_choices
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AuditLog, PipelineConfig, ProviderConfig
 from aiconsole.ui.session import ACTOR_KEY
 
 PAGE = "pages/pipeline.py"

@@ -8,15 +8,16 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from aiconsole import auth, prompts
-from aiconsole.actor import Actor
-from aiconsole.db import service_session
-from aiconsole.db.models import ProviderConfig
+from aiconsole.platform import auth
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import ProviderConfig
+from aiconsole.prompts import versions as prompts
 from aiconsole.providers.emulator import EmulatorServer
 
 
 def _panel(actor, draft, prompt_id, version_id):  # type: ignore[no-untyped-def]  # run as a script: no annotations
-    from aiconsole.ui.prompt_test_panel import render_test_panel
+    from aiconsole.ui.control.prompt_test_panel import render_test_panel
 
     render_test_panel(actor, draft=draft, prompt_id=prompt_id, version_id=version_id)
 

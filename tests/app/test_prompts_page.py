@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from aiconsole import prompts
-from aiconsole.actor import Actor
+from aiconsole.platform.actor import Actor
+from aiconsole.prompts import versions as prompts
 from aiconsole.ui.session import ACTOR_KEY
 
 PAGE = "pages/prompts.py"
@@ -183,7 +183,7 @@ def test_developer_creates_a_prompt_after_a_refused_template(app_as) -> None:  #
 def test_import_refuses_a_broken_file_then_imports_an_export(app_as) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from aiconsole import prompt_io
+    from aiconsole.prompts import transfer as prompt_io
 
     at, admin = _open(app_as, "admin")
     assert at.download_button(key="export_download")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from aiconsole import provider_admin
+from aiconsole.control import provider_admin
 from aiconsole.providers.emulator import EmulatorServer
 from aiconsole.ui.session import ACTOR_KEY
 
@@ -147,7 +147,7 @@ def test_other_roles_see_the_settings_but_no_controls(app_as: Callable[[str], Ap
 
 def test_emulated_google_calls_are_marked_and_test_connection_reaches_the_emulator(
         app_as: Callable[[str], AppTest], emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from aiconsole.config import get_settings
+    from aiconsole.platform.settings import get_settings
 
     at = app_as("admin")
     at.switch_page(PAGE).run()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiconsole import users
+from aiconsole.admin import users
 from aiconsole.ui.session import ACTOR_KEY
 
 

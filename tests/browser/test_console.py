@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from aiconsole.demo import DEMO_LOGINS
+from aiconsole.demo.seed import DEMO_LOGINS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -57,7 +57,7 @@ def test_viewer_has_no_users_page(page, console_url: str) -> None:  # type: igno
 
 
 def test_upload_queues_good_photos_and_explains_bad_ones(page, console_url: str, artifacts) -> None:  # type: ignore[no-untyped-def]
-    from aiconsole.samples import sample_photo
+    from aiconsole.providers.samples import sample_photo
 
     _login(page, console_url, "admin")
     page.get_by_text("Upload photos to the queue").click()

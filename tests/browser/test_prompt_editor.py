@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from aiconsole.demo import DEMO_LOGINS
+from aiconsole.demo.seed import DEMO_LOGINS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import redis
 
-from aiconsole import cache
-from aiconsole.config import Settings, get_settings
+from aiconsole.platform import cache
+from aiconsole.platform.settings import Settings, get_settings
 
 pytestmark = pytest.mark.redis
 
@@ -100,7 +100,7 @@ def test_redis_down_computes_directly_and_logs_once(
     _settings_with_redis(monkeypatch, f"redis://127.0.0.1:{_closed_port()}/0")
     monkeypatch.setattr(cache, "REDIS_RETRY_SECONDS", 0.0)  # try Redis on every call
     calls = []
-    with caplog.at_level(logging.WARNING, logger="aiconsole.cache"):
+    with caplog.at_level(logging.WARNING, logger="aiconsole.platform.cache"):
         values = [cache.cached(("x",), 60, lambda: calls.append(1) or len(calls)) for _ in range(3)]
         assert cache.invalidate("x") == 0
     assert values == [1, 2, 3]

@@ -11,14 +11,14 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from aiconsole import provider_admin
-from aiconsole.actor import Actor
-from aiconsole.config import Settings, get_settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, Organization
-from aiconsole.emulation import EMULATOR_KEY, emulated_endpoint, emulator_url
+from aiconsole.control import provider_admin
+from aiconsole.pipeline.context import load_org_context
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, Organization
+from aiconsole.platform.settings import Settings, get_settings
+from aiconsole.providers.emulation import EMULATOR_KEY, emulated_endpoint, emulator_url
 from aiconsole.providers.emulator import GEMINI_PATH, VISION_PATH, EmulatorServer
-from aiconsole.worker_context import load_org_context
 
 pytest_plugins = ["emulator_fixture"]
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from aiconsole.config import Settings
-from aiconsole.db import dispose_engines, get_engine, org_session, service_session
-from aiconsole.db.models import (
+from aiconsole.demo.seed import find_demo_organization, seed_demo
+from aiconsole.pipeline.images import load_image_bytes
+from aiconsole.platform.db import dispose_engines, get_engine, org_session, service_session
+from aiconsole.platform.db.models import (
     PROVIDERS,
     AiProcessingResult,
     Correction,
@@ -20,10 +21,9 @@ from aiconsole.db.models import (
     PhotoTag,
     ProcessingRollupHourly,
 )
-from aiconsole.demo import find_demo_organization, seed_demo
-from aiconsole.errors import ConflictError
-from aiconsole.images import load_image_bytes
-from aiconsole.migrate import upgrade
+from aiconsole.platform.errors import ConflictError
+from aiconsole.platform.migrate import upgrade
+from aiconsole.platform.settings import Settings
 
 pytestmark = pytest.mark.postgres
 

@@ -14,11 +14,11 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from PIL import Image
 
-from aiconsole.errors import ProviderError
+from aiconsole.platform.errors import ProviderError
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
 from aiconsole.providers.emulator import EmulatorServer, emulated_labels
 from aiconsole.providers.gemini import DEFAULT_PROMPT, GeminiProvider
-from aiconsole.samples import sample_photo
+from aiconsole.providers.samples import sample_photo
 
 pytest_plugins = ["emulator_fixture"]
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
-from aiconsole.errors import ValidationFailed
+from aiconsole.platform.errors import ValidationFailed
 from aiconsole.providers.emulator import VOCABULARY, EmulatorServer, emulated_labels, parse_latency_ms
 
 pytest_plugins = ["emulator_fixture"]

@@ -10,11 +10,11 @@ import time
 import pytest
 from PIL import Image
 
-from aiconsole.errors import ProviderError
+from aiconsole.platform.errors import ProviderError
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
 from aiconsole.providers.emulator import EmulatorServer, emulated_labels
 from aiconsole.providers.google_vision import GoogleVisionProvider
-from aiconsole.samples import sample_photo
+from aiconsole.providers.samples import sample_photo
 
 pytest_plugins = ["emulator_fixture"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, text
 
-from aiconsole.db import engine as engine_mod
-from aiconsole.db.engine import make_engine
+from aiconsole.platform.db import engine as engine_mod
+from aiconsole.platform.db.engine import make_engine
 
 pytestmark = pytest.mark.postgres
 

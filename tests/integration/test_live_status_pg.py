@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, literal, select, text
 from sqlalchemy.orm import Session
 
-from aiconsole import live_status as ls
-from aiconsole.config import Settings, get_settings
-from aiconsole.db import dispose_engines, get_engine, org_session
-from aiconsole.db.sql import grouped_percentiles, hour_floor
-from aiconsole.db.types import UTCDateTime
+from aiconsole.live import status as ls
+from aiconsole.platform.db import dispose_engines, get_engine, org_session
+from aiconsole.platform.db.sql import grouped_percentiles, hour_floor
+from aiconsole.platform.db.types import UTCDateTime
+from aiconsole.platform.settings import Settings, get_settings
 
 pytestmark = pytest.mark.postgres
 

@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from aiconsole import prompt_lab, secrets_box, users
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import (
+from aiconsole.admin import users
+from aiconsole.lab import prompt_lab
+from aiconsole.lab.prompt_lab import PhotoChoice
+from aiconsole.platform import secrets_box
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import (
     PipelineConfig,
     ProcessingRollupHourly,
     Prompt,
@@ -21,10 +23,10 @@ from aiconsole.db.models import (
     PromptVersion,
     ProviderConfig,
 )
-from aiconsole.prompt_lab import PhotoChoice
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.emulator import EmulatorServer, emulated_labels
 from aiconsole.providers.pricing import gemini_cost_micros, gemini_image_tokens
-from aiconsole.samples import demo_photo, sample_photo
+from aiconsole.providers.samples import demo_photo, sample_photo
 
 pytest_plugins = ["emulator_fixture"]
 

@@ -9,11 +9,11 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import select
 
-from aiconsole import provider_admin
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, Photo
+from aiconsole.control import provider_admin
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, Photo
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.emulator import EmulatorServer
 
 pytest_plugins = ["emulator_fixture"]

@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from aiconsole import queue, users
-from aiconsole.config import Settings, get_settings
-from aiconsole.db import dispose_engines, get_engine, service_session
-from aiconsole.db.models import AiProcessingResult, Photo, PhotoTag
-from aiconsole.db.types import utcnow
-from aiconsole.recording import record_batch
+from aiconsole.admin import users
+from aiconsole.pipeline import queue
+from aiconsole.pipeline.recording import record_batch
+from aiconsole.platform.db import dispose_engines, get_engine, service_session
+from aiconsole.platform.db.models import AiProcessingResult, Photo, PhotoTag
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.settings import Settings, get_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -140,7 +141,7 @@ def test_two_reapers_at_once_fail_each_photo_once(org: int) -> None:
 
 KILLED_SCRIPT = """
 import os, signal, sys
-from aiconsole import queue
+from aiconsole.pipeline import queue
 batch = queue.claim_batch(worker_id="doomed", limit=int(sys.argv[1]), lease_seconds=int(sys.argv[2]))
 print(len(batch), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # dies holding its leases, like kill -9 mid-batch

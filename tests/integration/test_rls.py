@@ -25,9 +25,8 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from aiconsole.config import normalize_database_url
-from aiconsole.db.engine import make_engine, org_session, service_session
-from aiconsole.db.models import (
+from aiconsole.platform.db.engine import make_engine, org_session, service_session
+from aiconsole.platform.db.models import (
     ORG_SCOPED_TABLES,
     AiDashboardMetric,
     AiProcessingResult,
@@ -48,8 +47,9 @@ from aiconsole.db.models import (
     User,
     ValidationRun,
 )
-from aiconsole.db.rls import role_bypasses_rls, unprotected_tables
-from aiconsole.migrate import upgrade
+from aiconsole.platform.db.rls import role_bypasses_rls, unprotected_tables
+from aiconsole.platform.migrate import upgrade
+from aiconsole.platform.settings import normalize_database_url
 
 pytestmark = pytest.mark.postgres
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import select
 
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, AuditLog, PipelineConfig
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, AuditLog, PipelineConfig
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.emulator import GEMINI_PATH, EmulatorServer
 
 pytest_plugins = ["emulator_fixture"]

@@ -26,15 +26,15 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 from worker_processes import all_terminal, make_org, tiny_png, wait_until
 
-import aiconsole.cli_pipeline  # noqa: F401 (registers the commands on the app)
-from aiconsole.cli import app
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProviderHealth, Photo
-from aiconsole.migrate import ROOT
+import aiconsole.cli.pipeline  # noqa: F401 (registers the commands on the app)
+from aiconsole.cli.app import app
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProviderHealth, Photo
+from aiconsole.platform.migrate import ROOT
+from aiconsole.platform.settings import Settings
 
 runner = CliRunner()
-CLI = [sys.executable, "-c", "import aiconsole.cli_pipeline; from aiconsole.cli import main; main()"]
+CLI = [sys.executable, "-c", "import aiconsole.cli.pipeline; from aiconsole.cli.app import main; main()"]
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -107,7 +107,7 @@ def test_bad_inputs_are_rejected_with_a_specific_message(settings: Settings, tmp
         (tmp_path / name).write_bytes(data)
     root, base = web_root
     monkeypatch.setenv("AICONSOLE_MAX_UPLOAD_BYTES", "2048")
-    from aiconsole.config import get_settings
+    from aiconsole.platform.settings import get_settings
 
     get_settings.cache_clear()
     assert len(files["big.png"]) > 2048

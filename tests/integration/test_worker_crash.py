@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, Photo, Worker
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, Photo, Worker
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.emulator import EmulatorServer
 
 pytest_plugins = ["emulator_fixture"]

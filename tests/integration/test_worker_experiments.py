@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, Experiment, PromptVersion, ProviderConfig
-from aiconsole.experiments_assign import choose_variant, parse_variants
+from aiconsole.pipeline.experiments import choose_variant, parse_variants
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, Experiment, PromptVersion, ProviderConfig
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.emulator import EmulatorServer
 
 pytest_plugins = ["emulator_fixture"]

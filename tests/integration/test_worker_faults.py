@@ -10,13 +10,13 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, AuditLog, Photo, PipelineConfig
+from aiconsole.pipeline.context import PromptSpec, prompt_values, render_prompt
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, AuditLog, Photo, PipelineConfig
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
 from aiconsole.providers.emulator import EmulatorServer
 from aiconsole.providers.gemini import GeminiProvider
-from aiconsole.worker_context import PromptSpec, prompt_values, render_prompt
 
 pytest_plugins = ["emulator_fixture"]
 

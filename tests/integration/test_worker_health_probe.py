@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from aiconsole.config import Settings
-from aiconsole.metrics import WorkerMetrics
+from aiconsole.pipeline.calls import Caller
+from aiconsole.pipeline.context import ContextCache
+from aiconsole.pipeline.metrics import WorkerMetrics
+from aiconsole.pipeline.provider_health import HealthReporter
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.emulator import EmulatorServer
-from aiconsole.worker_calls import Caller
-from aiconsole.worker_context import ContextCache
-from aiconsole.worker_health import HealthReporter
 
 pytest_plugins = ["emulator_fixture"]
 
@@ -20,7 +20,7 @@ PROMPT = "Tag this {{ width }}x{{ height }} {{ content_type }} photo with up to 
 
 def test_probe_renders_a_prompt_that_uses_the_image_size_and_type(settings: Settings,
                                                                    emulator: EmulatorServer) -> None:
-    from aiconsole.worker import WorkerOptions
+    from aiconsole.pipeline.worker import WorkerOptions
 
     org = make_org(provider="gemini", endpoint=emulator.url, prompt=PROMPT)
     contexts = ContextCache(ttl_s=60)

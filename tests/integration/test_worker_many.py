@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, PhotoTag, ProcessingRollupHourly
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, PhotoTag, ProcessingRollupHourly
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.emulator import EmulatorServer
 
 pytest_plugins = ["emulator_fixture"]

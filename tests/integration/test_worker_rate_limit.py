@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aiconsole.config import Settings, get_settings
+from aiconsole.platform.settings import Settings, get_settings
 from aiconsole.providers.emulator import EmulatorServer
 
 pytest_plugins = ["emulator_fixture"]

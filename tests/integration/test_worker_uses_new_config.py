@@ -6,13 +6,13 @@ import time
 
 from sqlalchemy import select, update
 
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, PhotoTag, PromptLabel, PromptVersion
-from aiconsole.pipeline_settings import switch_model
+from aiconsole.control.pipeline_settings import switch_model
+from aiconsole.control.rules_config import RulesConfig, parse_rules, save_rules
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, PhotoTag, PromptLabel, PromptVersion
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.emulator import EmulatorServer
-from aiconsole.rules_config import RulesConfig, parse_rules, save_rules
 
 pytest_plugins = ["emulator_fixture"]
 

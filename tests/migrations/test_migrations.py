@@ -18,11 +18,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from aiconsole.db.engine import make_engine
-from aiconsole.db.models import ORG_SCOPED_TABLES, Base
-from aiconsole.db.rls import PROTECTED_TABLES, table_rls, unprotected_tables
-from aiconsole.errors import AiconsoleError, ConfigError
-from aiconsole.migrate import (
+from aiconsole.platform.db.engine import make_engine
+from aiconsole.platform.db.models import ORG_SCOPED_TABLES, Base
+from aiconsole.platform.db.rls import PROTECTED_TABLES, table_rls, unprotected_tables
+from aiconsole.platform.errors import AiconsoleError, ConfigError
+from aiconsole.platform.migrate import (
     ROOT,
     current_revision,
     downgrade,
@@ -305,7 +305,7 @@ def test_postgres_rls_is_on_exactly_for_org_tables_and_comes_off_on_downgrade(pg
 @pytest.mark.postgres
 def test_concurrent_upgrades_of_one_postgres_database_both_succeed(pg_url: str) -> None:
     """Workers starting together each run `upgrade`; the advisory lock makes the second one a no-op."""
-    code = "import sys; from aiconsole.migrate import upgrade; upgrade(sys.argv[1])"
+    code = "import sys; from aiconsole.platform.migrate import upgrade; upgrade(sys.argv[1])"
     env = {
         k: v
         for k, v in os.environ.items()

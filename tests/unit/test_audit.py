@@ -8,12 +8,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from aiconsole import audit
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, org_session, service_session
-from aiconsole.db.models import AuditLog, Organization
-from aiconsole.errors import NotFound, PermissionDenied, ValidationFailed
+from aiconsole.platform import audit
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import get_engine, org_session, service_session
+from aiconsole.platform.db.models import AuditLog, Organization
+from aiconsole.platform.errors import NotFound, PermissionDenied, ValidationFailed
+from aiconsole.platform.settings import Settings
 
 
 def test_redact_hides_credentials_at_any_depth_and_keeps_counts() -> None:

@@ -9,13 +9,14 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select, text, update
 
-from aiconsole import auth, users
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, service_session
-from aiconsole.db.models import AuditLog, LoginSession, User
-from aiconsole.errors import AuthError
-from aiconsole.passwords import needs_rehash
+from aiconsole.admin import users
+from aiconsole.platform import auth
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import get_engine, service_session
+from aiconsole.platform.db.models import AuditLog, LoginSession, User
+from aiconsole.platform.errors import AuthError
+from aiconsole.platform.passwords import needs_rehash
+from aiconsole.platform.settings import Settings
 
 PASSWORD = "correct horse battery"
 

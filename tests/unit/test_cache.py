@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from aiconsole import cache
-from aiconsole.config import Settings
+from aiconsole.platform import cache
+from aiconsole.platform.settings import Settings
 
 
 @dataclass(frozen=True)

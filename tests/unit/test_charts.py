@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from aiconsole import charts
+from aiconsole.charts import figures as charts
 
 
 @pytest.fixture

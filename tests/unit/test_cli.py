@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 import pytest
 from typer.testing import CliRunner
 
-from aiconsole import auth, users
-from aiconsole.cli import app, streamlit_command
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, service_session
-from aiconsole.db.models import Organization, Worker
-from aiconsole.migrate import ROOT
+from aiconsole.admin import users
+from aiconsole.cli.app import app, streamlit_command
+from aiconsole.platform import auth
+from aiconsole.platform.db import get_engine, service_session
+from aiconsole.platform.db.models import Organization, Worker
+from aiconsole.platform.migrate import ROOT
+from aiconsole.platform.settings import Settings
 
 runner = CliRunner()
 ADMIN_PW = "first-admin-password"
@@ -72,8 +73,8 @@ def test_errors_are_one_red_line_with_exit_code_2(settings: Settings) -> None:
 
 def test_unreachable_database_is_one_line_without_the_password(settings: Settings,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from aiconsole.config import get_settings
-    from aiconsole.db import dispose_engines
+    from aiconsole.platform.db import dispose_engines
+    from aiconsole.platform.settings import get_settings
 
     monkeypatch.setenv("AICONSOLE_DATABASE_URL", "postgresql://aic:s3cr3t-pw@127.0.0.1:1/nowhere")
     get_settings.cache_clear()
@@ -201,7 +202,7 @@ def test_up_serves_the_console_and_forwards_signals(settings: Settings, sig: sig
     with pytest.raises(OSError):  # the child went down with us
         _get(f"http://127.0.0.1:{port}/_stcore/health")
     if with_demo:
-        from aiconsole.demo import DEMO_LOGINS
+        from aiconsole.demo.seed import DEMO_LOGINS
 
         assert "Demo logins" in output
         for email, password, role in DEMO_LOGINS:

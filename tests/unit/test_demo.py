@@ -18,10 +18,19 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select, text
 
-from aiconsole import samples
-from aiconsole.config import Settings
-from aiconsole.db import dispose_engines, get_engine, service_session
-from aiconsole.db.models import (
+from aiconsole.demo.seed import (
+    DEMO_LOGINS,
+    DEMO_ORG_NAME,
+    DEMO_TIMEZONE,
+    PENDING_PHOTOS,
+    _sqlite_converter,
+    find_demo_organization,
+    seed_demo,
+)
+from aiconsole.pipeline.images import load_image_bytes, validate_image
+from aiconsole.pipeline.rollups import rebuild_rollups
+from aiconsole.platform.db import dispose_engines, get_engine, service_session
+from aiconsole.platform.db.models import (
     LATENCY_BUCKETS_MS,
     PROVIDERS,
     ROLES,
@@ -42,21 +51,12 @@ from aiconsole.db.models import (
     ProviderConfig,
     User,
 )
-from aiconsole.demo import (
-    DEMO_LOGINS,
-    DEMO_ORG_NAME,
-    DEMO_TIMEZONE,
-    PENDING_PHOTOS,
-    _sqlite_converter,
-    find_demo_organization,
-    seed_demo,
-)
-from aiconsole.errors import ConflictError, NotFound, ValidationFailed
-from aiconsole.images import load_image_bytes, validate_image
-from aiconsole.migrate import upgrade
-from aiconsole.passwords import verify_password
+from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
+from aiconsole.platform.migrate import upgrade
+from aiconsole.platform.passwords import verify_password
+from aiconsole.platform.settings import Settings
+from aiconsole.providers import samples
 from aiconsole.providers.pricing import gemini_cost_micros, gemini_image_tokens
-from aiconsole.rollups import rebuild_rollups
 
 NOW = datetime(2026, 3, 18, 15, 42, 7, 123456, tzinfo=UTC)  # a Wednesday afternoon in New York
 

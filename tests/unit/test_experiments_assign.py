@@ -7,12 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aiconsole import users
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import Experiment
-from aiconsole.errors import ValidationFailed
-from aiconsole.experiments_assign import (
+from aiconsole.admin import users
+from aiconsole.pipeline.experiments import (
     ExperimentPlan,
     Variant,
     assign,
@@ -21,6 +17,10 @@ from aiconsole.experiments_assign import (
     parse_variants,
     running_experiment,
 )
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import Experiment
+from aiconsole.platform.errors import ValidationFailed
+from aiconsole.platform.settings import Settings
 
 AB = [{"name": "control", "weight": 50, "provider": "gemini", "model": "gemini-2.5-flash", "prompt_version_id": 3},
       {"name": "treatment", "weight": 50, "provider": "gemini", "model": "gemini-2.5-flash", "prompt_version_id": 4}]

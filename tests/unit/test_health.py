@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from aiconsole import health
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, service_session
-from aiconsole.db.models import Worker
-from aiconsole.migrate import upgrade
+from aiconsole.platform import health
+from aiconsole.platform.db import get_engine, service_session
+from aiconsole.platform.db.models import Worker
+from aiconsole.platform.migrate import upgrade
+from aiconsole.platform.settings import Settings
 
 
 def _worker(settings: Settings, wid: str, *, age_seconds: float, status: str = "running") -> None:
@@ -95,7 +95,7 @@ def test_mask_secrets() -> None:
 
 @pytest.mark.postgres
 def test_postgres_health_reports_row_level_security(pg_settings: Settings) -> None:
-    from aiconsole.health import check_database
+    from aiconsole.platform.health import check_database
 
     check = check_database(pg_settings)
     assert check.details["tables_without_rls"] == []

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from aiconsole import images
-from aiconsole.config import Settings
-from aiconsole.errors import ImageRejected, NotFound, ValidationFailed
-from aiconsole.images import load_image_bytes, store_image, thumbnail, validate_image
-from aiconsole.samples import sample_photo
+from aiconsole.pipeline import images
+from aiconsole.pipeline.images import load_image_bytes, store_image, thumbnail, validate_image
+from aiconsole.platform.errors import ImageRejected, NotFound, ValidationFailed
+from aiconsole.platform.settings import Settings
+from aiconsole.providers.samples import sample_photo
 
 
 def _encode(fmt: str, size: tuple[int, int] = (64, 48), mode: str = "RGB", **kw: object) -> bytes:

@@ -7,15 +7,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from aiconsole import intake, queue_control, users
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AuditLog, Photo, PipelineConfig
-from aiconsole.db.types import utcnow
-from aiconsole.errors import PermissionDenied, ValidationFailed
-from aiconsole.images import load_image_bytes
-from aiconsole.samples import sample_photo
+from aiconsole.admin import users
+from aiconsole.control import queue_actions as queue_control
+from aiconsole.pipeline import intake
+from aiconsole.pipeline.images import load_image_bytes
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AuditLog, Photo, PipelineConfig
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.errors import PermissionDenied, ValidationFailed
+from aiconsole.platform.settings import Settings
+from aiconsole.providers.samples import sample_photo
 
 
 @pytest.fixture

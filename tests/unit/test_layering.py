@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN_IN_PAGES = ("sqlalchemy", "psycopg", "redis", "google", "alembic", "aiconsole.db")
+FORBIDDEN_IN_PAGES = ("sqlalchemy", "psycopg", "redis", "google", "alembic", "aiconsole.platform.db")
 
 
 def _imports(path: Path) -> set[str]:

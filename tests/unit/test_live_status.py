@@ -18,10 +18,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from aiconsole import live_status as ls
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, org_session, service_session
-from aiconsole.db.models import (
+from aiconsole.live import status as ls
+from aiconsole.platform.db import get_engine, org_session, service_session
+from aiconsole.platform.db.models import (
     LATENCY_BUCKETS_MS,
     WAIT_BUCKETS_MS,
     AiProcessingResult,
@@ -32,8 +31,9 @@ from aiconsole.db.models import (
     ProcessingRollupHourly,
     ProviderConfig,
 )
-from aiconsole.db.sql import ceil_hour, floor_hour, hour_floor, percentile_from_histogram
-from aiconsole.errors import NotFound
+from aiconsole.platform.db.sql import ceil_hour, floor_hour, hour_floor, percentile_from_histogram
+from aiconsole.platform.errors import NotFound
+from aiconsole.platform.settings import Settings
 
 NOW = datetime(2026, 11, 26, 2, 10, tzinfo=UTC)
 _seq = itertools.count(1)
@@ -454,7 +454,7 @@ def test_hour_helpers() -> None:
 
 def test_known_answers_hold_with_rollups_rebuilt_by_rollups_module(orgs: tuple[int, int]) -> None:
     # The worker-style rollups written above and rollups.rebuild_rollups must mean the same thing.
-    from aiconsole import rollups
+    from aiconsole.pipeline import rollups
 
     acme, _ = orgs
     before = ls.live_snapshot(organization_id=acme, now=NOW)

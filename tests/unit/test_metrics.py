@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from aiconsole.metrics import WorkerMetrics
+from aiconsole.pipeline.metrics import WorkerMetrics
 
 
 def test_counters_histogram_and_gauges_hold_what_was_observed() -> None:

@@ -8,14 +8,8 @@ import pytest
 from pipeline_data import add_photo, add_result, as_role, make_org
 from sqlalchemy import select, update
 
-from aiconsole import queue_control
-from aiconsole.audit import AuditRow, list_entries
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AuditLog, PipelineConfig, ProviderConfig
-from aiconsole.db.types import utcnow
-from aiconsole.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
-from aiconsole.pipeline_settings import (
+from aiconsole.control import queue_actions as queue_control
+from aiconsole.control.pipeline_settings import (
     current_settings,
     model_choices,
     projected_cost_per_1000,
@@ -24,7 +18,13 @@ from aiconsole.pipeline_settings import (
     switch_model,
     undo_last_switch,
 )
-from aiconsole.rules_config import parse_rules, save_rules
+from aiconsole.control.rules_config import parse_rules, save_rules
+from aiconsole.platform.audit import AuditRow, list_entries
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AuditLog, PipelineConfig, ProviderConfig
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+from aiconsole.platform.settings import Settings
 
 
 def _model(org: int) -> tuple[str, str, str | None, int]:
@@ -44,7 +44,7 @@ def _entry(org: int, action: str) -> AuditRow:
 
 
 def _revert(actor, entry: AuditRow) -> int:  # type: ignore[no-untyped-def]
-    from aiconsole.db import org_session
+    from aiconsole.platform.db import org_session
 
     with org_session(actor.organization_id) as s:
         return revert_audit(s, actor=actor, entry=entry)

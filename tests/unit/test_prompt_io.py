@@ -8,12 +8,14 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from aiconsole import prompt_io, prompts, users
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, service_session
-from aiconsole.db.models import Prompt, PromptVersion
-from aiconsole.errors import PermissionDenied, ValidationFailed
+from aiconsole.admin import users
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import get_engine, service_session
+from aiconsole.platform.db.models import Prompt, PromptVersion
+from aiconsole.platform.errors import PermissionDenied, ValidationFailed
+from aiconsole.platform.settings import Settings
+from aiconsole.prompts import transfer as prompt_io
+from aiconsole.prompts import versions as prompts
 
 V1 = "Tag this photo with up to {max_tags} labels."
 V2 = "Tag this photo with up to {max_tags} labels.\nAnswer in {{ language }}."

@@ -9,19 +9,29 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from aiconsole import lab_photos, prompt_lab, users
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, AuditLog, Photo, PipelineConfig, Prompt, PromptLabel, PromptVersion
-from aiconsole.errors import ImageRejected, NotFound, PermissionDenied, ValidationFailed
-from aiconsole.prompt_lab import PhotoChoice, tag_diff
+from aiconsole.admin import users
+from aiconsole.lab import photos as lab_photos
+from aiconsole.lab import prompt_lab
+from aiconsole.lab.prompt_lab import PhotoChoice, tag_diff
+from aiconsole.pipeline.context import PromptError
+from aiconsole.pipeline.rules import RuleSet
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import (
+    AiProcessingResult,
+    AuditLog,
+    Photo,
+    PipelineConfig,
+    Prompt,
+    PromptLabel,
+    PromptVersion,
+)
+from aiconsole.platform.errors import ImageRejected, NotFound, PermissionDenied, ValidationFailed
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
 from aiconsole.providers.pricing import LOCAL_MODEL
 from aiconsole.providers.registry import build_provider
-from aiconsole.rules import RuleSet
-from aiconsole.samples import demo_photo, sample_photo
-from aiconsole.worker_context import PromptError
+from aiconsole.providers.samples import demo_photo, sample_photo
 
 PRODUCTION_TEXT = "Give up to {max_tags} labels in {language}."
 STAGING_TEXT = "Label this {width}x{height} photo with {{ max_tags }} tags about {topic}."

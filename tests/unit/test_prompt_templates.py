@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from aiconsole.demo_timeline import PROMPTS
-from aiconsole.errors import ValidationFailed
-from aiconsole.prompt_templates import (
+from aiconsole.demo.timeline import PROMPTS
+from aiconsole.pipeline.context import PromptSpec, prompt_values, render_prompt
+from aiconsole.platform.errors import ValidationFailed
+from aiconsole.prompts.templates import (
     MAX_PROMPT_BYTES,
     TemplateIssue,
     check_template,
@@ -14,7 +15,6 @@ from aiconsole.prompt_templates import (
     to_jinja,
     validate_template,
 )
-from aiconsole.worker_context import PromptSpec, prompt_values, render_prompt
 
 
 def test_demo_prompts_are_valid_and_their_variables_found() -> None:

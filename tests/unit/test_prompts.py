@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from aiconsole import audit, prompts, users
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, service_session
-from aiconsole.db.models import ROLES, AiProcessingResult, AuditLog, Photo, PromptLabel, PromptVersion
-from aiconsole.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
-from aiconsole.prompts import DiffRow, PromptConflict
+from aiconsole.admin import users
+from aiconsole.platform import audit
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import get_engine, service_session
+from aiconsole.platform.db.models import ROLES, AiProcessingResult, AuditLog, Photo, PromptLabel, PromptVersion
+from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+from aiconsole.platform.settings import Settings
+from aiconsole.prompts import versions as prompts
+from aiconsole.prompts.versions import DiffRow, PromptConflict
 
 V1 = "Tag this photo with up to {max_tags} labels."
 V2 = "Tag this photo with up to {max_tags} labels.\nAnswer in {{ language }}."
@@ -251,7 +253,7 @@ def test_diff_versions_and_usage_known_answers(lite: dict[str, Actor], settings:
 def test_usage_frame_and_chart_known_answer() -> None:
     from datetime import UTC, datetime
 
-    from aiconsole import charts
+    from aiconsole.charts import figures as charts
 
     def version(n: int, photos: int, conf: float | None, cost: int | None) -> prompts.VersionRow:
         return prompts.VersionRow(id=n, prompt_id=1, version=n, content="x", variables=(), message="m", author="a",
@@ -294,8 +296,8 @@ def test_two_saves_from_the_same_base_at_once_one_wins(people: dict[str, Actor],
 
 
 def test_the_worker_reads_and_renders_the_deployed_version(lite: dict[str, Actor], settings: Settings) -> None:
-    from aiconsole.db.models import PipelineConfig
-    from aiconsole.worker_context import load_org_context, prompt_values, render_prompt
+    from aiconsole.pipeline.context import load_org_context, prompt_values, render_prompt
+    from aiconsole.platform.db.models import PipelineConfig
 
     admin = lite["admin"]
     v1 = prompts.create_prompt(admin, name="tagger", content=V1, settings=settings)

@@ -7,14 +7,16 @@ import json
 import pytest
 from sqlalchemy import select
 
-from aiconsole import audit, provider_admin, users
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, org_session, service_session
-from aiconsole.db.models import ROLES, AuditLog, ProviderConfig
-from aiconsole.errors import ConflictError, NotFound, PermissionDenied, ProviderError, ValidationFailed
-from aiconsole.provider_keys import check_secret, scrub
-from aiconsole.worker_context import load_org_context
+from aiconsole.admin import users
+from aiconsole.control import provider_admin
+from aiconsole.pipeline.context import load_org_context
+from aiconsole.platform import audit
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import get_engine, org_session, service_session
+from aiconsole.platform.db.models import ROLES, AuditLog, ProviderConfig
+from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied, ProviderError, ValidationFailed
+from aiconsole.platform.settings import Settings
+from aiconsole.providers.keys import check_secret, scrub
 
 KEY = "AIzaSyD-unit_test_key_0123456789abcdWXYZ"[:39]
 OTHER_KEY = "AIzaSyOther-key_for_replacing_012345qrst"[:39]
@@ -294,7 +296,7 @@ def test_the_worker_context_decrypts_the_key_or_fails_that_provider_clearly(
 
 def test_the_audit_log_reverts_a_settings_change_but_not_a_key_change(lite: dict[str, Actor],
                                                                        settings: Settings) -> None:
-    from aiconsole import reverts
+    from aiconsole.admin import reverts
 
     admin = lite["admin"]
     _save(admin, settings, 0, enabled=False, endpoint="https://eu-vision.example.com")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from aiconsole.errors import ConfigError, ProviderError, ValidationFailed
+from aiconsole.platform.errors import ConfigError, ProviderError, ValidationFailed
 from aiconsole.providers import pricing
 from aiconsole.providers.base import (
     RETRYABLE_KINDS,

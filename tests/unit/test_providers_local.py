@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 
-from aiconsole.errors import ProviderError
+from aiconsole.platform.errors import ProviderError
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderResult
 from aiconsole.providers.local import LocalProvider, margin_confidence, orientation, size_class
 from aiconsole.providers.pricing import LOCAL_MODEL
-from aiconsole.samples import sample_photo
+from aiconsole.providers.samples import sample_photo
 
 REQ = AnalysisRequest(model=LOCAL_MODEL)
 

@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from aiconsole import queue, users
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, Photo, PipelineConfig, ProcessingRollupHourly, Worker
-from aiconsole.db.sql import floor_hour
+from aiconsole.admin import users
+from aiconsole.pipeline import queue
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, Photo, PipelineConfig, ProcessingRollupHourly, Worker
+from aiconsole.platform.db.sql import floor_hour
+from aiconsole.platform.settings import Settings
 
 T0 = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -246,7 +247,7 @@ while not os.path.exists(sys.argv[3]):
 
 CLAIM_SCRIPT = """
 import json, sys
-from aiconsole import queue
+from aiconsole.pipeline import queue
 """ + START_BARRIER + """
 worker_id = sys.argv[1]
 seen = []

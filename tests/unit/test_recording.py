@@ -13,15 +13,16 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from aiconsole import queue, users
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, Photo, PhotoTag, ProcessingRollupHourly
-from aiconsole.errors import ProviderError, ValidationFailed
+from aiconsole.admin import users
+from aiconsole.pipeline import queue
+from aiconsole.pipeline.queue import ClaimedPhoto
+from aiconsole.pipeline.recording import Outcome, RecordReport, record_batch
+from aiconsole.pipeline.rollups import rebuild_rollups
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, Photo, PhotoTag, ProcessingRollupHourly
+from aiconsole.platform.errors import ProviderError, ValidationFailed
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.base import ProviderResult, Tag
-from aiconsole.queue import ClaimedPhoto
-from aiconsole.recording import Outcome, RecordReport, record_batch
-from aiconsole.rollups import rebuild_rollups
 
 
 def _queue_tests() -> ModuleType:
@@ -292,9 +293,10 @@ def test_incremental_rollups_equal_a_rebuild_from_the_results(org: int) -> None:
 
 PIPELINE_SCRIPT = """
 import json, sys
-from aiconsole import queue, recording
-from aiconsole.db.types import utcnow
-from aiconsole.errors import ProviderError
+from aiconsole.pipeline import queue
+from aiconsole.pipeline import recording
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.errors import ProviderError
 from aiconsole.providers.base import ProviderResult, Tag
 """ + qt.START_BARRIER + """
 worker_id, limit = sys.argv[1], int(sys.argv[2])

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aiconsole.errors import ConfigError
-from aiconsole.retry import RetryPolicy
+from aiconsole.pipeline.retry import RetryPolicy
+from aiconsole.platform.errors import ConfigError
 
 
 def test_retries_only_retryable_failures_within_the_attempt_budget() -> None:

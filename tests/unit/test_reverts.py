@@ -7,22 +7,17 @@ import pytest
 from pipeline_data import as_role, make_org
 from sqlalchemy import func, select
 
-from aiconsole import (
-    audit,
-    pipeline_settings,
-    prompts,
-    provider_admin,
-    queue_control,
-    reverts,
-    routing,
-    rules_config,
-    users,
-)
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, org_session, service_session
-from aiconsole.db.models import AuditLog, PipelineConfig
-from aiconsole.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+from aiconsole.admin import reverts, users
+from aiconsole.control import pipeline_settings, provider_admin, rules_config
+from aiconsole.control import queue_actions as queue_control
+from aiconsole.pipeline import routing
+from aiconsole.platform import audit
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import get_engine, org_session, service_session
+from aiconsole.platform.db.models import AuditLog, PipelineConfig
+from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+from aiconsole.platform.settings import Settings
+from aiconsole.prompts import versions as prompts
 
 PROMPT = "Tag this photo with up to {max_tags} labels."
 GEMINI_KEY = "AIzaSyD-revert_test_key_0123456789abWXYZ"[:39]
@@ -214,8 +209,8 @@ def test_entity_types_without_a_revert_are_refused(world: dict[str, users.UserRo
                            before={"a": 1}, after={"a": 2}, summary="", reversible=True)
     with pytest.raises(ValidationFailed, match="'widget' cannot be reverted from the audit log yet"):
         reverts.revert(admin, audit_id=odd, settings=settings)
-    assert reverts.owner_module("pipeline_config", "queue.pause") == "aiconsole.queue_control"
-    assert reverts.owner_module("pipeline_config", "pipeline.rules") == "aiconsole.pipeline_settings"
+    assert reverts.owner_module("pipeline_config", "queue.pause") == "aiconsole.control.queue_actions"
+    assert reverts.owner_module("pipeline_config", "pipeline.rules") == "aiconsole.control.pipeline_settings"
     assert reverts.owner_module("widget", "widget.tweak") is None
 
 
@@ -287,8 +282,8 @@ def test_provider_settings_change_is_reverted_by_provider_admin_and_a_key_change
 
 def test_the_demo_organizations_latest_label_move_can_be_reverted(settings: Settings) -> None:
     """The demo writes label moves in the shape prompts.move_label does, so Revert works on the latest one."""
-    from aiconsole.db.models import PromptLabel, PromptVersion, User
-    from aiconsole.demo import seed_demo
+    from aiconsole.demo.seed import seed_demo
+    from aiconsole.platform.db.models import PromptLabel, PromptVersion, User
 
     seed_demo(settings=settings, days=1)
     with service_session() as s:

@@ -11,13 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from aiconsole import queue_control, users
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AiProcessingResult, AuditLog, Photo, PipelineConfig, ProcessingRollupHourly
-from aiconsole.errors import ProviderError, ValidationFailed
-from aiconsole.routing import (
+from aiconsole.admin import users
+from aiconsole.control import queue_actions as queue_control
+from aiconsole.pipeline.routing import (
     BudgetGuard,
     CircuitBreaker,
     NoRouteAvailable,
@@ -26,6 +22,11 @@ from aiconsole.routing import (
     rate_window,
     route,
 )
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AiProcessingResult, AuditLog, Photo, PipelineConfig, ProcessingRollupHourly
+from aiconsole.platform.errors import ProviderError, ValidationFailed
+from aiconsole.platform.settings import Settings
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:
@@ -335,7 +336,10 @@ def test_constants_repeated_to_keep_pandas_out_of_the_worker_match_live_status()
     import subprocess
     import sys
 
-    from aiconsole import live_queue, live_status, routing, worker_health
+    from aiconsole.live import queue_stats as live_queue
+    from aiconsole.live import status as live_status
+    from aiconsole.pipeline import provider_health as worker_health
+    from aiconsole.pipeline import routing
 
     assert routing.LIVE_CACHE_PREFIX == live_status.LIVE_CACHE_PREFIX
     assert (worker_health.DOWN_ERROR_RATE, worker_health.DEGRADED_ERROR_RATE) == (

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from aiconsole import users
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import PipelineConfig
-from aiconsole.errors import ConfigError
-from aiconsole.rules import RuleSet, load_rules
+from aiconsole.admin import users
+from aiconsole.pipeline.rules import RuleSet, load_rules
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import PipelineConfig
+from aiconsole.platform.errors import ConfigError
+from aiconsole.platform.settings import Settings
 
 
 def test_verdicts_at_and_around_the_thresholds() -> None:

@@ -10,13 +10,7 @@ import pytest
 from pipeline_data import add_result, as_role, make_org
 from sqlalchemy import select
 
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import AuditLog, PipelineConfig
-from aiconsole.db.types import utcnow
-from aiconsole.errors import ConflictError, PermissionDenied, ValidationFailed
-from aiconsole.rules import RuleSet
-from aiconsole.rules_config import (
+from aiconsole.control.rules_config import (
     CONFIDENCE_BUCKETS,
     RulesConfig,
     impact_preview,
@@ -24,6 +18,12 @@ from aiconsole.rules_config import (
     parse_rules,
     save_rules,
 )
+from aiconsole.pipeline.rules import RuleSet
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import AuditLog, PipelineConfig
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.errors import ConflictError, PermissionDenied, ValidationFailed
+from aiconsole.platform.settings import Settings
 
 VALID: dict[str, Any] = {"accept_threshold": 0.8, "reject_threshold": 0.4, "max_retries": 3, "worker_concurrency": 8}
 

@@ -8,9 +8,9 @@ import hmac
 
 import pytest
 
-from aiconsole import secrets_box
-from aiconsole.config import Settings
-from aiconsole.errors import ConfigError
+from aiconsole.platform import secrets_box
+from aiconsole.platform.errors import ConfigError
+from aiconsole.platform.settings import Settings
 
 KEY = "AIzaSyKnownAnswerKey0123456789abcdefgh"
 # Made once with secret key "k" * 40; it must decrypt forever, or every stored provider key is lost.

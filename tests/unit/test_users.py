@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from aiconsole import audit, auth, users
-from aiconsole.actor import Actor
-from aiconsole.config import Settings
-from aiconsole.db import get_engine, service_session
-from aiconsole.db.models import ROLES, AuditLog, User
-from aiconsole.errors import AuthError, NotFound, PermissionDenied, ValidationFailed
+from aiconsole.admin import users
+from aiconsole.platform import audit, auth
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import get_engine, service_session
+from aiconsole.platform.db.models import ROLES, AuditLog, User
+from aiconsole.platform.errors import AuthError, NotFound, PermissionDenied, ValidationFailed
+from aiconsole.platform.settings import Settings
 
 PW = "a-good-password"
 

@@ -8,17 +8,17 @@ import pytest
 from sqlalchemy import update
 from worker_processes import enqueue, make_org
 
-from aiconsole import queue as q
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import Photo, ProviderConfig
-from aiconsole.db.types import utcnow
-from aiconsole.errors import ProviderError
-from aiconsole.metrics import WorkerMetrics
+from aiconsole.pipeline import queue as q
+from aiconsole.pipeline.calls import Caller, Released
+from aiconsole.pipeline.context import ContextCache
+from aiconsole.pipeline.metrics import WorkerMetrics
+from aiconsole.pipeline.recording import Outcome
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import Photo, ProviderConfig
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.errors import ProviderError
+from aiconsole.platform.settings import Settings
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderResult, Tag
-from aiconsole.recording import Outcome
-from aiconsole.worker_calls import Caller, Released
-from aiconsole.worker_context import ContextCache
 
 
 class Scripted:
@@ -106,7 +106,7 @@ def test_crash_outcome_retries_within_the_attempts(settings: Settings,
 
 
 def test_a_photo_served_by_the_fallback_is_not_counted_for_its_experiment_variant(settings: Settings) -> None:
-    from aiconsole.db.models import Experiment
+    from aiconsole.platform.db.models import Experiment
 
     org = make_org(provider="gemini", endpoint="http://127.0.0.1:9", fallback="local", prompt=None)
     enqueue(org, 1, settings=settings)

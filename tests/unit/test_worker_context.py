@@ -6,10 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aiconsole import users
-from aiconsole.config import Settings
-from aiconsole.db import service_session
-from aiconsole.db.models import (
+from aiconsole.admin import users
+from aiconsole.pipeline.context import (
+    ContextCache,
+    PromptError,
+    PromptSpec,
+    load_org_context,
+    prompt_values,
+    render_prompt,
+)
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import (
     Experiment,
     PipelineConfig,
     ProcessingRollupHourly,
@@ -18,14 +25,7 @@ from aiconsole.db.models import (
     PromptVersion,
     ProviderConfig,
 )
-from aiconsole.worker_context import (
-    ContextCache,
-    PromptError,
-    PromptSpec,
-    load_org_context,
-    prompt_values,
-    render_prompt,
-)
+from aiconsole.platform.settings import Settings
 
 DEMO_V2 = ("You tag photos for a searchable library. List up to {max_tags} tags covering objects, the scene and the "
            'photographic style, in {language}. Answer only with JSON: {"tags": [{"label": str, "confidence": '

@@ -1,0 +1,1 @@
+"""Administration: organizations, users and the audit log's revert."""

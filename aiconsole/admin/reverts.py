@@ -1,0 +1,131 @@
+"""Undo an audited change: the audit log page's Revert button.
+
+Each entity's owning module knows how to restore its own state, through a function
+`revert_audit(session, *, actor, entry) -> int` that checks the actor's permission for that entity, refuses
+when the entity changed again since `entry`, applies `entry.before` and records the revert's own audit entry
+in the caller's session, returning that entry's id. This module checks `audit.revert`, loads the entry of the
+actor's organization, refuses what cannot be reverted, dispatches, and marks the entry reverted, all in one
+transaction: the restore, the new entry and the mark commit together or not at all.
+
+Owners are imported by module path on demand, so this module imports whether or not each owner exists yet.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aiconsole.platform import audit
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db.engine import get_engine, org_session
+from aiconsole.platform.db.models import AuditLog
+from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
+from aiconsole.platform.settings import Settings
+
+REVERT_ACTION = "revert"
+# entity_type -> the module holding its `revert_audit`.
+OWNERS: dict[str, str] = {
+    "pipeline_config": "aiconsole.control.pipeline_settings",
+    "prompt_label": "aiconsole.prompts.versions",
+    "provider_config": "aiconsole.control.provider_admin",
+    "user": "aiconsole.admin.users",
+}
+# Pause and resume are recorded against pipeline_config but only flip the pause flag, which the queue owns.
+ACTION_OWNERS: dict[str, str] = {
+    "queue.pause": "aiconsole.control.queue_actions",
+    "queue.resume": "aiconsole.control.queue_actions",
+}
+MAX_CHAIN = 1000
+
+RevertFunction = Callable[..., int]
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    """What a revert did: the entry reverted, the revert's own entry, and a sentence for the user."""
+
+    original_id: int
+    revert_id: int
+    entity_type: str
+    entity_id: str | None
+    message: str
+
+
+def _root_action(session: Session, entry: AuditLog) -> str:
+    """The action a chain of reverts started from (a revert of a pause is still the queue's to revert)."""
+    current = entry
+    for _ in range(MAX_CHAIN):
+        if current.action != REVERT_ACTION:
+            return current.action
+        parent = session.scalars(select(AuditLog).where(
+            AuditLog.organization_id == entry.organization_id, AuditLog.reverted_by_id == current.id)).first()
+        if parent is None:
+            return current.action
+        current = parent
+    return current.action
+
+
+def owner_module(entity_type: str, root_action: str) -> str | None:
+    """The module path whose `revert_audit` restores this kind of entry, or None if nobody can."""
+    return ACTION_OWNERS.get(root_action) or OWNERS.get(entity_type)
+
+
+def _revert_function(entity_type: str, root_action: str) -> RevertFunction:
+    path = owner_module(entity_type, root_action)
+    unavailable = ValidationFailed(f"Changes to '{entity_type}' cannot be reverted from the audit log yet.",
+                                   hint="Make the opposite change by hand on the page where it was made.")
+    if path is None:
+        raise unavailable
+    try:
+        module = importlib.import_module(path)
+    except ModuleNotFoundError as exc:
+        if exc.name != path:
+            raise
+        raise unavailable from None
+    function = getattr(module, "revert_audit", None)
+    if not callable(function):
+        raise unavailable
+    return function  # type: ignore[no-any-return]
+
+
+def _refuse_if_done(session: Session, entry: AuditLog) -> None:
+    if entry.reverted_by_id is not None:
+        by = session.get(AuditLog, entry.reverted_by_id)
+        who = f" by {by.actor} at {by.created_at:%Y-%m-%d %H:%M} UTC" if by is not None else ""
+        raise ConflictError(f"Entry #{entry.id} was already reverted{who} (entry #{entry.reverted_by_id}).",
+                            hint="To restore the change, revert that revert entry instead.")
+    if not entry.reversible:
+        raise ValidationFailed(f"Entry #{entry.id} ({entry.action}) cannot be reverted: the log does not hold "
+                               "everything needed to restore it (for example a replaced secret).",
+                               hint="Make the opposite change by hand on the page where it was made.")
+
+
+def revert(actor: Actor, *, audit_id: int, settings: Settings | None = None) -> RevertResult:
+    """Restore the state before audit entry `audit_id` of the actor's organization; the revert is audited."""
+    actor.require("audit.revert")
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        # The row lock makes two admins reverting the same entry at once take turns; the second is refused.
+        entry = s.scalars(select(AuditLog).where(
+            AuditLog.id == audit_id, AuditLog.organization_id == actor.organization_id).with_for_update()).first()
+        if entry is None:
+            raise NotFound(f"There is no audit entry #{audit_id} in your organization.",
+                           hint="Reload the audit log and pick an entry from the list.")
+        _refuse_if_done(s, entry)
+        function = _revert_function(entry.entity_type, _root_action(s, entry))
+        revert_id = function(s, actor=actor, entry=audit.to_row(entry))
+        entry.reverted_by_id = revert_id
+        s.flush()
+        result = RevertResult(original_id=entry.id, revert_id=revert_id, entity_type=entry.entity_type,
+                              entity_id=entry.entity_id,
+                              message=f"Reverted entry #{entry.id} ({entry.action} of {entry.entity_type} "
+                                      f"{entry.entity_id or ''}); recorded as entry #{revert_id}.")
+    if entry.entity_type == "pipeline_config":
+        # Imported here: the live status module pulls in pandas, which the reverts themselves do not need.
+        from aiconsole.live.status import invalidate_live_status
+
+        invalidate_live_status(organization_id=actor.organization_id)
+    return result

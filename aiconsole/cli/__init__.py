@@ -1,0 +1,1 @@
+"""The `aiconsole` command, one module per command group."""

@@ -1,0 +1,1 @@
+"""Pipeline Control: every change validated, audited, version-checked and reversible."""

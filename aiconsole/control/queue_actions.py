@@ -1,0 +1,199 @@
+"""Operator actions on an organization's queue: pause/resume, retry failed, requeue stuck, health check.
+
+Each action checks the actor's permission, writes the audit log in the same transaction and returns a
+short report of what it changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Result, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from aiconsole.live.status import invalidate_live_status, provider_health
+from aiconsole.platform import audit
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import org_session
+from aiconsole.platform.db.models import AiProviderHealth, Photo, PipelineConfig
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
+from aiconsole.platform.health import system_health
+
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    """What an operator action did, in words and in numbers."""
+
+    action: str
+    affected: int
+    message: str
+
+
+def _config(session, organization_id: int) -> PipelineConfig:  # type: ignore[no-untyped-def]
+    cfg = session.get(PipelineConfig, organization_id, with_for_update=True)
+    if cfg is None:
+        cfg = PipelineConfig(organization_id=organization_id)
+        session.add(cfg)
+        session.flush()
+    return cfg
+
+
+def _count(result: Result[Any]) -> int:
+    # UPDATE results are CursorResults at run time; the generic Result type does not declare rowcount.
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def _set_paused(actor: Actor, *, paused: bool, reason: str | None, now: datetime) -> bool:
+    """Flip the pause flag with an audited before/after; False when it already had that value."""
+    with org_session(actor.organization_id) as s:
+        cfg = _config(s, actor.organization_id)
+        if cfg.paused == paused:
+            return False
+        before = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}
+        cfg.paused = paused
+        cfg.pause_reason = f"Paused by {actor.email}: {reason}" if paused else None
+        cfg.paused_at = now if paused else None
+        cfg.version += 1
+        cfg.updated_at = now
+        cfg.updated_by = actor.user_id
+        summary = f"Paused processing: {reason}" if paused else f"Resumed processing (was: {before['pause_reason']})"
+        audit.record(s, actor=actor, action="queue.pause" if paused else "queue.resume",
+                     entity_type="pipeline_config", entity_id=str(actor.organization_id), before=before,
+                     after={"paused": cfg.paused, "pause_reason": cfg.pause_reason},
+                     summary=summary, reversible=True)
+    invalidate_live_status(organization_id=actor.organization_id)
+    return True
+
+
+def pause(actor: Actor, *, reason: str, now: datetime | None = None) -> ActionReport:
+    """Stop workers from claiming this organization's photos (in-flight photos finish)."""
+    actor.require("queue.pause")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("Say why processing is paused.", hint="The reason is shown on Live Status to everyone.")
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed(f"The reason is longer than {MAX_REASON} characters.")
+    if not _set_paused(actor, paused=True, reason=reason, now=now or utcnow()):
+        return ActionReport("pause", 0, "Processing was already paused.")
+    return ActionReport("pause", 1, "Processing paused. Photos already being processed will finish.")
+
+
+def resume(actor: Actor, *, now: datetime | None = None) -> ActionReport:
+    """Let workers claim this organization's photos again (also clears an automatic pause)."""
+    actor.require("queue.resume")
+    if not _set_paused(actor, paused=False, reason=None, now=now or utcnow()):
+        return ActionReport("resume", 0, "Processing was not paused.")
+    return ActionReport("resume", 1, "Processing resumed.")
+
+
+def retry_failed(actor: Actor, *, now: datetime | None = None) -> ActionReport:
+    """Put every failed photo back in the queue with a fresh attempt budget (last error kept)."""
+    actor.require("queue.retry_failed")
+    now = now or utcnow()
+    with org_session(actor.organization_id) as s:
+        where = and_(Photo.organization_id == actor.organization_id, Photo.status == "failed")
+        n = _count(s.execute(
+            update(Photo).where(where).values(status="pending", attempts=0, next_attempt_at=None,
+                                              lease_owner=None, lease_expires_at=None, updated_at=now)
+        ))
+        if n:
+            audit.record(s, actor=actor, action="queue.retry_failed", entity_type="photos", entity_id=None,
+                         before={"failed": n}, after={"pending": n},
+                         summary=f"Requeued {n} failed photo(s)")
+    invalidate_live_status(organization_id=actor.organization_id)
+    msg = f"Requeued {n} failed photo(s)." if n else "There were no failed photos to retry."
+    return ActionReport("retry_failed", n, msg)
+
+
+def stuck_count(*, organization_id: int, now: datetime | None = None) -> int:
+    """Photos in processing whose lease has expired (their worker stopped heartbeating)."""
+    now = now or utcnow()
+    with org_session(organization_id) as s:
+        return int(s.scalar(
+            select(func.count()).select_from(Photo).where(
+                Photo.organization_id == organization_id, Photo.status == "processing",
+                or_(Photo.lease_expires_at.is_(None), Photo.lease_expires_at < now))
+        ) or 0)
+
+
+def requeue_stuck(actor: Actor, *, now: datetime | None = None) -> ActionReport:
+    """Return photos with expired leases to the queue now instead of waiting for the reaper."""
+    actor.require("queue.requeue_stuck")
+    now = now or utcnow()
+    with org_session(actor.organization_id) as s:
+        where = and_(Photo.organization_id == actor.organization_id, Photo.status == "processing",
+                     or_(Photo.lease_expires_at.is_(None), Photo.lease_expires_at < now))
+        n = _count(s.execute(
+            update(Photo).where(where).values(status="pending", lease_owner=None, lease_expires_at=None,
+                                              next_attempt_at=None, updated_at=now)
+        ))
+        if n:
+            audit.record(s, actor=actor, action="queue.requeue_stuck", entity_type="photos", entity_id=None,
+                         before={"stuck": n}, after={"pending": n},
+                         summary=f"Requeued {n} photo(s) with expired leases")
+    invalidate_live_status(organization_id=actor.organization_id)
+    msg = f"Requeued {n} stuck photo(s)." if n else "No photo is stuck: every lease is still live."
+    return ActionReport("requeue_stuck", n, msg)
+
+
+def run_health_check(actor: Actor, *, now: datetime | None = None) -> ActionReport:
+    """Check the database, Redis and workers, and record each provider's health from its recent traffic."""
+    actor.require("health.check")
+    now = now or utcnow()
+    report = system_health()
+    providers = provider_health(organization_id=actor.organization_id, now=now)
+    with org_session(actor.organization_id) as s:
+        for p in providers.providers:
+            status = p.status if p.status in ("healthy", "degraded", "down") else "unknown"
+            s.add(AiProviderHealth(
+                organization_id=actor.organization_id, provider_name=p.provider, status=status,
+                response_time_ms=None if p.p50_latency_ms is None else round(p.p50_latency_ms),
+                error_rate=p.error_rate, last_check=now,
+                error_details={"source": "health check", "results_15m": p.results, "failed_15m": p.failed},
+            ))
+        audit.record(s, actor=actor, action="health.check", entity_type="system", entity_id=None,
+                     before=None, after={"system": report.status,
+                                         **{p.provider: p.status for p in providers.providers}},
+                     summary=f"Health check: system {report.status}")
+    invalidate_live_status(organization_id=actor.organization_id)
+    problems = [f"{c.name}: {c.message}" for c in report.checks if c.status != "healthy"]
+    provider_text = ", ".join(f"{p.provider} {p.status}" for p in providers.providers) or "no provider traffic"
+    message = f"System {report.status}. Providers: {provider_text}."
+    if problems:
+        message += " " + "; ".join(problems)
+    return ActionReport("health_check", len(providers.providers), message)
+
+
+def revert_audit(session: Session, *, actor: Actor, entry: audit.AuditRow) -> int:
+    """Undo a pause (resume) or a resume (pause again with the earlier reason): the audit log's Revert."""
+    before, after = entry.before or {}, entry.after or {}
+    if "paused" not in before or "paused" not in after or before["paused"] == after["paused"]:
+        raise ValidationFailed(f"Entry #{entry.id} did not pause or resume processing.",
+                               hint="Pause or resume on the Live Status page instead.")
+    paused = bool(before["paused"])
+    actor.require("queue.pause" if paused else "queue.resume")
+    if entry.entity_id != str(actor.organization_id):
+        raise NotFound(f"Entry #{entry.id} belongs to another organization's queue.", hint="Reload the audit log.")
+    cfg = _config(session, actor.organization_id)
+    current = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}
+    if current["paused"] != after["paused"] or current["pause_reason"] != after.get("pause_reason"):
+        state = "paused" if cfg.paused else "running"
+        raise ConflictError(f"Processing was paused or resumed again since entry #{entry.id} (it is {state} now).",
+                            hint="Revert the later change first, or pause/resume on the Live Status page.")
+    now = utcnow()
+    cfg.paused = paused
+    cfg.pause_reason = before.get("pause_reason") if paused else None
+    cfg.paused_at = now if paused else None
+    cfg.version += 1
+    cfg.updated_at = now
+    cfg.updated_by = actor.user_id
+    what = "paused processing again" if paused else "resumed processing"
+    return audit.record(session, actor=actor, action="revert", entity_type="pipeline_config",
+                        entity_id=str(actor.organization_id), before=current,
+                        after={"paused": cfg.paused, "pause_reason": cfg.pause_reason},
+                        summary=f"Reverted entry #{entry.id}: {what}", reversible=True)

@@ -1,0 +1,1 @@
+"""The demo organization: a deterministic, living seed of every area."""

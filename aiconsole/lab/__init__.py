@@ -1,0 +1,1 @@
+"""Testing Lab: run prompts and models on photos before they ship."""

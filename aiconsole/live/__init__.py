@@ -1,0 +1,1 @@
+"""Live Status: the queries behind the live dashboard."""

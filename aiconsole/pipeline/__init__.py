@@ -1,0 +1,1 @@
+"""The data plane: queue, workers, provider calls, routing, rules, recording and rollups."""

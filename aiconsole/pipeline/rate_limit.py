@@ -1,0 +1,218 @@
+"""The shared rate limiter: one provider's requests per minute across every worker of every machine.
+
+Redis (the `limits` package's moving window) when AICONSOLE_REDIS_URL is set, so workers on many machines
+share one quota; in-process memory otherwise. A minute is enforced over the shortest whole-second window
+that expresses it exactly (600/min -> 10 per 1 s), so a minute's quota never goes out in one burst.
+Redis entries carry the workers' clock (time.time()): keep the machines' clocks in sync (NTP).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from aiconsole.platform.errors import ProviderError, ValidationFailed
+
+# Whole-second windows that divide a minute; the limiter picks the shortest exact one.
+_WINDOWS_S = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
+_MEMORY = MemoryStorage()
+_redis_storages: dict[str, RedisStorage] = {}
+_storage_lock = threading.Lock()
+KEY_PREFIX = "aiconsole:ratelimit"
+
+
+def rate_window(per_minute: int) -> tuple[int, int]:
+    """(amount, window seconds): the shortest whole-second window expressing `per_minute` exactly."""
+    if per_minute < 1:
+        raise ValidationFailed(f"A rate limit of {per_minute} requests per minute lets nothing through.",
+                               hint="Set the provider's rate limit to at least 1 request per minute.")
+    for window in _WINDOWS_S:
+        if (per_minute * window) % 60 == 0:
+            return per_minute * window // 60, window
+    return per_minute, 60
+
+
+def _storage(redis_url: str | None) -> MemoryStorage | RedisStorage:
+    if not redis_url:
+        return _MEMORY
+    with _storage_lock:
+        storage = _redis_storages.get(redis_url)
+        if storage is None:
+            storage = _redis_storages[redis_url] = RedisStorage(redis_url, key_prefix=KEY_PREFIX,
+                                                                socket_timeout=2.0)
+        return storage
+
+
+class _Pacer:
+    """Keeps consecutive requests of one limiter at least `interval_s` apart, across processes via Redis.
+
+    One `SET key 1 PX interval NX` per request: it succeeds for one caller per interval; the others learn
+    from PTTL how long to wait. In memory it is a lock and the next free instant.
+    """
+
+    def __init__(self, key: str, interval_s: float, redis_url: str | None) -> None:
+        self.key = f"{KEY_PREFIX}:pace:{key}"
+        self.interval_ms = max(1, round(interval_s * 1000))
+        self._redis = _redis_client(redis_url) if redis_url else None
+        self._lock = threading.Lock()
+        self._next_free = 0.0
+
+    def take(self) -> float:
+        """0 when this caller may go now (and the next one must wait), else seconds to wait first."""
+        if self._redis is None:
+            with self._lock:
+                now = time.monotonic()
+                if now >= self._next_free:
+                    self._next_free = now + self.interval_ms / 1000
+                    return 0.0
+                return self._next_free - now
+        if self._redis.set(self.key, b"1", px=self.interval_ms, nx=True):
+            return 0.0
+        ttl_ms = int(self._redis.pttl(self.key))
+        return max(0.0005, ttl_ms / 1000) if ttl_ms > 0 else 0.0005
+
+
+_redis_clients: dict[str, Any] = {}
+_pacers: dict[str, _Pacer] = {}
+
+
+def _redis_client(url: str) -> Any:
+    import redis
+
+    with _storage_lock:
+        client = _redis_clients.get(url)
+        if client is None:
+            client = _redis_clients[url] = redis.Redis.from_url(url, socket_timeout=2.0)
+        return client
+
+
+def _pacer(key: str, interval_s: float, redis_url: str | None) -> _Pacer:
+    name = f"{redis_url}:{key}:{interval_s}"
+    with _storage_lock:
+        pacer = _pacers.get(name)
+    if pacer is None:
+        pacer = _Pacer(key, interval_s, redis_url)
+        with _storage_lock:
+            pacer = _pacers.setdefault(name, pacer)
+    return pacer
+
+
+class RateLimiter:
+    """A provider's request rate, shared by every worker through Redis (or by this process's threads).
+
+    The quota is the `limits` moving window: at most `amount` requests in any `window_s`. Two
+    additions make it hold where it is measured, at the provider, not only where slots are handed out:
+
+    - a guard: the window is enforced `guard_s` longer than it says (600/min: at most 10 in any 1.04 s),
+      because the time between taking a slot and the request's arrival varies by some milliseconds;
+      it costs `guard_s / window` of the throughput (4% at 1 s windows); for the first `warmup_s` of a
+      process the guard is `warmup_guard_s`, as a starting process stalls its threads far longer; and when
+      the process is starved of CPU (its sleeps wake up late), twice that lateness, up to 0.3 s;
+    - pacing: consecutive requests are at least 80% of the average spacing apart (600/min: 80 ms), so
+      a window's quota is not spent in one burst whose requests then queue for the CPU and arrive
+      spread out, some of them late enough to crowd the next window. Rates above ~160/s (spacing
+      under 5 ms) are not paced; there a burst is short compared to the window.
+    """
+
+    PACE_SHARE = 0.8
+    MIN_PACE_S = 0.005
+    LATENESS_WINDOW_S = 10.0
+    MAX_GUARD_S = 0.3
+
+    def __init__(self, provider: str, per_minute: int, redis_url: str | None = None, *, scope: str = "",
+                 guard_s: float = 0.04, warmup_s: float = 5.0, warmup_guard_s: float = 0.15) -> None:
+        self.provider = provider
+        self.per_minute = per_minute
+        self.amount, self.window_s = rate_window(per_minute)
+        self.guard_s = guard_s
+        # A process's first seconds (imports, first statement compiles, new connections) stall threads for
+        # up to ~150 ms on a busy machine; meanwhile this limiter keeps a wider guard.
+        self.warmup_s = warmup_s
+        self.warmup_guard_s = max(guard_s, warmup_guard_s)
+        self._first_use: float | None = None
+        # Recent (time, seconds) by which this process's sleeps woke up late: a starved process delays its
+        # requests by about as much, so the guard grows to twice the worst of the last 10 s (at most 0.3 s).
+        self._late: deque[tuple[float, float]] = deque()
+        self.item = RateLimitItemPerSecond(self.amount, self.window_s)
+        self.backend = "redis" if redis_url else "memory"
+        self._storage = _storage(redis_url)
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        # The scope (e.g. the organization) separates keys that share a provider but not an API key.
+        self._ids = (provider, scope) if scope else (provider,)
+        self._key = self.item.key_for(*self._ids)
+        self._local = _local_lock(f"{self.backend}:{redis_url}:{self._key}")
+        pace = self.PACE_SHARE * self.window_s / self.amount
+        self._pacer = _pacer(self._key, pace, redis_url) if pace >= self.MIN_PACE_S else None
+
+    def acquire(self, timeout_s: float) -> bool:
+        """Take one request slot, waiting up to `timeout_s`; False when none freed up in time."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        # One thread per process polls the shared window; the others queue here instead of on Redis.
+        if not self._local.acquire(timeout=max(0.0, timeout_s)):
+            return False
+        try:
+            if self._first_use is None:
+                self._first_use = time.monotonic()
+            while True:
+                guard = self.current_guard()
+                oldest, count = self._storage.get_moving_window(self._key, self.amount,
+                                                                self.window_s + guard)  # type: ignore[arg-type]
+                if count >= self.amount:
+                    # Full: sleep until the oldest request leaves the guarded window.
+                    wait = oldest + self.window_s + guard - time.time()
+                else:
+                    wait = self._pacer.take() if self._pacer is not None else 0.0
+                    if wait <= 0 and self._limiter.hit(self.item, *self._ids):
+                        return True
+                    # Otherwise another worker took the slot between our look and our hit: look again.
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                # A little jitter keeps waiting workers from all trying again at the same instant.
+                self._sleep(min(left, max(0.0, wait) + random.uniform(0.0002, 0.002)))
+        except Exception as exc:  # redis.ConnectionError and friends: the limiter cannot vouch for the rate
+            raise ProviderError(
+                f"The shared rate limiter for {self.provider} is unavailable ({type(exc).__name__}: {exc}).",
+                kind="connection", retryable=True,
+                hint="Check that Redis (AICONSOLE_REDIS_URL) is running; the photo will be retried.") from exc
+        finally:
+            self._local.release()
+
+    def current_guard(self) -> float:
+        """The guard in force: the warm-up or base guard, or twice the recent sleep lateness if larger."""
+        now = time.monotonic()
+        first = self._first_use if self._first_use is not None else now
+        base = self.guard_s if now - first >= self.warmup_s else self.warmup_guard_s
+        while self._late and self._late[0][0] < now - self.LATENESS_WINDOW_S:
+            self._late.popleft()
+        worst = max((late for _, late in self._late), default=0.0)
+        return min(self.MAX_GUARD_S, max(base, 2 * worst))
+
+    def note_lateness(self, seconds: float) -> None:
+        """Record that this process woke up `seconds` late (the limiter's own sleeps report it)."""
+        if seconds > 0.005:
+            self._late.append((time.monotonic(), seconds))
+
+    def _sleep(self, seconds: float) -> None:
+        started = time.monotonic()
+        time.sleep(seconds)
+        self.note_lateness(time.monotonic() - started - seconds)
+
+    def reset(self) -> None:
+        """Forget every request counted so far (tests, and after changing the limit)."""
+        self._limiter.clear(self.item, *self._ids)
+
+
+_local_locks: dict[str, threading.Lock] = {}
+
+
+def _local_lock(name: str) -> threading.Lock:
+    with _storage_lock:
+        return _local_locks.setdefault(name, threading.Lock())

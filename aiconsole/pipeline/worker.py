@@ -1,0 +1,420 @@
+"""The worker: claim photos, call providers concurrently, record results; heartbeats, reaper, graceful stop.
+
+The main thread claims whole batches (`queue.claim_batch`) and keeps up to `2 x concurrency` photos (at
+least two batches) in hand, so the call threads never wait for a claim. Call threads run `Caller.process` (variant,
+route, rate limit, provider, retry decision) and hand back outcomes; the main thread records them
+together (`recording.record_batch`: one lease-fenced transaction) once a batch is ready or
+`record_flush_s` has passed. Beside it:
+
+- a heartbeat thread: the `workers` row, and longer leases for every photo in hand;
+- a maintenance thread: the reaper (on PostgreSQL under an advisory lock, so one worker reaps at a time),
+  queue depth for Prometheus, provider health rows from this worker's calls every `health_interval_s`,
+  probes of providers whose circuit paused an organization, and lifting of budget pauses after midnight.
+
+SIGTERM/SIGINT (or `stop()`): no more claims; photos not started go back to the queue at once; calls in
+flight get `stop_timeout_s` to finish and be recorded; whatever is still running then is released too
+(its attempt not counted). A second signal releases everything immediately.
+
+Scale out by running more workers, on as many machines as you like, against one PostgreSQL: claims use
+SKIP LOCKED, results are fenced by the lease, rate limits are shared through Redis (AICONSOLE_REDIS_URL).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue as stdlib_queue
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from sqlalchemy import func, or_, select, text
+
+from aiconsole.pipeline import queue as q
+from aiconsole.pipeline.calls import Caller, CallOptions, ProviderFactory, Released
+from aiconsole.pipeline.context import ContextCache, OrgContext
+from aiconsole.pipeline.metrics import WorkerMetrics
+from aiconsole.pipeline.provider_health import HealthReporter
+from aiconsole.pipeline.recording import Outcome, RecordReport, record_batch
+from aiconsole.pipeline.routing import CIRCUIT_REASON_PREFIX, BudgetGuard, pause_org
+from aiconsole.platform.db.engine import get_engine, service_session
+from aiconsole.platform.db.models import Photo, PipelineConfig
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+REAPER_LOCK_KEY = 0x61693372  # "ai3r": the PostgreSQL advisory lock only one reaping worker holds
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Intervals and limits of a worker beyond the basic shape (concurrency, batch, lease, poll)."""
+
+    stop_timeout_s: float = 30.0
+    record_flush_s: float = 0.1
+    heartbeat_interval_s: float | None = None  # default: a third of the lease
+    reap_interval_s: float = 15.0
+    queue_depth_interval_s: float = 10.0
+    health_interval_s: float = 60.0
+    idle_probe_interval_s: float = 900.0
+    resume_check_interval_s: float = 10.0
+    context_ttl_s: float = 5.0
+    calls: CallOptions = field(default_factory=CallOptions)
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
+    install_signal_handlers: bool = True
+
+
+@dataclass
+class WorkerReport:
+    """What a worker did between start and stop."""
+
+    claimed: int = 0
+    recorded: int = 0
+    retried: int = 0
+    failed: int = 0
+    lost_lease: int = 0
+    released: int = 0
+    cost_micros: int = 0
+
+    def add(self, r: RecordReport) -> None:
+        """Add one record_batch report."""
+        self.recorded += r.recorded
+        self.retried += r.retried
+        self.failed += r.failed
+        self.lost_lease += r.lost_lease
+        self.cost_micros += r.cost_micros
+
+
+class Worker:
+    """One worker process's engine; `run()` blocks until `stop()` or SIGTERM/SIGINT."""
+
+    def __init__(self, worker_id: str, concurrency: int, batch_size: int, lease_seconds: int,
+                 poll_interval_s: float, settings: Settings | None = None, *, options: WorkerOptions | None = None,
+                 provider_factory: ProviderFactory | None = None, metrics: WorkerMetrics | None = None) -> None:
+        if concurrency < 1 or batch_size < 1 or lease_seconds < 1 or poll_interval_s <= 0:
+            raise ValueError("concurrency, batch_size and lease_seconds must be >= 1 and poll_interval_s > 0")
+        self.worker_id = worker_id
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.poll_interval_s = poll_interval_s
+        # The queue and recorder use the process-wide settings; so does everything here.
+        self.settings = settings or get_settings()
+        self.options = options or WorkerOptions()
+        self.metrics = metrics or WorkerMetrics()
+        self.caller = Caller(worker_id=worker_id, settings=self.settings, metrics=self.metrics,
+                             options=self.options.calls, provider_factory=provider_factory)
+        self.contexts = ContextCache(ttl_s=self.options.context_ttl_s)
+        self.budget = BudgetGuard()
+        self.health = HealthReporter(worker_id=worker_id, caller=self.caller, contexts=self.contexts,
+                                     options=self.options)
+        self.report = WorkerReport()
+        self.hostname = socket.gethostname()
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._held: dict[int, q.ClaimedPhoto] = {}
+        self._tasks: stdlib_queue.Queue[tuple[q.ClaimedPhoto, OrgContext, datetime] | None] = stdlib_queue.Queue()
+        self._done: stdlib_queue.Queue[tuple[int, Outcome | Released]] = stdlib_queue.Queue()
+        self._ready: list[Outcome] = []
+        self._released: list[Released] = []
+        self._ready_since: float | None = None
+        # Photos in hand: enough that call threads never wait for a claim, and a batch being recorded while
+        # the next one is processed.
+        self._capacity = max(2 * concurrency, 2 * batch_size)
+
+    # ---------------------------------------------------------------------------------------- control
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Ask the worker to stop: no new claims, in-flight calls get `timeout_s` (default: the option)."""
+        if timeout_s is not None:
+            self.options = replace(self.options, stop_timeout_s=max(0.0, timeout_s))
+        if self._stop.is_set():
+            self._abort.set()
+        self._stop.set()
+
+    def wait_stopped(self, timeout_s: float | None = None) -> bool:
+        """Block until `run()` has finished its shutdown; False on timeout."""
+        return self._stopped.wait(timeout_s)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.warning("worker %s: %s received, stopping (again to release everything now)", self.worker_id,
+                    signal.Signals(signum).name)
+        self.stop()
+
+    def held_ids(self) -> list[int]:
+        """Photos this worker holds right now."""
+        with self._lock:
+            return list(self._held)
+
+    # ---------------------------------------------------------------------------------------- the loop
+
+    def run(self) -> WorkerReport:
+        """Process photos until stopped; returns what was done."""
+        # A call thread that took a rate-limit slot must send now, not after the main thread's next 5 ms
+        # of recording: a 1 ms switch interval keeps slot-to-arrival delays (and so the rate the provider
+        # sees) within the limiter's guard.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+        if self.options.install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._on_signal)
+        if self.options.metrics_port is not None:
+            port = self.metrics.serve(self.options.metrics_port, self.options.metrics_addr)
+            log.info("worker %s: metrics on http://%s:%s/metrics", self.worker_id, self.options.metrics_addr, port)
+        self._beat("running")
+        threads = [threading.Thread(target=self._heartbeat_loop, name=f"{self.worker_id}-heartbeat", daemon=True),
+                   threading.Thread(target=self._maintenance_loop, name=f"{self.worker_id}-maint", daemon=True)]
+        for t in threads:
+            t.start()
+        # Daemon call threads: a call still hanging after the stop timeout must not keep the process alive.
+        callers = [threading.Thread(target=self._call_loop, name=f"{self.worker_id}-call-{i}", daemon=True)
+                   for i in range(self.concurrency)]
+        for t in callers:
+            t.start()
+        try:
+            while not self._stop.is_set():
+                claimed = self._claim()
+                self._collect(self.options.record_flush_s if self._held else 0.0)
+                self._flush(force=not self._held)
+                if not claimed and not self._held and not self._ready:
+                    self._stop.wait(self.poll_interval_s)
+        finally:
+            self._shutdown()
+            for _ in callers:
+                self._tasks.put(None)
+            for t in threads:
+                t.join(timeout=5)
+            self.metrics.close()
+            self._stopped.set()
+        return self.report
+
+    def _claim(self) -> int:
+        with self._lock:
+            room = self._capacity - len(self._held)
+        # Whole batches: a claim is a transaction, and many small ones cost more than they bring.
+        if room < self.batch_size and self._held:
+            return 0
+        try:
+            photos = q.claim_batch(worker_id=self.worker_id, limit=min(self.batch_size, room),
+                                   lease_seconds=self.lease_seconds)
+        except Exception:
+            log.exception("worker %s: claim failed; retrying after the poll interval", self.worker_id)
+            self._stop.wait(self.poll_interval_s)
+            return 0
+        if not photos:
+            return 0
+        claimed_at = utcnow()
+        self.report.claimed += len(photos)
+        contexts = self.contexts.ensure({p.organization_id for p in photos})
+        over = self._over_budget(contexts)
+        if over:
+            back = [p.id for p in photos if p.organization_id in over]
+            self.report.released += q.release(worker_id=self.worker_id, photo_ids=back)
+            photos = [p for p in photos if p.organization_id not in over]
+        with self._lock:
+            for photo in photos:
+                self._held[photo.id] = photo
+            self.metrics.in_flight.set(len(self._held))
+        for photo in photos:
+            self._tasks.put((photo, contexts[photo.organization_id], claimed_at))
+        return len(photos)
+
+    def _over_budget(self, contexts: dict[int, OrgContext]) -> set[int]:
+        # Checked before any call: a batch claimed just after another worker used up the budget is released.
+        return {org for org, ctx in contexts.items() if ctx.has_budget and self.budget.check(org).reached}
+
+    def _call_loop(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            photo, ctx, claimed_at = task
+            with self._lock:
+                if photo.id not in self._held:
+                    continue  # released (shutdown) before a thread got to it
+            self._run_one(photo, ctx, claimed_at)
+
+    def _run_one(self, photo: q.ClaimedPhoto, ctx: OrgContext, claimed_at: datetime) -> None:
+        try:
+            out: Outcome | Released = self.caller.process(photo, ctx, claimed_at=claimed_at)
+        except Exception as exc:  # Caller.process handles a photo's own problems; this is a bug in it
+            log.exception("worker %s: photo %s crashed its call thread", self.worker_id, photo.id)
+            out = self.caller.crash_outcome(photo, ctx, exc, claimed_at)
+        self._done.put((photo.id, out))
+
+    def _collect(self, timeout_s: float) -> None:
+        try:
+            first = self._done.get(timeout=timeout_s) if timeout_s > 0 else self._done.get_nowait()
+        except stdlib_queue.Empty:
+            return
+        items = [first]
+        while True:
+            try:
+                items.append(self._done.get_nowait())
+            except stdlib_queue.Empty:
+                break
+        with self._lock:
+            for photo_id, out in items:
+                if self._held.pop(photo_id, None) is None:
+                    continue  # released during shutdown; its late answer is dropped
+                if isinstance(out, Released):
+                    self._released.append(out)
+                else:
+                    self._ready.append(out)
+            self.metrics.in_flight.set(len(self._held))
+        if self._ready and self._ready_since is None:
+            self._ready_since = time.monotonic()
+
+    def _flush(self, *, force: bool) -> None:
+        if self._released:
+            self._release_unroutable()
+        if not self._ready:
+            return
+        age = time.monotonic() - (self._ready_since or time.monotonic())
+        if not force and len(self._ready) < self.batch_size and age < self.options.record_flush_s:
+            return
+        batch, self._ready, self._ready_since = self._ready, [], None
+        try:
+            report = record_batch(worker_id=self.worker_id, outcomes=batch)
+        except Exception:
+            # The photos stay leased to us until the reaper returns them; nothing is lost or doubled.
+            log.exception("worker %s: recording %d outcomes failed", self.worker_id, len(batch))
+            return
+        self.report.add(report)
+        self._count(batch, report)
+        for org in {o.photo.organization_id for o in batch if o.result is not None}:
+            ctx = self.contexts.known().get(org)
+            if ctx is not None and ctx.has_budget:
+                self.budget.check(org)
+
+    def _count(self, batch: list[Outcome], report: RecordReport) -> None:
+        # Per-outcome labels; when a lease was lost the recorder does not say whose, so the counts
+        # may include up to `lost_lease` photos another worker recorded (counted in aiconsole_lost_leases).
+        self.metrics.lost_leases.inc(report.lost_lease)
+        for o in batch:
+            if not o.final:
+                continue
+            status = "failed" if o.result is None else "succeeded"
+            cost = o.result.cost_micros if o.result is not None else 0
+            self.metrics.observe_recorded(provider=o.provider, status=status, cost_micros=cost)
+
+    def _release_unroutable(self) -> None:
+        released, self._released = self._released, []
+        by_org: dict[int, list[Released]] = defaultdict(list)
+        for r in released:
+            by_org[r.photo.organization_id].append(r)
+        for org, items in by_org.items():
+            self.report.released += q.release(worker_id=self.worker_id, photo_ids=[r.photo.id for r in items])
+            if pause_org(org, reason=items[0].reason):
+                log.warning("worker %s: paused organization %s: %s", self.worker_id, org, items[0].reason)
+            self.health.circuit_paused(org, items[0].provider)
+
+    # ---------------------------------------------------------------------------------------- shutdown
+
+    def _shutdown(self) -> None:
+        not_started: list[int] = []
+        while True:
+            try:
+                task = self._tasks.get_nowait()
+            except stdlib_queue.Empty:
+                break
+            if task is not None:
+                not_started.append(task[0].id)
+        with self._lock:
+            for pid in not_started:
+                self._held.pop(pid, None)
+        if not_started:
+            self.report.released += q.release(worker_id=self.worker_id, photo_ids=not_started)
+        deadline = time.monotonic() + (0.0 if self._abort.is_set() else self.options.stop_timeout_s)
+        while self._held and not self._abort.is_set() and time.monotonic() < deadline:
+            self._collect(min(0.1, max(0.0, deadline - time.monotonic())))
+        self._collect(0.0)
+        self._flush(force=True)
+        leftover = self.held_ids()
+        if leftover:
+            # Still running after the timeout: give them back; their answers, if any, are dropped.
+            self.report.released += q.release(worker_id=self.worker_id, photo_ids=leftover)
+            with self._lock:
+                self._held.clear()
+        self._beat("stopped")
+        log.info("worker %s stopped: %s", self.worker_id, self.report)
+
+    # ---------------------------------------------------------------------------------------- threads
+
+    def _beat(self, status: str) -> None:
+        try:
+            q.heartbeat(worker_id=self.worker_id, hostname=self.hostname, pid=os.getpid(),
+                        concurrency=self.concurrency, processed=self.report.recorded, status=status)
+        except Exception:
+            log.exception("worker %s: heartbeat failed", self.worker_id)
+
+    def _heartbeat_loop(self) -> None:
+        interval = self.options.heartbeat_interval_s or max(0.5, self.lease_seconds / 3)
+        while not self._stopped.wait(interval) and not self._stop.is_set():
+            self._beat("running")
+            ids = self.held_ids()
+            if ids:
+                try:
+                    q.extend_leases(worker_id=self.worker_id, photo_ids=ids, lease_seconds=self.lease_seconds)
+                except Exception:
+                    log.exception("worker %s: extending leases failed", self.worker_id)
+
+    def _maintenance_loop(self) -> None:
+        o = self.options
+        tasks: list[tuple[float, Callable[[], Any]]] = [
+            (o.reap_interval_s, self.reap), (o.queue_depth_interval_s, self._queue_depth),
+            (o.health_interval_s, self.health.write_health), (o.resume_check_interval_s, self._resume_paused)]
+        due = [time.monotonic() + min(1.0, every) for every, _ in tasks]
+        while not self._stop.wait(0.2):
+            now = time.monotonic()
+            for i, (every, task) in enumerate(tasks):
+                if now >= due[i]:
+                    due[i] = now + every
+                    try:
+                        task()
+                    except Exception:
+                        log.exception("worker %s: %s failed", self.worker_id, getattr(task, "__name__", task))
+
+    def reap(self) -> q.ReapReport | None:
+        """Return expired leases to the queue (or fail them); on PostgreSQL only if no other worker is reaping."""
+        engine = get_engine()
+        if engine.dialect.name != "postgresql":
+            return q.reap_expired()
+        with engine.connect() as conn:
+            if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": REAPER_LOCK_KEY}).scalar():
+                return None
+            try:
+                return q.reap_expired()
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": REAPER_LOCK_KEY})
+                conn.commit()
+
+    def _queue_depth(self) -> None:
+        with service_session() as s:
+            counts = dict(s.execute(select(Photo.status, func.count()).where(
+                Photo.status.in_(("pending", "processing"))).group_by(Photo.status)).all())
+        self.metrics.set_queue_depth({str(k): int(v) for k, v in counts.items()})
+
+    def _resume_paused(self) -> None:
+        with service_session() as s:
+            rows = s.execute(select(PipelineConfig.organization_id, PipelineConfig.pause_reason,
+                                    PipelineConfig.paused_at).where(
+                PipelineConfig.paused.is_(True),
+                or_(PipelineConfig.pause_reason.like("Daily budget of%"),
+                    PipelineConfig.pause_reason.like("Monthly budget of%"),
+                    PipelineConfig.pause_reason.like(f"{CIRCUIT_REASON_PREFIX}%")))).all()
+        for org, reason, paused_at in rows:
+            if (reason or "").startswith(CIRCUIT_REASON_PREFIX):
+                reopen = (paused_at or utcnow()) + timedelta(seconds=self.options.calls.breaker_open_s)
+                if utcnow() >= reopen:
+                    self.health.probe_circuit(int(org))
+            else:
+                self.budget.resume_if_clear(int(org))

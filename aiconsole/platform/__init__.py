@@ -1,0 +1,1 @@
+"""Platform: settings, errors, money, identity and permissions, audit, cache, health, migrations, the database."""

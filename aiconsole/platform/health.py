@@ -1,0 +1,208 @@
+"""System health: the database (and its migrations), Redis when configured, and worker heartbeats.
+
+Each check catches its own failure and reports the exact error, with any password in a URL masked, so
+one broken part never hides the state of the others.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+
+from aiconsole.platform.db.engine import get_engine, service_session
+from aiconsole.platform.db.models import Worker
+from aiconsole.platform.db.rls import role_bypasses_rls, unprotected_tables
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.migrate import pending_revisions
+from aiconsole.platform.settings import Settings, get_settings
+
+STATUSES = ("healthy", "degraded", "down")
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+_QUERY_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd)=([^&\s'\"]+)")
+
+
+def mask_secrets(message: str) -> str:
+    """`message` with passwords inside URLs (and password= parameters) replaced by ***."""
+    message = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", message)
+    return _QUERY_PASSWORD.sub(lambda m: f"{m[1]}=***", message)
+
+
+def _error_text(exc: BaseException) -> str:
+    # SQLAlchemy appends a long "Background on this error" link; the first line is the useful part.
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return mask_secrets(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+
+
+@dataclass(frozen=True)
+class WorkerBeat:
+    """One worker process and how long ago it last reported."""
+
+    id: str
+    hostname: str
+    pid: int
+    status: str
+    concurrency: int
+    processed_count: int
+    last_heartbeat_at: datetime
+    seconds_since_heartbeat: float
+    stale: bool
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check: status, a sentence for people, figures for machines."""
+
+    name: str
+    status: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """All checks at one moment; `status` is the worst of them (the database decides 'down')."""
+
+    checked_at: datetime
+    checks: list[CheckResult]
+
+    @property
+    def status(self) -> str:
+        """healthy, degraded or down."""
+        database = next((c for c in self.checks if c.name == "database"), None)
+        if database is not None and database.status == "down":
+            return "down"
+        return "healthy" if all(c.status == "healthy" for c in self.checks) else "degraded"
+
+    def check(self, name: str) -> CheckResult:
+        """The check called `name` (KeyError if there is none)."""
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (datetimes as ISO 8601 strings)."""
+        return _plain({"status": self.status, "checked_at": self.checked_at,
+                       "checks": [asdict(c) for c in self.checks]})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:
+    try:
+        return check()
+    except Exception as exc:  # a health check reports failures instead of raising them
+        return CheckResult(name=name, status="down", message=f"{name} check failed: {_error_text(exc)}",
+                           error=_error_text(exc))
+
+
+def check_database(settings: Settings) -> CheckResult:
+    """Reachable, round-trip time, dialect, and whether migrations are up to date."""
+    engine = get_engine(settings)
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1")).scalar_one()
+        round_trip_ms = round((time.perf_counter() - started) * 1000, 2)
+        bypass = engine.dialect.name == "postgresql" and role_bypasses_rls(conn)
+        unprotected = unprotected_tables(conn) if engine.dialect.name == "postgresql" else []
+    pending = pending_revisions(engine)
+    details = {"dialect": engine.dialect.name, "round_trip_ms": round_trip_ms, "pending_migrations": pending,
+               "url": engine.url.render_as_string(hide_password=True), "role_bypasses_rls": bypass,
+               "tables_without_rls": unprotected}
+    if pending:
+        return CheckResult(name="database", status="degraded", details=details,
+                           message=f"{engine.dialect.name} reachable ({round_trip_ms} ms) but "
+                                   f"{len(pending)} migration(s) are not applied: run `aiconsole migrate`.")
+    message = f"{engine.dialect.name} reachable ({round_trip_ms} ms); migrations up to date."
+    if unprotected:
+        return CheckResult(name="database", status="degraded", details=details,
+                           message=f"{message} Row-level security is off on {', '.join(unprotected)}: "
+                                   "run `aiconsole migrate`.")
+    if bypass:
+        # Still serving, but only the application's own filters keep organizations apart.
+        message += (" The database role bypasses row-level security (superuser or BYPASSRLS): connect the "
+                    "console as an ordinary role so PostgreSQL also isolates organizations.")
+    return CheckResult(name="database", status="healthy", details=details, message=message)
+
+
+def check_redis(settings: Settings) -> CheckResult:
+    """Ping the configured Redis, or say the in-process cache is in use."""
+    if not settings.redis_url:
+        return CheckResult(name="redis", status="healthy", details={"configured": False},
+                           message="Redis not configured, in-process cache.")
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        started = time.perf_counter()
+        client.ping()
+        ping_ms = round((time.perf_counter() - started) * 1000, 2)
+    finally:
+        client.close()
+    return CheckResult(name="redis", status="healthy", message=f"Redis answered in {ping_ms} ms.",
+                       details={"configured": True, "ping_ms": ping_ms,
+                                "url": mask_secrets(settings.redis_url)})
+
+
+def worker_beats(settings: Settings, *, now: datetime | None = None) -> list[WorkerBeat]:
+    """Every registered worker with the seconds since its last heartbeat, most recent first."""
+    now = now or utcnow()
+    with service_session(engine=get_engine(settings)) as s:
+        rows = s.scalars(select(Worker).order_by(Worker.last_heartbeat_at.desc())).all()
+        beats = []
+        for w in rows:
+            age = max(0.0, (now - w.last_heartbeat_at).total_seconds())
+            beats.append(WorkerBeat(id=w.id, hostname=w.hostname, pid=w.pid, status=w.status,
+                                    concurrency=w.concurrency, processed_count=w.processed_count,
+                                    last_heartbeat_at=w.last_heartbeat_at,
+                                    seconds_since_heartbeat=round(age, 1),
+                                    stale=age > settings.worker_stale_seconds))
+        return beats
+
+
+def check_workers(settings: Settings) -> CheckResult:
+    """At least one worker with a heartbeat newer than `worker_stale_seconds`; none running is degraded."""
+    beats = worker_beats(settings)
+    live = [b for b in beats if b.status != "stopped" and not b.stale]
+    stale = [b for b in beats if b.status != "stopped" and b.stale]
+    details: dict[str, Any] = {"live": len(live), "stale": len(stale),
+                               "stale_after_seconds": settings.worker_stale_seconds,
+                               "workers": [asdict(b) for b in beats]}
+    if not live:
+        message = "No worker running: photos wait in the queue until a worker starts."
+        if stale:
+            newest = min(b.seconds_since_heartbeat for b in stale)
+            message += (f" {len(stale)} worker(s) stopped reporting, the latest {newest:.0f} s ago "
+                        f"(stale after {settings.worker_stale_seconds} s).")
+        return CheckResult(name="workers", status="degraded", message=message, details=details)
+    message = f"{len(live)} worker(s) running, last heartbeat {live[0].seconds_since_heartbeat:.0f} s ago."
+    if stale:
+        # Workers killed without a clean shutdown leave rows behind; they are listed, not alarming.
+        message += f" {len(stale)} other(s) silent for more than {settings.worker_stale_seconds} s."
+    return CheckResult(name="workers", status="healthy", message=message, details=details)
+
+
+def system_health(*, settings: Settings | None = None) -> HealthReport:
+    """Run every check and collect them into one report (never raises for a failing part)."""
+    settings = settings or get_settings()
+    checks = [
+        _guarded("database", lambda: check_database(settings)),
+        _guarded("redis", lambda: check_redis(settings)),
+        _guarded("workers", lambda: check_workers(settings)),
+    ]
+    return HealthReport(checked_at=utcnow(), checks=checks)

@@ -1,0 +1,1 @@
+"""Prompts: templates checked in a sandbox, immutable versions with labels, the catalog, import/export."""

@@ -1,0 +1,170 @@
+"""Checking a prompt template before it is saved, and previewing it with sample values.
+
+The rules match how the worker renders (`aiconsole.worker_context`): Jinja2's SandboxedEnvironment with
+StrictUndefined, `{{ name }}` anywhere, and a `{name}` single-brace placeholder read as `{{ name }}` when
+`name` is a declared variable. So here a `{name}` of a known variable counts as a use of it; any other
+`{word}` is sent to the model literally and only earns a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from aiconsole.pipeline.context import PromptError, PromptSpec, prompt_values, render_prompt
+from aiconsole.platform.errors import ValidationFailed
+
+MAX_PROMPT_BYTES = 64 * 1024
+# What worker_context.prompt_values gives every prompt.
+KNOWN_VARIABLES: tuple[str, ...] = ("max_tags", "max_labels", "language", "width", "height", "content_type")
+SAMPLE_VALUES: dict[str, Any] = prompt_values(max_tags=15, width=1024, height=768, content_type="image/jpeg")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SINGLE = re.compile(r"(?<!\{)\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}(?!\})")
+_BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "with", "block", "autoescape", "trans", "raw"})
+_ENV = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+
+
+@dataclass(frozen=True)
+class TemplateIssue:
+    """One problem found in a template: the line (1-based, None for the whole prompt) and the reason."""
+
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message if self.line is None else f"Line {self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class TemplateCheck:
+    """The result of checking a template: variables it uses, errors (refuse) and warnings (allow)."""
+
+    variables: tuple[str, ...]
+    errors: tuple[TemplateIssue, ...]
+    warnings: tuple[TemplateIssue, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the template may be saved."""
+        return not self.errors
+
+
+def _line_of(content: str, index: int) -> int:
+    return content.count("\n", 0, index) + 1
+
+
+def _extras(extra_variables: Iterable[str]) -> tuple[str, ...]:
+    out = []
+    for name in extra_variables:
+        name = name.strip()
+        if not name:
+            continue
+        if not _IDENT.fullmatch(name):
+            raise ValidationFailed(f"'{name}' is not a valid variable name.",
+                                   hint="Use letters, digits and underscores, starting with a letter.")
+        out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
+def _unclosed_block(source: str) -> tuple[str, int] | None:
+    # Jinja reports an unclosed block at the end of the template; the user needs the line that opened it.
+    stack: list[tuple[str, int]] = []
+    expect_name = False
+    try:
+        for lineno, kind, value in _ENV.lex(source):
+            if kind == "whitespace":
+                continue
+            if kind == "block_begin":
+                expect_name = True
+            elif expect_name and kind == "name":
+                expect_name = False
+                if value in _BLOCKS:
+                    stack.append((value, lineno))
+                elif value.startswith("end") and stack and stack[-1][0] == value[3:]:
+                    stack.pop()
+            else:
+                expect_name = False
+    except TemplateSyntaxError:
+        return None
+    return stack[-1] if stack else None
+
+
+def _syntax_issue(source: str, exc: TemplateSyntaxError) -> TemplateIssue:
+    reason = exc.message or "the template cannot be parsed"
+    if "Unexpected end of template" in reason or "unexpected end of template" in reason:
+        opened = _unclosed_block(source)
+        if opened is not None:
+            return TemplateIssue(opened[1], f"'{{% {opened[0]} %}}' is never closed: add '{{% end{opened[0]} %}}' "
+                                            f"after the text it covers ({reason}).")
+        return TemplateIssue(exc.lineno, f"a tag or '{{{{' is not closed ({reason}).")
+    return TemplateIssue(exc.lineno, reason)
+
+
+def to_jinja(content: str, variables: Iterable[str]) -> str:
+    """`content` with the `{name}` placeholders of `variables` written as `{{ name }}` (as the worker reads it)."""
+    names = set(variables)
+    return _SINGLE.sub(lambda m: "{{ " + m.group(1) + " }}" if m.group(1) in names else m.group(0), content)
+
+
+def check_template(content: str, *, extra_variables: Iterable[str] = ()) -> TemplateCheck:
+    """Check a template without raising: size, emptiness, syntax (with its line) and undefined variables."""
+    extras = _extras(extra_variables)
+    known = set(KNOWN_VARIABLES) | set(extras)
+    size = len(content.encode("utf-8"))
+    if size > MAX_PROMPT_BYTES:
+        return TemplateCheck((), (TemplateIssue(None, f"The prompt is {size:,} bytes; the limit is "
+                                                      f"{MAX_PROMPT_BYTES:,} bytes (64 KB). Prompts are sent with "
+                                                      "every photo, so a long prompt costs tokens on every call."),
+                                  ), ())
+    if not content.strip():
+        return TemplateCheck((), (TemplateIssue(None, "The prompt is empty: write the instructions for the model."),
+                                  ), ())
+    single = [(m.group(1), _line_of(content, m.start())) for m in _SINGLE.finditer(content)]
+    source = to_jinja(content, known)
+    try:
+        tree = _ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        return TemplateCheck((), (_syntax_issue(source, exc),), ())
+    undeclared = meta.find_undeclared_variables(tree)
+    errors: list[TemplateIssue] = []
+    lines: dict[str, int] = {}
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load" and node.name in undeclared:
+            lines.setdefault(node.name, node.lineno)
+    for name in sorted(undeclared - known, key=lambda n: (lines.get(n, 0), n)):
+        errors.append(TemplateIssue(lines.get(name), f"'{name}' is not a known variable (known: "
+                                                     f"{', '.join(sorted(known))})"))
+    warnings = [TemplateIssue(line, f"'{{{name}}}' is not a known variable, so it is sent to the model as "
+                                    f"written; use {{{{ {name} }}}} with a declared variable to fill it in.")
+                for name, line in single if name not in known]
+    used = sorted(undeclared & known, key=lambda n: (lines.get(n, 0), n))
+    return TemplateCheck(tuple(used), tuple(errors), tuple(warnings))
+
+
+def validate_template(content: str, *, extra_variables: Iterable[str] = ()) -> tuple[str, ...]:
+    """The variables a valid template uses; ValidationFailed listing every problem (with lines) otherwise."""
+    result = check_template(content, extra_variables=extra_variables)
+    if result.errors:
+        raise ValidationFailed("The prompt was not saved: " + "; ".join(str(e) for e in result.errors) + ".",
+                               hint="Fix the template and save again; nothing was changed. A variable that an "
+                                    "experiment variant fills in must be declared as an extra variable.")
+    return result.variables
+
+
+def preview(content: str, *, extra_variables: Iterable[str] = (),
+            values: Mapping[str, Any] | None = None) -> str:
+    """The prompt rendered as the worker would, with sample values (and `values` for the extras)."""
+    variables = validate_template(content, extra_variables=extra_variables)
+    sample = {**SAMPLE_VALUES, **{name: f"<{name}>" for name in _extras(extra_variables)}, **(values or {})}
+    try:
+        return render_prompt(PromptSpec(0, content, variables), sample)
+    except (PromptError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        # e.g. {{ max_tags + "x" }} parses, but fails with real values (the worker would fail alike)
+        reason = exc.__cause__ or (exc.message if isinstance(exc, PromptError) else exc)
+        raise ValidationFailed(f"The preview failed: {str(reason).rstrip('.')}.",
+                               hint="The worker would fail the same way; fix the expression.") from exc

@@ -1,0 +1,326 @@
+"""Prompts: immutable versions, movable labels (production, staging, custom), diffs and rollback.
+
+A save is a new version made from a base version; saving from a base that is no longer the latest is
+refused with a `PromptConflict` that says who saved the newer version and carries the diff, so nothing is
+lost (the editor keeps the draft). The worker reads the `production` label of the active prompt
+(`aiconsole.worker_context`), so moving that label is a deploy and needs prompts.label_production.
+Every change is audited; label moves are reversible from the audit log (`revert_audit`). The readers
+(`list_prompts`, `list_versions`, `diff_versions`...) live in `aiconsole.prompt_catalog` and are re-exported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aiconsole.platform import audit
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db.engine import get_engine, org_session
+from aiconsole.platform.db.models import Prompt, PromptLabel, PromptVersion, User
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
+from aiconsole.platform.settings import Settings
+from aiconsole.prompts.catalog import (
+    DiffRow,
+    PromptRow,
+    VersionRow,
+    diff_rows,
+    diff_versions,
+    invalidate_usage,
+    list_prompts,
+    list_versions,
+    load_prompt,
+    load_version,
+    usage_frame,
+)
+from aiconsole.prompts.templates import validate_template
+
+__all__ = [
+    "PRODUCTION", "STAGING", "DiffRow", "LabelChange", "PromptConflict", "PromptRow", "VersionRow", "add_version",
+    "create_prompt", "diff_rows", "diff_versions", "invalidate_usage", "list_prompts", "list_versions",
+    "move_label", "remove_label", "revert_audit", "rollback", "save_version", "usage_frame", "validate_label",
+    "validate_name",
+]
+
+PRODUCTION = "production"
+STAGING = "staging"
+MAX_MESSAGE = 500
+MAX_DESCRIPTION = 2000
+MAX_NAME = 200
+_LABEL = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,199}")
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """The result of moving (or removing: version None) a label."""
+
+    prompt_id: int
+    label: str
+    version: int | None
+    previous_version: int | None
+    message: str
+
+
+class PromptConflict(ConflictError):
+    """A save from a stale base version: carries the newer version and the diff from the base to it."""
+
+    def __init__(self, message: str, *, hint: str, latest_version: int, latest_content: str,
+                 diff: list[DiffRow]) -> None:
+        self.latest_version = latest_version
+        self.latest_content = latest_content
+        self.diff = diff
+        super().__init__(message, hint=hint)
+
+
+def _message(message: str) -> str:
+    text = " ".join((message or "").split())
+    if not text:
+        raise ValidationFailed("The version message is empty.",
+                               hint="Say what changed and why, e.g. 'Ask for lower-case labels'.")
+    if len(text) > MAX_MESSAGE:
+        raise ValidationFailed(f"The version message is {len(text)} characters; the limit is {MAX_MESSAGE}.",
+                               hint="Keep it to a line; put details in the prompt description.")
+    return text
+
+
+def validate_name(name: str) -> str:
+    """A prompt name (letters, digits, space, dot, dash, underscore; up to 200), or ValidationFailed."""
+    text = " ".join((name or "").split())
+    if not _NAME.fullmatch(text):
+        raise ValidationFailed(f"'{text[:60]}' is not a usable prompt name.",
+                               hint="Use 1-200 letters, digits, spaces, dots, dashes or underscores, "
+                                    "starting with a letter or digit.")
+    return text
+
+
+def validate_label(label: str) -> str:
+    """A label name: lower-case letters, digits, '-' and '_', starting with a letter, up to 64 characters."""
+    text = (label or "").strip()
+    if not _LABEL.fullmatch(text):
+        raise ValidationFailed(f"'{text[:70]}' is not a valid label name.",
+                               hint="Use lower-case letters, digits, '-' or '_', starting with a letter "
+                                    "(up to 64), e.g. 'staging' or 'candidate-2'.")
+    return text
+
+
+def add_version(s: Session, actor: Actor, prompt: Prompt, *, number: int, content: str, variables: Sequence[str],
+                message: str) -> PromptVersion:
+    """Insert version `number` of `prompt` and audit it (the caller has validated content and message)."""
+    version = PromptVersion(organization_id=actor.organization_id, prompt_id=prompt.id, version=number,
+                            content=content, variables=list(variables), message=message, author_id=actor.user_id,
+                            created_at=utcnow())
+    s.add(version)
+    s.flush()
+    audit.record(s, actor=actor, action="prompt.version", entity_type="prompt", entity_id=prompt.id, before=None,
+                 after={"prompt": prompt.name, "version": number, "version_id": version.id, "message": message,
+                        "variables": list(variables), "chars": len(content)},
+                 summary=f"{prompt.name} v{number}: {message}")
+    return version
+
+
+def create_prompt(actor: Actor, *, name: str, content: str, message: str = "Initial version", description: str = "",
+                  extra_variables: Iterable[str] = (), settings: Settings | None = None) -> VersionRow:
+    """Create a prompt with its first version (no labels yet); returns that version."""
+    actor.require("prompts.edit")
+    name, message = validate_name(name), _message(message)
+    description = (description or "").strip()
+    if len(description) > MAX_DESCRIPTION:
+        raise ValidationFailed(f"The description is longer than {MAX_DESCRIPTION} characters.")
+    variables = validate_template(content, extra_variables=extra_variables)
+    try:
+        with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+            if s.scalar(select(Prompt.id).where(Prompt.organization_id == actor.organization_id,
+                                                func.lower(Prompt.name) == name.lower())) is not None:
+                raise ValidationFailed(f"A prompt named '{name}' already exists.",
+                                       hint="Choose another name, or save a new version of that prompt.")
+            prompt = Prompt(organization_id=actor.organization_id, name=name, description=description,
+                            created_by=actor.user_id, created_at=utcnow())
+            s.add(prompt)
+            s.flush()
+            audit.record(s, actor=actor, action="prompt.create", entity_type="prompt", entity_id=prompt.id,
+                         before=None, after={"name": name, "description": description}, summary=f"Created {name}")
+            version = add_version(s, actor, prompt, number=1, content=content, variables=variables, message=message)
+            prompt_id, version_id = prompt.id, version.id
+    except IntegrityError:
+        raise ValidationFailed(f"A prompt named '{name}' was created meanwhile.",
+                               hint="Reload the list and save a version of it instead.") from None
+    return next(v for v in list_versions(actor, prompt_id=prompt_id, settings=settings) if v.id == version_id)
+
+
+def _conflict(s: Session, prompt: Prompt, base: int, latest: PromptVersion) -> PromptConflict:
+    base_row = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
+                                                    PromptVersion.organization_id == prompt.organization_id,
+                                                    PromptVersion.version == base))
+    who = s.scalar(select(User.email).where(User.id == latest.author_id)) or "a deleted user"
+    when = latest.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    return PromptConflict(
+        f"Not saved: {who} saved version {latest.version} of {prompt.name} at {when} ('{latest.message}') "
+        f"after the version {base} you started from.",
+        hint=f"Your draft is kept. Compare their changes below, carry your edits over onto version "
+             f"{latest.version}, then save again.",
+        latest_version=latest.version, latest_content=latest.content,
+        diff=diff_rows(base_row.content if base_row is not None else "", latest.content))
+
+
+def _insert_next(actor: Actor, prompt_id: int, base_version: int, content: str, variables: Sequence[str],
+                 message: str, settings: Settings | None) -> int:
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        prompt = load_prompt(s, actor, prompt_id, lock=True)
+        latest = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
+                                                      PromptVersion.organization_id == actor.organization_id)
+                          .order_by(PromptVersion.version.desc()).limit(1))
+        if latest is None or latest.version != base_version:
+            if latest is None or base_version > latest.version:
+                raise NotFound(f"{prompt.name} has no version {base_version}.", hint="Reload the page.")
+            raise _conflict(s, prompt, base_version, latest)
+        if latest.content == content:
+            raise ValidationFailed(f"The text is the same as version {latest.version}; nothing to save.",
+                                   hint="Edit the prompt first.")
+        return add_version(s, actor, prompt, number=latest.version + 1, content=content, variables=variables,
+                           message=message).id
+
+
+def save_version(actor: Actor, *, prompt_id: int, base_version: int, content: str, message: str,
+                 extra_variables: Iterable[str] = (), settings: Settings | None = None) -> VersionRow:
+    """Save `content` as the next version of a prompt, edited from version number `base_version`.
+
+    Refused with PromptConflict when someone saved a newer version since `base_version`, and with
+    ValidationFailed (line and reason) for an invalid template or an unchanged text.
+    """
+    actor.require("prompts.edit")
+    message = _message(message)
+    variables = validate_template(content, extra_variables=extra_variables)
+    for attempt in (1, 2):
+        try:
+            version_id = _insert_next(actor, prompt_id, base_version, content, variables, message, settings)
+            break
+        except IntegrityError:
+            # Two saves from the same base raced past the lock (SQLite has no row locks): the loser re-reads
+            # once and so gets the conflict like any stale save.
+            if attempt == 2:
+                raise ConflictError("Another version of this prompt was saved at the same moment.",
+                                    hint="Your draft is kept; reload the versions and save again.") from None
+    return next(v for v in list_versions(actor, prompt_id=prompt_id, settings=settings) if v.id == version_id)
+
+
+def _label_permission(actor: Actor, label: str) -> None:
+    actor.require("prompts.label_production" if label == PRODUCTION else "prompts.label_staging")
+
+
+def _label_state(row: PromptLabel | None, number: int | None) -> dict[str, Any] | None:
+    return None if row is None else {"prompt_id": row.prompt_id, "label": row.label, "version_id": row.version_id,
+                                     "version": number}
+
+
+def _current_label(s: Session, actor: Actor, prompt: Prompt, label: str) -> tuple[PromptLabel | None, int | None]:
+    """The label's row (locked) and the version number it points at."""
+    row = s.scalar(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == label,
+                                             PromptLabel.organization_id == actor.organization_id)
+                   .with_for_update())
+    number = None if row is None else s.scalar(select(PromptVersion.version).where(
+        PromptVersion.id == row.version_id, PromptVersion.organization_id == actor.organization_id))
+    return row, number
+
+
+def _set_label(s: Session, actor: Actor, prompt: Prompt, label: str, target: PromptVersion | None, *,
+               action: str, summary: str) -> int:
+    """Point `label` at `target` (None removes it) and audit it; returns the audit entry's id."""
+    row, previous = _current_label(s, actor, prompt, label)
+    before = _label_state(row, previous)
+    if target is None:
+        if row is not None:
+            s.delete(row)
+        after = None
+    else:
+        if row is None:
+            row = PromptLabel(organization_id=actor.organization_id, prompt_id=prompt.id, label=label,
+                              version_id=target.id)
+            s.add(row)
+        row.version_id, row.updated_by, row.updated_at = target.id, actor.user_id, utcnow()
+        s.flush()
+        after = _label_state(row, target.version)
+    return audit.record(s, actor=actor, action=action, entity_type="prompt_label", entity_id=f"{prompt.id}:{label}",
+                        before=before, after=after, summary=summary, reversible=True)
+
+
+def move_label(actor: Actor, *, prompt_id: int, label: str, version_id: int,
+               settings: Settings | None = None) -> LabelChange:
+    """Point `label` of a prompt at a version (production needs prompts.label_production)."""
+    label = validate_label(label)
+    _label_permission(actor, label)
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        prompt = load_prompt(s, actor, prompt_id, lock=True)
+        target = load_version(s, actor, prompt_id, version_id)
+        _, previous = _current_label(s, actor, prompt, label)
+        if previous == target.version:
+            raise ValidationFailed(f"{label} already points at version {target.version}.",
+                                   hint="Pick another version.")
+        verb = "Deployed" if label == PRODUCTION else "Moved"
+        _set_label(s, actor, prompt, label, target, action="prompt.label",
+                   summary=f"{verb} {label} of {prompt.name} to v{target.version}")
+        return LabelChange(prompt.id, label, target.version, previous,
+                           f"{label} of {prompt.name} now points at version {target.version}"
+                           + ("" if previous is None else f" (was {previous})") + ".")
+
+
+def remove_label(actor: Actor, *, prompt_id: int, label: str, settings: Settings | None = None) -> LabelChange:
+    """Take a staging or custom label off a prompt (production can be moved or rolled back, not removed)."""
+    label = validate_label(label)
+    if label == PRODUCTION:
+        raise ValidationFailed("The production label cannot be removed: the worker would have no prompt.",
+                               hint="Move it to another version, or roll it back.")
+    actor.require("prompts.label_staging")
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        prompt = load_prompt(s, actor, prompt_id, lock=True)
+        _, previous = _current_label(s, actor, prompt, label)
+        if previous is None:
+            raise NotFound(f"{prompt.name} has no label '{label}'.", hint="Reload the page.")
+        _set_label(s, actor, prompt, label, None, action="prompt.label_remove",
+                   summary=f"Removed {label} from {prompt.name} (was v{previous})")
+        return LabelChange(prompt.id, label, None, previous,
+                           f"Removed {label} from {prompt.name} (it pointed at version {previous}).")
+
+
+def rollback(actor: Actor, *, prompt_id: int, version_id: int, settings: Settings | None = None) -> LabelChange:
+    """Move production back to an earlier version of the prompt (takes effect for the next photo)."""
+    actor.require("prompts.label_production")
+    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        prompt = load_prompt(s, actor, prompt_id, lock=True)
+        target = load_version(s, actor, prompt_id, version_id)
+        _, previous = _current_label(s, actor, prompt, PRODUCTION)
+        if previous is not None and target.version >= previous:
+            raise ValidationFailed(f"Version {target.version} is not earlier than production (version {previous}).",
+                                   hint="Roll back to an older version, or move the production label instead.")
+        _set_label(s, actor, prompt, PRODUCTION, target, action="prompt.rollback",
+                   summary=f"Rolled production of {prompt.name} back to v{target.version}")
+        return LabelChange(prompt.id, PRODUCTION, target.version, previous,
+                           f"Rolled production of {prompt.name} back to version {target.version}"
+                           + ("" if previous is None else f" (was {previous})") + ".")
+
+
+def revert_audit(session: Session, *, actor: Actor, entry: audit.AuditRow) -> int:
+    """Undo a label move (the audit log's Revert): point the label back, or remove one the move created."""
+    before, after = entry.before, entry.after
+    state = after or before
+    if state is None or "label" not in state or "prompt_id" not in state:
+        raise ValidationFailed(f"Entry #{entry.id} does not describe a label move.", hint="Nothing to revert.")
+    label = validate_label(str(state["label"]))
+    _label_permission(actor, label)
+    prompt = load_prompt(session, actor, int(state["prompt_id"]), lock=True)
+    current = session.scalar(select(PromptLabel.version_id).where(
+        PromptLabel.prompt_id == prompt.id, PromptLabel.label == label,
+        PromptLabel.organization_id == actor.organization_id))
+    if current != (None if after is None else after.get("version_id")):
+        raise ConflictError(f"The {label} label of {prompt.name} changed again since entry #{entry.id}.",
+                            hint="Revert the later change first, or move the label on the Prompts page.")
+    target = None if before is None else load_version(session, actor, prompt.id, int(before["version_id"]))
+    what = "removed" if target is None else f"back on v{target.version}"
+    return _set_label(session, actor, prompt, label, target, action="revert",
+                      summary=f"Reverted entry #{entry.id}: {label} of {prompt.name} {what}")

@@ -1,0 +1,1 @@
+"""Streamlit panels of the Pipeline Control area."""
