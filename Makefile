@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8501
 UP_ARGS ?=
 
-.PHONY: run test install install-dev lint types pytest demo clean bench
+.PHONY: run test install install-dev lint types contracts pytest demo clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,17 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/aiconsole up --port $(PORT) $(UP_ARGS)
 
-## make test: install with dev tools, then lint (ruff), types (mypy) and the whole pytest suite.
-test: install-dev lint types pytest
+## make test: install with dev tools, then lint (ruff), types (mypy), import contracts (import-linter) and the whole pytest suite.
+test: install-dev lint types contracts pytest
 
 lint: install-dev
 	$(BIN)/ruff check aiconsole pages app.py tests benchmarks migrations
 
 types: install-dev
 	$(BIN)/mypy
+
+contracts: install-dev
+	$(BIN)/lint-imports --no-cache
 
 pytest: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
