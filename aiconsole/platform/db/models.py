@@ -41,6 +41,8 @@ ROLES = ("platform_admin", "admin", "developer", "analyst", "reviewer", "viewer"
 PHOTO_STATUSES = ("pending", "processing", "completed", "needs_review", "failed")
 PROVIDERS = ("google-vision", "gemini", "local")
 TAG_REVIEW_STATES = ("accepted", "needs_review", "rejected", "corrected")
+# Why an organization is paused: by a person, or by the worker (a budget reached, a provider's circuit open).
+PAUSE_KINDS = ("manual", "daily_budget", "monthly_budget", "circuit_open")
 
 # Upper bounds (ms) of the rollup histogram buckets; the last bucket is everything above.
 LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
@@ -238,6 +240,7 @@ class PipelineConfig(Base):
     __table_args__ = (
         CheckConstraint(_in("active_provider", PROVIDERS), name="active_provider"),
         CheckConstraint("reject_threshold <= accept_threshold", name="thresholds"),
+        CheckConstraint(_in("pause_kind", PAUSE_KINDS), name="pause_kind"),
     )
 
     organization_id: Mapped[int] = mapped_column(
@@ -261,6 +264,8 @@ class PipelineConfig(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     updated_by: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    # Last because migration 0005 appended it; None while not paused (one of PAUSE_KINDS while paused).
+    pause_kind: Mapped[str | None] = mapped_column(String(32))
 
 
 class ProviderConfig(Base):
