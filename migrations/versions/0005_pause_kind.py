@@ -1,5 +1,6 @@
 """pipeline_config.pause_kind: why an organization is paused (manual, daily_budget, monthly_budget,
-circuit_open), so the worker lifts its own pauses by kind instead of by matching the reason's text.
+circuit_open, provider_disabled), so the worker lifts its own pauses by kind instead of by matching the
+reason's text.
 
 Existing pauses are classified from the reason texts the worker wrote until now; any other pause is manual.
 
@@ -18,9 +19,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # Frozen copies of the vocabulary and of the worker's reason texts as of this revision.
-PAUSE_KINDS = ("manual", "daily_budget", "monthly_budget", "circuit_open")
+PAUSE_KINDS = ("manual", "daily_budget", "monthly_budget", "circuit_open", "provider_disabled")
 REASON_KINDS = (("Daily budget of %", "daily_budget"), ("Monthly budget of %", "monthly_budget"),
-                ("Provider circuit open:%", "circuit_open"))
+                ("Provider circuit open:%", "circuit_open"), ("Provider disabled:%", "provider_disabled"))
 
 
 def upgrade() -> None:

@@ -15,6 +15,8 @@ REASONS = {
     "Monthly budget of $100.00 reached ($100.20 spent this month).": "monthly_budget",
     "Provider circuit open: gemini failed 80% of recent calls and no fallback provider is configured.":
         "circuit_open",
+    "Provider disabled: gemini is disabled for this organization and no enabled fallback provider is configured.":
+        "provider_disabled",
     "Paused by ops@acme.test: Daily budget of the team is under review": "manual",
 }
 

@@ -41,8 +41,9 @@ ROLES = ("platform_admin", "admin", "developer", "analyst", "reviewer", "viewer"
 PHOTO_STATUSES = ("pending", "processing", "completed", "needs_review", "failed")
 PROVIDERS = ("google-vision", "gemini", "local")
 TAG_REVIEW_STATES = ("accepted", "needs_review", "rejected", "corrected")
-# Why an organization is paused: by a person, or by the worker (a budget reached, a provider's circuit open).
-PAUSE_KINDS = ("manual", "daily_budget", "monthly_budget", "circuit_open")
+# Why an organization is paused: by a person, or by the worker (a budget reached, a provider's circuit open,
+# the only provider it could use disabled).
+PAUSE_KINDS = ("manual", "daily_budget", "monthly_budget", "circuit_open", "provider_disabled")
 
 # Upper bounds (ms) of the rollup histogram buckets; the last bucket is everything above.
 LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
