@@ -1,6 +1,6 @@
 """Pipeline commands on the `aiconsole` CLI: `worker`, `enqueue` and `emulate`.
 
-Registered onto the typer app of `aiconsole.cli` when this module is imported (cli.py imports it last).
+`aiconsole.cli.main` adds `commands` to the app.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from aiconsole.cli.app import _resolve_org, _settings, app, handles_errors
+from aiconsole.cli.common import handles_errors, load_settings, resolve_org
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
@@ -31,6 +31,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 URL_TIMEOUT_S = 30.0
 URL_AGENT = "aiconsole-enqueue/1"
+
+commands = typer.Typer()
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -130,7 +132,7 @@ def enqueue_refs(actor: Actor, refs: Iterable[str], *, priority: int, settings: 
 # --------------------------------------------------------------------------------------------- commands
 
 
-@app.command()
+@commands.command()
 @handles_errors
 def enqueue(
     paths: Annotated[list[str], typer.Argument(help="Image files, folders (searched recursively) or http(s) URLs.")],
@@ -142,8 +144,8 @@ def enqueue(
 
     Exit code 1 when any file was rejected.
     """
-    settings = _settings()
-    target = _resolve_org(org, settings)
+    settings = load_settings()
+    target = resolve_org(org, settings)
     report = enqueue_refs(Actor.system("cli", target.id), paths, priority=priority, settings=settings)
     if not report.verdicts:
         raise ValidationFailed("No image files were found in what was given.",
@@ -158,7 +160,7 @@ def enqueue(
         raise typer.Exit(1)
 
 
-@app.command()
+@commands.command()
 @handles_errors
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=512, help="Provider calls in flight at once.")] = 8,
@@ -179,7 +181,7 @@ def worker(
     from aiconsole.pipeline.worker import Worker, WorkerOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = _settings()
+    settings = load_settings()
     wid = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     options = WorkerOptions(stop_timeout_s=stop_timeout, metrics_port=metrics_port, metrics_addr=metrics_addr)
     w = Worker(wid, concurrency, batch_size, lease_seconds or settings.lease_seconds, poll_interval, settings,
@@ -203,7 +205,7 @@ def _floats(text: str) -> tuple[float, float]:
     raise typer.BadParameter(f"'{text}' is not a number or a min,max pair of milliseconds.")
 
 
-@app.command()
+@commands.command()
 @handles_errors
 def emulate(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")] = 8787,

@@ -26,15 +26,14 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 from worker_processes import all_terminal, make_org, tiny_png, wait_until
 
-import aiconsole.cli.pipeline  # noqa: F401 (registers the commands on the app)
-from aiconsole.cli.app import app
+from aiconsole.cli.main import app
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AiProviderHealth, Photo
 from aiconsole.platform.migrate import ROOT
 from aiconsole.platform.settings import Settings
 
 runner = CliRunner()
-CLI = [sys.executable, "-c", "import aiconsole.cli.pipeline; from aiconsole.cli.app import main; main()"]
+CLI = [sys.executable, "-m", "aiconsole"]
 
 
 def _png_header(width: int, height: int) -> bytes:

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from aiconsole.admin import users
-from aiconsole.cli.app import app, streamlit_command
+from aiconsole.cli.console import streamlit_command
+from aiconsole.cli.main import app
 from aiconsole.platform import auth
 from aiconsole.platform.db import get_engine, service_session
 from aiconsole.platform.db.models import Organization, Worker
@@ -149,6 +150,13 @@ def test_health_json_exit_codes(settings: Settings) -> None:
     assert json.loads(healthy.output)["status"] == "healthy"
     text_out = runner.invoke(app, ["health"])
     assert text_out.exit_code == 0 and text_out.output.startswith("aiconsole: healthy")
+
+
+def test_help_lists_every_command_group_in_order() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    listed = re.findall(r"^[│|] (\w+) ", result.output, re.M)
+    assert listed == ["init", "migrate", "demo", "health", "up", "enqueue", "worker", "emulate", "user"]
 
 
 def test_streamlit_command_line() -> None:
