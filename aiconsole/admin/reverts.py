@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aiconsole.platform import audit
+from aiconsole.platform import audit, cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.engine import get_engine, org_session
 from aiconsole.platform.db.models import AuditLog
@@ -124,8 +124,5 @@ def revert(actor: Actor, *, audit_id: int, settings: Settings | None = None) -> 
                               message=f"Reverted entry #{entry.id} ({entry.action} of {entry.entity_type} "
                                       f"{entry.entity_id or ''}); recorded as entry #{revert_id}.")
     if entry.entity_type == "pipeline_config":
-        # Imported here: the live status module pulls in pandas, which the reverts themselves do not need.
-        from aiconsole.live.status import invalidate_live_status
-
-        invalidate_live_status(organization_id=actor.organization_id)
+        cache.invalidate_live(actor.organization_id)
     return result

@@ -13,8 +13,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Result, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from aiconsole.live.status import invalidate_live_status, provider_health
-from aiconsole.platform import audit
+from aiconsole.live.status import provider_health
+from aiconsole.platform import audit, cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session
 from aiconsole.platform.db.models import AiProviderHealth, Photo, PipelineConfig
@@ -66,7 +66,7 @@ def _set_paused(actor: Actor, *, paused: bool, reason: str | None, now: datetime
                      entity_type="pipeline_config", entity_id=str(actor.organization_id), before=before,
                      after={"paused": cfg.paused, "pause_reason": cfg.pause_reason},
                      summary=summary, reversible=True)
-    invalidate_live_status(organization_id=actor.organization_id)
+    cache.invalidate_live(actor.organization_id)
     return True
 
 
@@ -105,7 +105,7 @@ def retry_failed(actor: Actor, *, now: datetime | None = None) -> ActionReport:
             audit.record(s, actor=actor, action="queue.retry_failed", entity_type="photos", entity_id=None,
                          before={"failed": n}, after={"pending": n},
                          summary=f"Requeued {n} failed photo(s)")
-    invalidate_live_status(organization_id=actor.organization_id)
+    cache.invalidate_live(actor.organization_id)
     msg = f"Requeued {n} failed photo(s)." if n else "There were no failed photos to retry."
     return ActionReport("retry_failed", n, msg)
 
@@ -136,7 +136,7 @@ def requeue_stuck(actor: Actor, *, now: datetime | None = None) -> ActionReport:
             audit.record(s, actor=actor, action="queue.requeue_stuck", entity_type="photos", entity_id=None,
                          before={"stuck": n}, after={"pending": n},
                          summary=f"Requeued {n} photo(s) with expired leases")
-    invalidate_live_status(organization_id=actor.organization_id)
+    cache.invalidate_live(actor.organization_id)
     msg = f"Requeued {n} stuck photo(s)." if n else "No photo is stuck: every lease is still live."
     return ActionReport("requeue_stuck", n, msg)
 
@@ -160,7 +160,7 @@ def run_health_check(actor: Actor, *, now: datetime | None = None) -> ActionRepo
                      before=None, after={"system": report.status,
                                          **{p.provider: p.status for p in providers.providers}},
                      summary=f"Health check: system {report.status}")
-    invalidate_live_status(organization_id=actor.organization_id)
+    cache.invalidate_live(actor.organization_id)
     problems = [f"{c.name}: {c.message}" for c in report.checks if c.status != "healthy"]
     provider_text = ", ".join(f"{p.provider} {p.status}" for p in providers.providers) or "no provider traffic"
     message = f"System {report.status}. Providers: {provider_text}."

@@ -16,6 +16,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from aiconsole.live.windows import Clock
+from aiconsole.pipeline.provider_health import health_status
 from aiconsole.platform.db.models import (
     PROVIDERS,
     WAIT_BUCKETS_MS,
@@ -31,9 +32,6 @@ from aiconsole.platform.db.sql import HistogramPercentile, floor_hour, grouped_p
 HEALTH_WINDOW = timedelta(minutes=15)
 # A health-check row older than this no longer decides a provider's status; its traffic does.
 HEALTH_CHECK_FRESH = timedelta(minutes=30)
-# Error-rate thresholds for a status derived from traffic.
-DOWN_ERROR_RATE = 0.5
-DEGRADED_ERROR_RATE = 0.1
 THROUGHPUT_HOURS = 24
 # Photo states still in play; "completed" is the one that grows without bound.
 OPEN_STATUSES = ("pending", "processing", "needs_review", "failed")
@@ -184,7 +182,5 @@ def provider_status(check: Any, *, results: int, error_rate: float | None, now: 
         return check.status, "check"
     if results:
         assert error_rate is not None
-        status = "down" if error_rate >= DOWN_ERROR_RATE else (
-            "degraded" if error_rate >= DEGRADED_ERROR_RATE else "healthy")
-        return status, "traffic"
+        return health_status(error_rate=error_rate, circuit="closed"), "traffic"
     return "unknown", "none"

@@ -36,7 +36,6 @@ from aiconsole.platform.settings import get_settings
 N = TypeVar("N", int, float)
 
 COMPLETED_COUNT_TTL = 60.0
-LIVE_CACHE_PREFIX = "live"
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -381,7 +380,7 @@ def live_snapshot(*, organization_id: int, now: datetime | None = None,
 
     if not use_cache or now is not None:
         return compute()
-    return cache.cached((LIVE_CACHE_PREFIX, organization_id, "snapshot"),
+    return cache.cached(cache.live_key(organization_id, "snapshot"),
                         get_settings().live_cache_ttl_seconds, compute)
 
 
@@ -394,9 +393,4 @@ def photo_status_counts(*, organization_id: int, use_cache: bool = True) -> dict
 
     if not use_cache:
         return compute()
-    return cache.cached((LIVE_CACHE_PREFIX, organization_id, "status_counts"), COMPLETED_COUNT_TTL, compute)
-
-
-def invalidate_live_status(*, organization_id: int) -> None:
-    """Drop the cached snapshot after an action (pause, retry, upload) so the next refresh shows it."""
-    cache.invalidate(f"{LIVE_CACHE_PREFIX}:{organization_id}:")
+    return cache.cached(cache.live_key(organization_id, "status_counts"), COMPLETED_COUNT_TTL, compute)

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from aiconsole.live.status import invalidate_live_status
 from aiconsole.pipeline.images import store_image, validate_image
-from aiconsole.platform import audit
+from aiconsole.platform import audit, cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session
 from aiconsole.platform.db.models import Photo
@@ -112,5 +111,5 @@ def enqueue_files(
             continue
         report.verdicts.append(FileVerdict(name, "queued", f"Queued as photo #{photo_id}.", photo_id))
     if report.count("queued"):
-        invalidate_live_status(organization_id=org)
+        cache.invalidate_live(org)
     return report

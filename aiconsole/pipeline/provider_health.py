@@ -25,8 +25,9 @@ from PIL import Image
 
 from aiconsole.pipeline.calls import Caller
 from aiconsole.pipeline.context import ContextCache, OrgContext, prompt_values, render_prompt
-from aiconsole.pipeline.routing import CIRCUIT_REASON_PREFIX, RouteDecision, invalidate_live, resume_paused
+from aiconsole.pipeline.routing import CIRCUIT_REASON_PREFIX, RouteDecision, resume_paused
 from aiconsole.platform.actor import Actor
+from aiconsole.platform.cache import invalidate_live
 from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import AiProviderHealth, PipelineConfig
 from aiconsole.platform.db.types import utcnow
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Live Status's thresholds (aiconsole.live_queue; a test holds them equal), not imported from there because
-# live_queue brings pandas into the worker.
+# A provider's status from the share of its calls that failed for its own sake (the worker's health rows
+# and Live Status's traffic-derived status alike).
 DOWN_ERROR_RATE = 0.5
 DEGRADED_ERROR_RATE = 0.1
 
@@ -58,7 +59,7 @@ def probe_image() -> ImageInput:
 
 
 def health_status(*, error_rate: float, circuit: str) -> str:
-    """healthy / degraded / down, with the thresholds Live Status uses."""
+    """healthy / degraded / down from an error rate and the circuit's state."""
     if circuit == "open" or error_rate >= DOWN_ERROR_RATE:
         return "down"
     return "degraded" if error_rate >= DEGRADED_ERROR_RATE else "healthy"

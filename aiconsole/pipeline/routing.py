@@ -25,8 +25,9 @@ from sqlalchemy import Engine
 from aiconsole.live.windows import named_windows, org_clock, sum_totals, window_totals
 from aiconsole.pipeline.rate_limit import RateLimiter as RateLimiter
 from aiconsole.pipeline.rate_limit import rate_window as rate_window
-from aiconsole.platform import audit, cache
+from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
+from aiconsole.platform.cache import invalidate_live
 from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import PipelineConfig
 from aiconsole.platform.db.types import utcnow
@@ -38,9 +39,6 @@ log = logging.getLogger(__name__)
 # Pause reasons the worker sets on its own; it may lift these (and only these) again.
 BUDGET_REASON = re.compile(r"^(Daily|Monthly) budget of \$[0-9,.]+ reached")
 CIRCUIT_REASON_PREFIX = "Provider circuit open:"
-# Live Status's cache prefix (aiconsole.live_status.LIVE_CACHE_PREFIX; a test holds them equal). The worker
-# does not import live_status: it pulls in pandas, 80 MB of a worker's memory for one string.
-LIVE_CACHE_PREFIX = "live"
 # Error kinds that say something about the provider's health (a blocked photo or a bad request does not).
 PROVIDER_FAULT_KINDS = frozenset({"rate_limited", "server_error", "timeout", "connection", "auth", "malformed"})
 
@@ -228,11 +226,6 @@ class BudgetStatus:
     def reached(self) -> bool:
         """Whether a budget is used up."""
         return self.reason is not None
-
-
-def invalidate_live(organization_id: int) -> None:
-    """Drop the organization's cached Live Status data so a pause shows at the next refresh."""
-    cache.invalidate(f"{LIVE_CACHE_PREFIX}:{organization_id}:")
 
 
 def budget_reason(*, spent_today: int, spent_month: int, daily: int | None, monthly: int | None) -> str | None:

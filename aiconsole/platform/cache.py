@@ -342,6 +342,21 @@ def invalidate(prefix: str, *, settings: Settings | None = None) -> int:
         return 0
 
 
+# Live Status's cached reads of an organization are keyed (LIVE_PREFIX, organization_id, part); whatever
+# changes what it shows (a pause, an upload, a retry) drops them with `invalidate_live`.
+LIVE_PREFIX = "live"
+
+
+def live_key(organization_id: int, part: str) -> tuple[str, int, str]:
+    """The key parts of one of Live Status's cached reads of the organization."""
+    return (LIVE_PREFIX, organization_id, part)
+
+
+def invalidate_live(organization_id: int) -> int:
+    """Drop the organization's cached Live Status reads so the next refresh shows a change at once."""
+    return invalidate(f"{LIVE_PREFIX}:{organization_id}:")
+
+
 def reset_cache() -> None:
     """Forget every backend, in-process entry and Redis-down note (tests call this between cases)."""
     with _state.lock:

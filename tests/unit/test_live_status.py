@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aiconsole.live import status as ls
+from aiconsole.platform import cache
 from aiconsole.platform.db import get_engine, org_session, service_session
 from aiconsole.platform.db.models import (
     LATENCY_BUCKETS_MS,
@@ -399,7 +400,7 @@ def test_snapshot_is_cached_until_invalidated(any_settings: Settings) -> None:
         add_photo(s, org, "pending", utc(11, 1, 0))
     assert ls.live_snapshot(organization_id=org).status.pending == 1  # within the TTL
     assert ls.live_snapshot(organization_id=org, use_cache=False).status.pending == 2
-    ls.invalidate_live_status(organization_id=org)
+    cache.invalidate_live(org)
     assert ls.live_snapshot(organization_id=org).status.pending == 2
 
 
