@@ -46,7 +46,7 @@ from aiconsole.providers.pricing import (
     gemini_cost_micros,
     vision_cost_micros,
 )
-from aiconsole.providers.registry import PROVIDER_MODELS
+from aiconsole.providers.registry import DEFAULT_PROVIDER, PROVIDER_MODELS, capabilities, default_model, provider_names
 
 MODEL_COLUMNS = ("active_provider", "active_model", "fallback_provider")
 REVERTIBLE = frozenset(MODEL_COLUMNS + RULE_COLUMNS)  # pause/resume entries are queue_control's to revert
@@ -126,8 +126,8 @@ def current_settings(actor: Actor) -> PipelineView:
     with org_session(org) as s:
         cfg = s.get(PipelineConfig, org)
         if cfg is None:
-            return PipelineView(org, "local", PROVIDER_MODELS["local"][0], None, None, None, RulesConfig(), False,
-                                0, None, None)
+            return PipelineView(org, DEFAULT_PROVIDER, default_model(DEFAULT_PROVIDER), None, None, None,
+                                RulesConfig(), False, 0, None, None)
         prompt = version = None
         if cfg.active_prompt_id is not None:
             prompt = s.scalar(select(Prompt.name).where(Prompt.id == cfg.active_prompt_id,
@@ -184,7 +184,7 @@ def _check_choice(s: Session, organization_id: int, provider: str, model: str, f
     enabled = _enabled(s, organization_id)
     for name, role in ((provider, "active"), (fallback, "fallback")):
         # local runs on the worker and needs no configuration; the others need an enabled provider_configs row.
-        if name is not None and not enabled.get(name, name == "local"):
+        if name is not None and not enabled.get(name, not capabilities(name).needs_key):
             state = "disabled" if name in enabled else "not configured"
             raise ValidationFailed(f"{name} is {state}, so it can't be the {role} provider.",
                                    hint="Enable it on the Providers page first (an admin can).")
@@ -301,7 +301,8 @@ def _projections(actor: Actor, since: datetime, now: datetime) -> list[CostProje
             .where(Photo.organization_id == org, Photo.created_at >= since)).one()
         month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         month_units = int(s.scalar(select(func.coalesce(func.sum(ProcessingRollupHourly.units), 0)).where(
-            ProcessingRollupHourly.organization_id == org, ProcessingRollupHourly.ai_provider == "google-vision",
+            ProcessingRollupHourly.organization_id == org,
+            ProcessingRollupHourly.ai_provider.in_(provider_names(free_tier=True)),
             ProcessingRollupHourly.hour >= month_start)) or 0)
         overrides = {p: dict(o or {}) for p, o in s.execute(
             select(ProviderConfig.provider, ProviderConfig.price_overrides)
@@ -326,10 +327,11 @@ def _projections(actor: Actor, since: datetime, now: datetime) -> list[CostProje
     vision_cost = vision_cost_micros(units, month_units_before=max(month_units, free),
                                      overrides=overrides.get("google-vision"))
     for provider, model in model_choices():
-        if provider == "gemini":
-            cost = gemini_cost_micros(model, input_tokens=inp, output_tokens=outp, overrides=overrides.get("gemini"))
+        billing = capabilities(provider).billing
+        if billing == "tokens":
+            cost = gemini_cost_micros(model, input_tokens=inp, output_tokens=outp, overrides=overrides.get(provider))
             out.append(CostProjection(provider, model, cost, gem_basis))
-        elif provider == "google-vision":
+        elif billing == "units":
             out.append(CostProjection(provider, model, vision_cost, vis_basis))
         else:
             out.append(CostProjection(provider, model, 0, "runs on the worker: no API cost"))

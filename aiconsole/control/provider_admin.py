@@ -27,8 +27,9 @@ from aiconsole.platform.db.models import PROVIDERS, PipelineConfig, ProviderConf
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AiconsoleError, ConflictError, NotFound, ProviderError, ValidationFailed
 from aiconsole.platform.settings import Settings, get_settings
-from aiconsole.providers.emulation import EMULATED_PROVIDERS, EMULATOR_KEY, emulated_endpoint, emulator_url, is_demo_org
+from aiconsole.providers.emulation import EMULATOR_KEY, emulated_endpoint, emulator_url, is_demo_org
 from aiconsole.providers.keys import check_secret, scrub
+from aiconsole.providers.registry import build_provider, capabilities, provider_names
 
 ENTITY = "provider_config"
 FIELDS = ("enabled", "rate_limit_per_minute", "timeout_seconds", "max_concurrency", "endpoint", "region")
@@ -123,15 +124,10 @@ def validate_settings(values: dict[str, Any], *, provider: str, settings: Settin
         raise ValidationFailed(f"{provider}: Timeout {checked.timeout_seconds:g} s is not shorter than the photo "
                                f"lease ({settings.lease_seconds} s); a call that slow would lose its photo to "
                                "another worker. Nothing was saved.", hint="Lower the timeout.")
-    if provider == "local" and (checked.endpoint or checked.region):
-        raise ValidationFailed("local runs inside the worker: it has no endpoint or region. Nothing was saved.",
+    if not capabilities(provider).has_endpoint and (checked.endpoint or checked.region):
+        raise ValidationFailed(f"{provider} runs inside the worker: it has no endpoint or region. Nothing was saved.",
                                hint="Clear the endpoint and region fields.")
     return checked
-
-
-def _check_provider(provider: str) -> None:
-    if provider not in PROVIDERS:
-        raise NotFound(f"There is no provider '{provider}'.", hint=f"Providers: {', '.join(PROVIDERS)}.")
 
 
 def _state(pc: ProviderConfig | None) -> dict[str, Any]:
@@ -178,12 +174,12 @@ def emulated_providers(actor: Actor, *, settings: Settings | None = None) -> dic
     actor.require("pipeline.view")
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         url = emulator_url(is_demo=is_demo_org(s, organization_id=actor.organization_id), settings=settings)
-    return {p: url for p in EMULATED_PROVIDERS} if url else {}
+    return {p: url for p in provider_names(emulatable=True)} if url else {}
 
 
 def get_provider(actor: Actor, *, provider: str, settings: Settings | None = None) -> ProviderRow:
     """One provider's settings (masked)."""
-    _check_provider(provider)
+    capabilities(provider)  # NotFound for an unknown provider
     return next(r for r in list_providers(actor, settings=settings) if r.provider == provider)
 
 
@@ -207,7 +203,7 @@ def save_provider(actor: Actor, *, provider: str, enabled: bool, rate_limit_per_
                   expected_version: int, settings: Settings | None = None) -> ProviderRow:
     """Save a provider's non-secret settings if nobody changed them since `expected_version` (audited)."""
     actor.require("providers.configure")
-    _check_provider(provider)
+    capabilities(provider)  # NotFound for an unknown provider
     settings = settings or get_settings()
     checked = validate_settings(
         {"enabled": enabled, "rate_limit_per_minute": rate_limit_per_minute, "timeout_seconds": timeout_seconds,
@@ -243,7 +239,7 @@ def save_provider(actor: Actor, *, provider: str, enabled: bool, rate_limit_per_
 def set_secret(actor: Actor, *, provider: str, secret: str, settings: Settings | None = None) -> ProviderRow:
     """Check the key's format, store it encrypted (only its last 4 in clear) and audit that it was replaced."""
     actor.require("providers.configure")
-    _check_provider(provider)
+    capabilities(provider)  # NotFound for an unknown provider
     checked = check_secret(provider, secret)
     token = secrets_box.encrypt(secret, settings=settings)
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
@@ -265,7 +261,7 @@ def set_secret(actor: Actor, *, provider: str, secret: str, settings: Settings |
 def delete_secret(actor: Actor, *, provider: str, settings: Settings | None = None) -> ProviderRow:
     """Remove the stored key (the worker then uses its environment's credentials); audited."""
     actor.require("providers.configure")
-    _check_provider(provider)
+    capabilities(provider)  # NotFound for an unknown provider
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         pc = _load(s, actor.organization_id, provider, lock=True)
         if pc is None or pc.encrypted_secret is None:
@@ -284,7 +280,7 @@ def revert_audit(session: Session, *, actor: Actor, entry: AuditRow) -> int:
     """Restore entry.before of a provider settings change in the caller's transaction; the new entry's id."""
     actor.require("providers.configure")
     provider = entry.entity_id or ""
-    _check_provider(provider)
+    capabilities(provider)  # NotFound for an unknown provider
     fields = [f for f in FIELDS if f in (entry.after or {}) and f in (entry.before or {})]
     if entry.entity_type != ENTITY or not fields:
         raise ValidationFailed(f"Audit entry #{entry.id} changed no revertible {provider} setting (a key change "
@@ -340,11 +336,10 @@ class ConnectionResult:
 def test_connection(actor: Actor, *, provider: str, settings: Settings | None = None) -> ConnectionResult:
     """Call the provider once with the SAVED settings on a small sample photo and report what happened."""
     from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
-    from aiconsole.providers.registry import PROVIDER_MODELS, build_provider, default_model
     from aiconsole.providers.samples import demo_photo, sample_photo
 
     actor.require("providers.configure")
-    _check_provider(provider)
+    caps = capabilities(provider)
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         pc = _load(s, actor.organization_id, provider)
         cfg = s.scalar(select(PipelineConfig).where(PipelineConfig.organization_id == actor.organization_id))
@@ -353,11 +348,10 @@ def test_connection(actor: Actor, *, provider: str, settings: Settings | None = 
                                         settings=settings)
         if emulated_at is not None:
             state["endpoint"] = emulated_at
-        model = default_model(provider)
-        if cfg is not None and cfg.active_provider == provider and cfg.active_model in PROVIDER_MODELS[provider]:
+        model = caps.default_model
+        if cfg is not None and cfg.active_provider == provider and cfg.active_model in caps.models:
             model = cfg.active_model
-    endpoint = state["endpoint"] or {"google-vision": "https://vision.googleapis.com",
-                                     "gemini": "https://generativelanguage.googleapis.com"}.get(provider, "in-process")
+    endpoint = state["endpoint"] or caps.default_endpoint or "in-process"
 
     def failed(kind: str, message: str, latency_ms: int = 0, key: str | None = None) -> ConnectionResult:
         return ConnectionResult(provider, model, endpoint, False, latency_ms, (), kind, scrub(message, key),

@@ -34,17 +34,17 @@ from aiconsole.demo.timeline import (
 )
 from aiconsole.providers import samples
 from aiconsole.providers.pricing import (
-    LOCAL_MODEL,
     VISION_PRICES,
     gemini_cost_micros,
     gemini_image_tokens,
     vision_cost_micros,
 )
+from aiconsole.providers.registry import PROVIDER_NAMES, capabilities, default_model
 
 RESULTS_PER_DAY = 1_780
-VISION_MODEL = "builtin/stable"
-GEMINI_MODEL = "gemini-2.5-flash"
-MODELS = {"google-vision": VISION_MODEL, "gemini": GEMINI_MODEL, "local": LOCAL_MODEL}
+# Every provider runs its default model in the demo's history.
+MODELS = {p: default_model(p) for p in PROVIDER_NAMES}
+GEMINI_MODEL = MODELS["gemini"]
 ACCEPT, REJECT = 0.8, 0.4
 # Provider behaviour: failure probability and timeout (ms); response times are demo_timeline.LATENCY.
 FAILURE_RATE = {"google-vision": 0.012, "gemini": 0.022, "local": 0.006}
@@ -153,7 +153,7 @@ def _tags(rng: random.Random, beta: _BetaPool, sample: samples.Sample, provider:
           ) -> list[tuple[str, float, bool]]:
     """(label, confidence, is_true) of one answer, most confident first."""
     (ta, tb), (fa, fb), n_false_p, (lo, hi) = QUALITY[provider]
-    if provider == "gemini" and version is not None:
+    if capabilities(provider).takes_prompt and version is not None:
         tb = GEMINI_TRUE_B[version]
     k = lo + int(rng.random() * (min(hi, len(sample.labels)) - lo + 1))
     labels = list(sample.labels)

@@ -43,9 +43,8 @@ from aiconsole.platform.errors import NotFound, ProviderError, ValidationFailed
 from aiconsole.platform.formatting import usd
 from aiconsole.platform.settings import Settings, get_settings
 from aiconsole.prompts.templates import check_template
-from aiconsole.providers.base import PROVIDER_NAMES, ImageInput, truncate_raw
-from aiconsole.providers.gemini import DEFAULT_PROMPT
-from aiconsole.providers.registry import PROVIDER_MODELS, default_model
+from aiconsole.providers.base import ImageInput, truncate_raw
+from aiconsole.providers.registry import PROVIDER_MODELS, PROVIDER_NAMES, capabilities, default_model
 
 RAW_RESPONSE_CHARS = 20_000
 MAX_VARIABLES = 30
@@ -108,6 +107,11 @@ class TestRun:
     def ok(self) -> bool:
         """Whether the provider answered."""
         return self.error is None
+
+    @property
+    def billing(self) -> str:
+        """What the provider's usage is counted in: 'tokens', 'units' or 'none'."""
+        return capabilities(self.provider).billing
 
     @property
     def cost_text(self) -> str:
@@ -293,11 +297,12 @@ def _load(session: Session, actor: Actor, photo: PhotoChoice, settings: Settings
 
 def _execute(lab: _Lab, provider: str, model: str, prompt: _Prompt, rendered: str | None,
              settings: Settings) -> TestRun:
-    sent = provider == "gemini"  # the other providers take no prompt, as in the worker
+    sent = capabilities(provider).takes_prompt  # as in the worker: the others are sent no prompt
     source = prompt.source
     if prompt.spec is None:
-        rendered, source = (DEFAULT_PROMPT.format(max_labels=LAB_OPTIONS.max_labels), "gemini's built-in prompt") \
-            if sent else (None, "none")
+        builtin = capabilities(provider).builtin_prompt if sent else None
+        rendered, source = (builtin.format(max_labels=LAB_OPTIONS.max_labels), f"{provider}'s built-in prompt") \
+            if builtin else (None, "none")
     notes = list(prompt.warnings)
     if not lab.ctx.setup(provider).enabled:
         notes.append(f"{provider} is disabled in this organization's pipeline; the test called it anyway.")
@@ -327,9 +332,10 @@ def _execute(lab: _Lab, provider: str, model: str, prompt: _Prompt, rendered: st
         raw_response=truncate_raw(result.raw_response, RAW_RESPONSE_CHARS))
 
 
-def _production_prompt(session: Session, ctx: OrgContext, *, provider: str) -> _Prompt:
-    if ctx.prompt is None or provider != "gemini":
-        return _Prompt(None, "none")  # the worker renders the production prompt only for gemini
+def _production_prompt(session: Session, ctx: OrgContext, *, provider: str | None) -> _Prompt:
+    # provider None: production's prompt whoever runs it; else only if the worker would send it to `provider`.
+    if ctx.prompt is None or (provider is not None and not capabilities(provider).takes_prompt):
+        return _Prompt(None, "none")
     return _version_prompt(session, ctx.organization_id, ctx.prompt.version_id, "production: ")
 
 
@@ -343,7 +349,7 @@ def _test_prompt(session: Session, ctx: OrgContext, draft: str | None, version_i
     if version_id is not None:
         return _version_prompt(session, ctx.organization_id, int(version_id), "")
     # Neither: production's prompt, rendered (and shown) whichever provider is tested.
-    return _production_prompt(session, ctx, provider="gemini")
+    return _production_prompt(session, ctx, provider=None)
 
 
 # ------------------------------------------------------------------------------------------- public

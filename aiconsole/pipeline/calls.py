@@ -35,7 +35,7 @@ from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AiconsoleError, ProviderError
 from aiconsole.platform.settings import Settings
 from aiconsole.providers.base import AnalysisRequest, ImageInput, Provider, ProviderResult, ProviderSettings
-from aiconsole.providers.registry import build_provider, default_model
+from aiconsole.providers.registry import build_provider, capabilities, default_model
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Caller:
             # Build the SDK client now, before a rate-limit slot is taken: creating it costs a process up to
             # a second of CPU, and a thread that took its slot meanwhile would send late, landing next to
             # requests whose slots were taken a second after its own. (Providers create clients lazily.)
-            warm = getattr(provider, "warm_up", None) or getattr(provider, "_get_client", None)
+            warm = getattr(provider, "warm_up", None)
             if callable(warm):
                 warm()
             with self._lock:
@@ -196,7 +196,7 @@ class Caller:
                                 hint="The photo is retried later; raise the provider's rate limit if the queue grows.")
         request = AnalysisRequest(
             model=decision.model, prompt=prompt, max_labels=self.options.max_labels, timeout_s=setup.timeout_s,
-            month_units_before=ctx.take_vision_units(1) if name == "google-vision" else 0,
+            month_units_before=ctx.take_vision_units(1) if capabilities(name).free_tier else 0,
             price_overrides=dict(setup.price_overrides) or None)
         started = time.perf_counter()
         error: ProviderError | None = None
@@ -277,7 +277,7 @@ class Caller:
         prompt_version_id: int | None = None
         try:
             prompt: str | None = None
-            if decision.provider == "gemini":
+            if capabilities(decision.provider).takes_prompt:
                 if experiment_id is not None and spec is None:
                     raise PromptError(f"Experiment {experiment_id} variant {variant!r} names a prompt version that "
                                       "does not exist in this organization.",

@@ -43,8 +43,8 @@ from aiconsole.platform.db.models import (
 from aiconsole.platform.errors import ConfigError, ValidationFailed
 from aiconsole.platform.settings import Settings
 from aiconsole.providers.base import ProviderSettings, provider_error
-from aiconsole.providers.emulation import EMULATED_PROVIDERS, EMULATOR_KEY, emulator_url, is_demo_org
-from aiconsole.providers.pricing import LOCAL_MODEL
+from aiconsole.providers.emulation import EMULATOR_KEY, emulator_url, is_demo_org
+from aiconsole.providers.registry import DEFAULT_PROVIDER, default_model, provider_names
 
 PRODUCTION_LABEL = "production"
 DEFAULT_MAX_TAGS = 15
@@ -98,8 +98,8 @@ class OrgContext:
     """A snapshot of one organization's processing settings."""
 
     organization_id: int
-    active_provider: str = "local"
-    active_model: str = LOCAL_MODEL
+    active_provider: str = DEFAULT_PROVIDER
+    active_model: str = default_model(DEFAULT_PROVIDER)
     fallback_provider: str | None = None
     max_retries: int = 3
     max_cost_per_photo_micros: int | None = None
@@ -166,7 +166,7 @@ def load_org_context(session: Session, *, organization_id: int, now: datetime | 
             api_key=api_key, key_error=key_error)
     url = emulator_url(is_demo=is_demo_org(session, organization_id=organization_id), settings=settings)
     if url is not None:
-        for name in EMULATED_PROVIDERS:
+        for name in provider_names(emulatable=True):
             base = ctx.providers.get(name) or ProviderSetup(name)
             ctx.providers[name] = replace(base, endpoint=url, api_key=base.api_key or EMULATOR_KEY, emulated=True)
     production_id = None
@@ -184,7 +184,7 @@ def load_org_context(session: Session, *, organization_id: int, now: datetime | 
     ctx.vision_month_units = int(session.scalar(
         select(func.coalesce(func.sum(ProcessingRollupHourly.units), 0)).where(
             ProcessingRollupHourly.organization_id == organization_id,
-            ProcessingRollupHourly.ai_provider == "google-vision",
+            ProcessingRollupHourly.ai_provider.in_(provider_names(free_tier=True)),
             ProcessingRollupHourly.hour >= month_start)) or 0)
     return ctx
 

@@ -33,7 +33,7 @@ from aiconsole.platform.db.models import AiProviderHealth, PipelineConfig
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.providers.base import ImageInput
-from aiconsole.providers.registry import default_model
+from aiconsole.providers.registry import capabilities, default_model
 
 if TYPE_CHECKING:
     from aiconsole.pipeline.worker import WorkerOptions
@@ -85,7 +85,7 @@ class HealthReporter:
         try:
             prompt = None
             image = probe_image()
-            if provider == "gemini" and ctx.prompt is not None:
+            if capabilities(provider).takes_prompt and ctx.prompt is not None:
                 # Every value a photo would give: a prompt that uses the image's size or type renders too.
                 prompt = render_prompt(ctx.prompt, prompt_values(
                     max_tags=self.caller.options.max_labels, width=image.width, height=image.height,

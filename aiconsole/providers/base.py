@@ -28,7 +28,6 @@ from typing import Any, Protocol
 
 from aiconsole.platform.errors import ProviderError, ValidationFailed
 
-PROVIDER_NAMES = ("local", "google-vision", "gemini")
 MAX_LABEL_CHARS = 200
 RAW_RESPONSE_LIMIT = 64 * 1024
 
@@ -98,7 +97,11 @@ class ProviderResult:
 
 
 class Provider(Protocol):
-    """Anything that can analyse an image; implementations must be safe to call from many threads."""
+    """Anything that can analyse an image; implementations must be safe to call from many threads.
+
+    A provider whose client is costly to build may also offer `warm_up()`, which the worker calls before
+    the first request.
+    """
 
     name: str
 

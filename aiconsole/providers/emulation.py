@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from aiconsole.platform.db.models import Organization
 from aiconsole.platform.settings import Settings, get_settings
+from aiconsole.providers.registry import capabilities
 
 if TYPE_CHECKING:
     from aiconsole.providers.emulator import EmulatorServer
 
-EMULATED_PROVIDERS = ("google-vision", "gemini")
 # The emulator checks keys only when started with one; the clients refuse to run without any key.
 EMULATOR_KEY = "emulated-demo-key"
 # What `aiconsole up --emulate` serves: Google-like latency and the odd 503, so retries and health show.
@@ -40,7 +40,7 @@ def emulator_url(*, is_demo: bool, settings: Settings | None = None) -> str | No
 
 def emulated_endpoint(provider: str, *, is_demo: bool, settings: Settings | None = None) -> str | None:
     """The emulator URL if `provider`'s calls for this organization are emulated, else None."""
-    if provider not in EMULATED_PROVIDERS:
+    if not capabilities(provider).emulatable:
         return None
     return emulator_url(is_demo=is_demo, settings=settings)
 

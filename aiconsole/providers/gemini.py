@@ -78,6 +78,10 @@ class GeminiProvider:
         """Where calls go (the emulator's URL in tests and in the offline demo)."""
         return self._settings.endpoint or DEFAULT_ENDPOINT
 
+    def warm_up(self) -> None:
+        """Build the SDK client now (up to a second of CPU), so the first call does not wait for it."""
+        self._get_client()
+
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:

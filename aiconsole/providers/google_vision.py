@@ -59,6 +59,10 @@ class GoogleVisionProvider:
         """The Vision features each call runs (each one a billed unit per image)."""
         return ("LABEL_DETECTION", "OBJECT_LOCALIZATION") if self.object_localization else ("LABEL_DETECTION",)
 
+    def warm_up(self) -> None:
+        """Build the SDK client now (up to a second of CPU), so the first call does not wait for it."""
+        self._get_client()
+
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiconsole.platform.errors import ValidationFailed
+from aiconsole.providers.registry import capabilities, provider_names
 
 API_KEY_PREFIX = "AIza"
 API_KEY_LENGTH = 39
@@ -67,8 +68,8 @@ def _check_api_key(secret: str, provider: str) -> CheckedSecret:
     return CheckedSecret("api_key", secret[-4:])
 
 
-def _check_service_account(secret: str) -> CheckedSecret:
-    hint = _HINTS["google-vision"]
+def _check_service_account(secret: str, provider: str) -> CheckedSecret:
+    hint = _HINTS[provider]
     try:
         doc: Any = json.loads(secret)
     except ValueError as exc:
@@ -102,9 +103,10 @@ def _check_service_account(secret: str) -> CheckedSecret:
 
 def check_secret(provider: str, secret: str) -> CheckedSecret:
     """The secret's kind and last 4 if its format fits `provider`, else ValidationFailed saying what is wrong."""
-    if provider not in _HINTS:
+    caps = capabilities(provider)
+    if not caps.needs_key:
         raise ValidationFailed(f"The {provider} provider takes no key: it runs inside the worker.",
-                               hint="Keys are for google-vision and gemini.")
+                               hint=f"Keys are for {' and '.join(provider_names(needs_key=True))}.")
     if not secret or not secret.strip():
         raise ValidationFailed(f"The {provider} key is empty. Nothing was saved.", hint=_HINTS[provider])
     if len(secret) > MAX_SECRET_CHARS:
@@ -112,10 +114,10 @@ def check_secret(provider: str, secret: str) -> CheckedSecret:
                                f"{MAX_SECRET_CHARS:,} any Google key file has. Nothing was saved.",
                                hint=_HINTS[provider])
     if secret.lstrip().startswith("{"):
-        if provider != "google-vision":
-            raise ValidationFailed("Gemini takes an API key, not a service-account JSON. Nothing was saved.",
-                                   hint=_HINTS["gemini"])
-        return _check_service_account(secret)
+        if not caps.service_account_key:
+            raise ValidationFailed(f"{caps.display_name} takes an API key, not a service-account "
+                                   "JSON. Nothing was saved.", hint=_HINTS[provider])
+        return _check_service_account(secret, provider)
     return _check_api_key(secret, provider)
 
 

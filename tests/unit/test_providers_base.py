@@ -1,11 +1,11 @@
-"""Provider data types, label normalisation, error classification, registry and known-answer costs."""
+"""Provider data types, label normalisation, error classification and known-answer costs."""
 
 from __future__ import annotations
 
 import pytest
 import requests
 
-from aiconsole.platform.errors import ConfigError, ProviderError, ValidationFailed
+from aiconsole.platform.errors import ProviderError, ValidationFailed
 from aiconsole.providers import pricing
 from aiconsole.providers.base import (
     RETRYABLE_KINDS,
@@ -19,10 +19,7 @@ from aiconsole.providers.base import (
     normalize_label,
     truncate_raw,
 )
-from aiconsole.providers.gemini import GeminiProvider
 from aiconsole.providers.google_vision import GoogleVisionProvider
-from aiconsole.providers.local import LocalProvider
-from aiconsole.providers.registry import PROVIDER_MODELS, build_provider, default_model
 
 
 def test_labels_are_normalised() -> None:
@@ -90,25 +87,6 @@ def test_network_errors_of_real_stacks_are_classified() -> None:
 def test_effective_timeout_is_the_tighter_one() -> None:
     assert effective_timeout(ProviderSettings(timeout_s=5), AnalysisRequest(model="m", timeout_s=30)) == 5
     assert effective_timeout(ProviderSettings(timeout_s=30), AnalysisRequest(model="m", timeout_s=2.5)) == 2.5
-
-
-def test_registry_builds_each_provider() -> None:
-    s = ProviderSettings(endpoint="http://127.0.0.1:9")
-    assert isinstance(build_provider("local", s), LocalProvider)
-    vision = build_provider("google-vision", s, object_localization=True)
-    assert isinstance(vision, GoogleVisionProvider) and vision.features == ("LABEL_DETECTION",
-                                                                            "OBJECT_LOCALIZATION")
-    assert isinstance(build_provider("gemini", s), GeminiProvider)
-    with pytest.raises(ConfigError, match="no provider 'openai'"):
-        build_provider("openai", s)
-
-
-def test_provider_models() -> None:
-    assert set(PROVIDER_MODELS) == {"local", "google-vision", "gemini"}
-    assert default_model("local") == pricing.LOCAL_MODEL
-    assert default_model("google-vision") == "builtin/stable"
-    assert default_model("gemini") == "gemini-2.5-flash"
-    assert set(PROVIDER_MODELS["gemini"]) == set(pricing.GEMINI_PRICES)  # every offered model has a price
 
 
 # Known answers for the price tables every provider cost comes from.
