@@ -24,7 +24,6 @@ from aiconsole.platform.db.models import ROLES, Organization, User
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 from aiconsole.platform.passwords import hash_password
-from aiconsole.platform.permissions import allowed
 from aiconsole.platform.settings import Settings
 
 ADMIN_ROLES = frozenset({"admin", "platform_admin"})
@@ -101,7 +100,7 @@ def validate_role(role: str) -> str:
 
 
 def _guard_platform_role(actor: Actor, *roles: str) -> None:
-    if "platform_admin" in roles and not allowed(actor.role, "orgs.switch"):
+    if "platform_admin" in roles and not actor.allowed("orgs.switch"):
         raise PermissionDenied("Only a platform admin can grant, change or disable the platform_admin role.",
                                hint="Ask a platform admin.")
 
@@ -143,16 +142,16 @@ def create_organization(*, name: str, timezone: str = "UTC", is_demo: bool = Fal
 def list_organizations(actor: Actor, *, settings: Settings | None = None) -> list[OrganizationRow]:
     """Every organization for a platform_admin; otherwise only the actor's own.
 
-    A platform_admin whose home organization is a demo organization (its password is published) sees
-    demo organizations only, so seeding the demo next to real data never opens the real data.
+    A demo account's platform_admin (its password is published) sees the demo organizations only, so
+    seeding the demo next to real data never opens the real data; outside the demo it is refused.
     """
+    actor.require_reach()
     engine = get_engine(settings)
-    if allowed(actor.role, "orgs.switch"):
+    if actor.allowed("orgs.switch"):
         with service_session(engine=engine) as s:
-            home = s.get(Organization, actor.home_organization_id or actor.organization_id)
             query = select(Organization).order_by(Organization.name)
-            if home is not None and home.is_demo:
-                query = query.where(Organization.is_demo.is_(True))
+            if actor.demo_organizations is not None:
+                query = query.where(Organization.id.in_(actor.demo_organizations))
             return [_org_row(o) for o in s.scalars(query)]
     with org_session(actor.organization_id, engine=engine) as s:
         org = s.get(Organization, actor.organization_id)
@@ -256,7 +255,7 @@ def _load_target(actor: Actor, user_id: int, engine: Engine) -> Actor:
     """The actor re-scoped to the target user's organization, or NotFound if they may not see it."""
     with service_session(engine=engine) as s:
         org_id = s.scalar(select(User.organization_id).where(User.id == user_id))
-    if org_id is None or (org_id != actor.organization_id and not allowed(actor.role, "orgs.switch")):
+    if org_id is None or (org_id != actor.organization_id and not actor.allowed("orgs.switch")):
         raise NotFound(f"There is no user #{user_id} in your organization.", hint="Reload the user list.")
     return actor.in_organization(org_id)
 

@@ -24,7 +24,6 @@ from aiconsole.platform.db.engine import get_engine, org_session, service_sessio
 from aiconsole.platform.db.models import AuditLog
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import NotFound, ValidationFailed
-from aiconsole.platform.permissions import allowed
 from aiconsole.platform.settings import Settings
 
 REDACTED = "[redacted]"
@@ -177,9 +176,14 @@ class EntryDetail:
     reverts: AuditRow | None
 
 
+def _sees_platform_entries(actor: Actor) -> bool:
+    # Platform-level entries (organization_id NULL) hold text anyone can type (a failed login's email) and
+    # activity outside any organization: for platform admins, but not a demo account's (its password is public).
+    return actor.allowed("orgs.switch") and not actor.demo_account
+
+
 def _scoped(actor: Actor, query: Select[Any]) -> Select[Any]:
-    # Platform-level entries (organization_id NULL) are shown to platform admins next to their org's.
-    if allowed(actor.role, "orgs.switch"):
+    if _sees_platform_entries(actor):
         return query.where(or_(AuditLog.organization_id == actor.organization_id,
                                AuditLog.organization_id.is_(None)))
     return query.where(AuditLog.organization_id == actor.organization_id)
@@ -188,7 +192,7 @@ def _scoped(actor: Actor, query: Select[Any]) -> Select[Any]:
 def _reader(actor: Actor, settings: Settings | None) -> AbstractContextManager[Session]:
     engine = get_engine(settings)
     # Platform-level entries belong to no organization, so only a service session can read them.
-    if allowed(actor.role, "orgs.switch"):
+    if _sees_platform_entries(actor):
         return service_session(engine=engine)
     return org_session(actor.organization_id, engine=engine)
 
@@ -211,7 +215,7 @@ def list_entries(
     limit: int = 200,
     settings: Settings | None = None,
 ) -> list[AuditRow]:
-    """The actor's organization's audit entries, newest first (platform admins also see org-less ones).
+    """The actor's organization's audit entries, newest first (non-demo platform admins also see org-less ones).
 
     `actor_email` matches who acted (users and system actors alike); `search` is a case-insensitive
     substring of the summary; `since` is inclusive and `until` exclusive.

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from aiconsole.platform import audit
-from aiconsole.platform.actor import Actor
+from aiconsole.platform.actor import Actor, demo_reach
 from aiconsole.platform.db.engine import get_engine, service_session
 from aiconsole.platform.db.models import LoginSession, User
 from aiconsole.platform.db.types import utcnow
@@ -52,8 +52,12 @@ def token_hash(token: str) -> str:
 
 
 def actor_of(user: User) -> Actor:
-    """The Actor a user acts as in their own organization."""
-    return Actor(user_id=user.id, email=user.email, role=user.role, organization_id=user.organization_id)
+    """The Actor a user acts as in their own organization (a demo account carries the demo's reach)."""
+    session = object_session(user)
+    if session is None:
+        raise RuntimeError("actor_of needs a user loaded in a session (to read its organization's demo flag).")
+    return Actor(user_id=user.id, email=user.email, role=user.role, organization_id=user.organization_id,
+                 demo_organizations=demo_reach(session, user.organization_id))
 
 
 def _fmt(moment: datetime) -> str:

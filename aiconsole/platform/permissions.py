@@ -1,4 +1,5 @@
-"""The one permission table. Every page and every action asks `require(role, permission)` server-side."""
+"""The one permission table. Every page and every action asks `require(role, permission)` server-side,
+through `Actor.require`, which also applies the demo boundary (`require_demo_boundary`)."""
 
 from __future__ import annotations
 
@@ -64,4 +65,14 @@ def require(role: str, permission: str) -> None:
         raise PermissionDenied(
             f"Your role ({role}) cannot do this ({permission}).",
             hint=f"Ask an admin of your organization; roles allowed: {', '.join(holders)}.",
+        )
+
+
+def require_demo_boundary(organization_id: int, demo_organizations: frozenset[int] | None) -> None:
+    """Raise PermissionDenied when a demo account (`demo_organizations` set) would act outside the demo."""
+    if demo_organizations is not None and organization_id not in demo_organizations:
+        raise PermissionDenied(
+            f"A demo account acts on demo organizations only; organization #{organization_id} is not a demo "
+            "organization.",
+            hint="Log in with an account of that organization (the demo accounts' passwords are published).",
         )

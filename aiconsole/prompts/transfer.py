@@ -23,7 +23,6 @@ from aiconsole.platform.db.engine import get_engine, org_session
 from aiconsole.platform.db.models import Prompt, PromptLabel, PromptVersion, User
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ValidationFailed
-from aiconsole.platform.permissions import allowed
 from aiconsole.platform.settings import Settings
 from aiconsole.prompts.templates import KNOWN_VARIABLES, validate_template
 from aiconsole.prompts.versions import PRODUCTION, add_version, validate_label, validate_name
@@ -188,7 +187,7 @@ def import_prompts(actor: Actor, *, data: str | bytes, settings: Settings | None
     doc = parse_export(data)
     created = added = skipped = labels_set = 0
     notes: list[str] = []
-    deploy = allowed(actor.role, "prompts.label_production")
+    deploy = actor.allowed("prompts.label_production")
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         for p in doc.prompts:
             prompt = s.scalar(select(Prompt).where(Prompt.organization_id == actor.organization_id,

@@ -124,6 +124,11 @@ def test_list_entries_filters_scopes_and_refuses(any_settings: Settings) -> None
     platform = Actor(user_id=None, email="root@example.com", role="platform_admin", organization_id=a)
     assert {e.action for e in audit.list_entries(platform, settings=any_settings)} == {
         "login.failed", *(f"thing.{i}" for i in range(5))}
+    # ... but not a demo account's platform admin, whose password is published.
+    demo = Actor(user_id=None, email="platform@demo.example.com", role="platform_admin", organization_id=a,
+                 demo_organizations=frozenset({a}))
+    assert {e.action for e in audit.list_entries(demo, settings=any_settings)} == {f"thing.{i}" for i in range(5)}
+    assert "ghost@example.com" not in audit.actors(demo, settings=any_settings)
     for role in ("developer", "analyst", "reviewer", "viewer"):
         reader = Actor(user_id=None, email="x", role=role, organization_id=a)
         with pytest.raises(PermissionDenied, match=r"audit\.view"):

@@ -14,7 +14,7 @@ from aiconsole.platform import auth
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import get_engine, service_session
 from aiconsole.platform.db.models import AuditLog, LoginSession, User
-from aiconsole.platform.errors import AuthError
+from aiconsole.platform.errors import AuthError, PermissionDenied
 from aiconsole.platform.passwords import needs_rehash
 from aiconsole.platform.settings import Settings
 
@@ -237,3 +237,17 @@ def test_empty_credentials_are_refused_before_any_lookup(settings: Settings) -> 
     with pytest.raises(AuthError, match="Enter both"):
         auth.login(email="a@example.com", password="", settings=settings)
     assert _audit(settings) == []
+
+
+def test_a_demo_organizations_account_acts_on_demo_organizations_only(any_settings: Settings) -> None:
+    real_id, _ = _setup(any_settings)
+    demo = users.create_organization(name="Demo Photos", is_demo=True, settings=any_settings).id
+    other = users.create_organization(name="Other Demo", is_demo=True, settings=any_settings).id
+    users.create_user(Actor.system("test", demo), email="pa@demo.example.com", display_name="", role="platform_admin",
+                      password=None, settings=any_settings)
+    actor = auth.actor_for_email("pa@demo.example.com", settings=any_settings)
+    assert actor.demo_organizations == frozenset({demo, other})
+    assert actor.in_organization(other).organization_id == other
+    with pytest.raises(PermissionDenied, match=rf"organization #{real_id} is not a demo organization"):
+        actor.in_organization(real_id)
+    assert auth.actor_for_email("ana@example.com", settings=any_settings).demo_organizations is None
