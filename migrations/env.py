@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, text
 
-from aiconsole.platform.db.engine import BYPASS_SETTING, make_engine
+from aiconsole.platform.db.engine import make_engine
 from aiconsole.platform.db.models import Base
 from aiconsole.platform.migrate import render_item
 from aiconsole.platform.settings import get_settings
@@ -13,12 +13,15 @@ from aiconsole.platform.settings import get_settings
 config = context.config
 target_metadata = Base.metadata
 
+# The setting revisions 0002-0005's policies let through (see _run).
+LEGACY_BYPASS_SETTING = "app.bypass_rls"
 # pg_advisory_xact_lock key ("aicons" in ASCII): one migration run at a time per database.
 MIGRATION_LOCK_KEY = 0x6169636F6E73
 
 
 def _url() -> str:
-    return config.attributes.get("url") or get_settings().resolved_database_url
+    # Migrations are service work: they run as the service role, which owns the tables.
+    return config.attributes.get("url") or get_settings().resolved_service_database_url
 
 
 def run_migrations_offline() -> None:
@@ -56,9 +59,10 @@ def _run(connection: Connection) -> None:
             # Workers on several machines may all run `upgrade` at start-up; the second waits here,
             # then reads the version table after the first committed and finds nothing to do.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            # Migrations work across organizations: let the row-level security policies through,
-            # for this transaction only (a handed-in connection keeps no service context afterwards).
-            connection.execute(text("SELECT set_config(:name, 'on', true)"), {"name": BYPASS_SETTING})
+            # Revisions 0002-0005 key their policies on this setting, so a data migration among them run as
+            # the tables' owning role would otherwise see no rows. From 0006 on no policy reads it: the
+            # policies let the owner through by who it is. Transaction-local, so nothing keeps it afterwards.
+            connection.execute(text("SELECT set_config(:name, 'on', true)"), {"name": LEGACY_BYPASS_SETTING})
         context.run_migrations()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from aiconsole.platform.db.engine import get_engine, service_session
+from aiconsole.platform.db.engine import get_engine, get_service_engine, service_session
 from aiconsole.platform.db.models import Worker
 from aiconsole.platform.db.rls import role_bypasses_rls, unprotected_tables
 from aiconsole.platform.db.types import utcnow
@@ -111,19 +111,36 @@ def _guarded(name: str, check: Callable[[], CheckResult]) -> CheckResult:
                            error=_error_text(exc))
 
 
+def _rls_mode(settings: Settings, dialect: str) -> str:
+    if dialect != "postgresql":
+        return "none"  # SQLite has no row-level security: the application's filters alone
+    return "two roles" if settings.separate_service_role else "single role"
+
+
+def _service_role_passes(settings: Settings) -> bool:
+    """Whether the role service work connects as gets past the policies (it must, to serve every org)."""
+    with get_service_engine(settings).connect() as conn:
+        return role_bypasses_rls(conn)
+
+
 def check_database(settings: Settings) -> CheckResult:
-    """Reachable, round-trip time, dialect, and whether migrations are up to date."""
+    """Reachable, round-trip time, dialect, whether migrations are up to date, and on PostgreSQL which
+    roles row-level security binds: the console's must be bound, the service role must not."""
     engine = get_engine(settings)
+    postgres = engine.dialect.name == "postgresql"
     started = time.perf_counter()
     with engine.connect() as conn:
         conn.execute(text("SELECT 1")).scalar_one()
         round_trip_ms = round((time.perf_counter() - started) * 1000, 2)
-        bypass = engine.dialect.name == "postgresql" and role_bypasses_rls(conn)
-        unprotected = unprotected_tables(conn) if engine.dialect.name == "postgresql" else []
+        bypass = postgres and role_bypasses_rls(conn)
+        unprotected = unprotected_tables(conn) if postgres else []
+    mode = _rls_mode(settings, engine.dialect.name)
+    service_passes = _service_role_passes(settings) if postgres else True
     pending = pending_revisions(engine)
     details = {"dialect": engine.dialect.name, "round_trip_ms": round_trip_ms, "pending_migrations": pending,
                "url": engine.url.render_as_string(hide_password=True), "role_bypasses_rls": bypass,
-               "tables_without_rls": unprotected}
+               "tables_without_rls": unprotected, "rls_mode": mode, "service_role_bypasses_rls": service_passes,
+               "service_url": get_service_engine(settings).url.render_as_string(hide_password=True)}
     if pending:
         return CheckResult(name="database", status="degraded", details=details,
                            message=f"{engine.dialect.name} reachable ({round_trip_ms} ms) but "
@@ -133,10 +150,27 @@ def check_database(settings: Settings) -> CheckResult:
         return CheckResult(name="database", status="degraded", details=details,
                            message=f"{message} Row-level security is off on {', '.join(unprotected)}: "
                                    "run `aiconsole migrate`.")
+    if not service_passes:
+        return CheckResult(name="database", status="degraded", details=details,
+                           message=f"{message} The service role is bound by row-level security (it neither owns "
+                                   "the tables nor has BYPASSRLS), so workers, login and the CLI see no "
+                                   "organization: point AICONSOLE_SERVICE_DATABASE_URL at the tables' owner "
+                                   "(docs/postgres-roles.sql).")
     if bypass:
         # Still serving, but only the application's own filters keep organizations apart.
-        message += (" The database role bypasses row-level security (superuser or BYPASSRLS): connect the "
-                    "console as an ordinary role so PostgreSQL also isolates organizations.")
+        message += (" The console's database role bypasses row-level security (superuser, BYPASSRLS or the "
+                    "tables' owner), so only the application's filters keep organizations apart: connect the "
+                    "console as its own role and service work as the owner (AICONSOLE_SERVICE_DATABASE_URL, "
+                    "docs/postgres-roles.sql).")
+        # With two roles configured this is a mistake, not a choice: the console was meant to be bound.
+        status = "degraded" if mode == "two roles" else "healthy"
+        return CheckResult(name="database", status=status, details=details, message=message)
+    # One URL means one role, and it passed the service check above, so here it is always two roles or none.
+    if mode == "two roles":
+        message += (" Row-level security binds the console's role to one organization; service work runs as "
+                    "the tables' owner.")
+    else:
+        message += " SQLite has no row-level security: the application's filters keep organizations apart."
     return CheckResult(name="database", status="healthy", details=details, message=message)
 
 
@@ -162,7 +196,7 @@ def check_redis(settings: Settings) -> CheckResult:
 def worker_beats(settings: Settings, *, now: datetime | None = None) -> list[WorkerBeat]:
     """Every registered worker with the seconds since its last heartbeat, most recent first."""
     now = now or utcnow()
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         rows = s.scalars(select(Worker).order_by(Worker.last_heartbeat_at.desc())).all()
         beats = []
         for w in rows:

@@ -31,10 +31,11 @@ def safe_url(url: str) -> str:
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """An Alembic Config for migrations/ pointed at `url` (default: the configured database)."""
+    """An Alembic Config for migrations/ pointed at `url` (default: the configured database, as the service
+    role, which owns the tables)."""
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
-    cfg.attributes["url"] = url or get_settings().resolved_database_url
+    cfg.attributes["url"] = url or get_settings().resolved_service_database_url
     return cfg
 
 

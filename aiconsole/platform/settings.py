@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".aiconsole"),
                            description="Where the SQLite file, photo bytes and the generated secret key live.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in data_dir.")
+    service_database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the service role (workers, migrations, reaper, login, CLI): "
+                                  "on PostgreSQL a role row-level security lets through, while database_url is "
+                                  "the console's role, confined to one organization. Default: database_url.")
     redis_url: str | None = Field(default=None,
                                   description="Redis for the shared cache; in-process cache when unset.")
     secret_key: SecretStr | None = Field(default=None,
@@ -57,7 +61,7 @@ class Settings(BaseSettings):
         default=None, description="Send demo organizations' google-vision and gemini calls to this emulator "
                                   "(set by `aiconsole up --emulate`).")
 
-    @field_validator("database_url")
+    @field_validator("database_url", "service_database_url")
     @classmethod
     def _normalize(cls, v: str | None) -> str | None:
         return normalize_database_url(v) if v else v
@@ -78,6 +82,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'aiconsole.db').resolve()}"
+
+    @property
+    def resolved_service_database_url(self) -> str:
+        """The URL service work connects with: the service role's, or the single URL when none is set."""
+        return self.service_database_url or self.resolved_database_url
+
+    @property
+    def separate_service_role(self) -> bool:
+        """Whether service work connects differently from user sessions (the two-role setup)."""
+        return self.resolved_service_database_url != self.resolved_database_url
 
     @property
     def photo_dir(self) -> Path:

@@ -1,5 +1,7 @@
-"""Engines and sessions: SQLite pragmas, and the per-transaction organization setting that
-PostgreSQL row-level security keys on."""
+"""Engines and sessions: SQLite pragmas, the per-transaction organization setting that PostgreSQL
+row-level security keys on, and the two roles: user sessions connect as the console's role, which the
+policies confine to that one organization; service work connects as the service role, which the
+policies let through by who it is (the tables' owner, or BYPASSRLS), never by a setting."""
 
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 ORG_SETTING = "app.current_organization_id"
-BYPASS_SETTING = "app.bypass_rls"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -78,8 +79,16 @@ def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
-    """The process-wide engine for the configured database (one per URL)."""
-    url = (settings or get_settings()).resolved_database_url
+    """The process-wide engine of the console's role (user sessions), one per URL."""
+    return _engine_for((settings or get_settings()).resolved_database_url)
+
+
+def get_service_engine(settings: Settings | None = None) -> Engine:
+    """The process-wide engine of the service role; the same engine as get_engine's with a single URL."""
+    return _engine_for((settings or get_settings()).resolved_service_database_url)
+
+
+def _engine_for(url: str) -> Engine:
     with _lock:
         engine = _engines.get(url)
         if engine is None:
@@ -96,17 +105,13 @@ def dispose_engines() -> None:
 
 
 def _apply_scope(session: Session, _transaction: Any, connection: Any) -> None:
-    # set_config(..., true) is transaction-local, so it must be re-applied at every BEGIN;
-    # a pooled connection never carries one organization's scope into another's transaction.
-    if connection.dialect.name != "postgresql":
-        return
+    # set_config(..., true) is transaction-local, so it must be re-applied at every BEGIN; it ends with
+    # the transaction, so a pooled connection never carries one organization's scope into the next one.
+    # Service sessions set nothing: what the service role may see depends on the role alone.
     org_id = session.info.get("organization_id")
-    bypass = session.info.get("bypass_rls", False)
-    connection.execute(
-        text("SELECT set_config(:k1, :v1, true), set_config(:k2, :v2, true)"),
-        {"k1": ORG_SETTING, "v1": "" if org_id is None else str(int(org_id)),
-         "k2": BYPASS_SETTING, "v2": "on" if bypass else "off"},
-    )
+    if org_id is None or connection.dialect.name != "postgresql":
+        return
+    connection.execute(text("SELECT set_config(:k, :v, true)"), {"k": ORG_SETTING, "v": str(int(org_id))})
 
 
 _factories: dict[int, sessionmaker[Session]] = {}
@@ -121,8 +126,8 @@ def _factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def _scoped(engine: Engine | None, **info: Any) -> Iterator[Session]:
-    session = _factory(engine or get_engine())()
+def _scoped(engine: Engine, **info: Any) -> Iterator[Session]:
+    session = _factory(engine)()
     session.info.update(info)
     try:
         yield session
@@ -134,11 +139,15 @@ def _scoped(engine: Engine | None, **info: Any) -> Iterator[Session]:
         session.close()
 
 
-def org_session(organization_id: int, *, engine: Engine | None = None) -> AbstractContextManager[Session]:
-    """A session that sees only `organization_id`'s rows (enforced by RLS on PostgreSQL); commits on success."""
-    return _scoped(engine, organization_id=int(organization_id))
+def org_session(organization_id: int, *, engine: Engine | None = None,
+                settings: Settings | None = None) -> AbstractContextManager[Session]:
+    """A session as the console's role that sees only `organization_id`'s rows (enforced by RLS on
+    PostgreSQL); commits on success. `engine` overrides the one `settings` name."""
+    return _scoped(engine or get_engine(settings), organization_id=int(organization_id))
 
 
-def service_session(*, engine: Engine | None = None) -> AbstractContextManager[Session]:
-    """A cross-organization session for workers, migrations, login and the CLI; never a user's page query."""
-    return _scoped(engine, bypass_rls=True)
+def service_session(*, engine: Engine | None = None,
+                    settings: Settings | None = None) -> AbstractContextManager[Session]:
+    """A cross-organization session as the service role, for workers, login and the CLI; never a user's
+    page query. `engine` overrides the one `settings` name."""
+    return _scoped(engine or get_service_engine(settings))

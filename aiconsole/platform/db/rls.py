@@ -1,8 +1,10 @@
 """Row-level security, as PostgreSQL sees it: which tables are protected, and whether this role is bound.
 
-The policies themselves are created by migrations/versions/0002_row_level_security.py. This module
-only reads the catalog, so the health check and the tests can prove isolation is really in force:
-RLS silently does nothing for a superuser or a BYPASSRLS role, and nothing for a table without it.
+The policies themselves are created by migrations/versions/0002_row_level_security.py and recreated by
+0006_policies_without_bypass_setting.py. This module only reads the catalog, so the health check and the
+tests can prove isolation is really in force: RLS silently does nothing for a superuser or a BYPASSRLS
+role, the policies let the tables' owner through (that is the service role), and nothing protects a
+table without them.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from sqlalchemy import Connection, text
 
 from aiconsole.platform.db.models import ORG_SCOPED_TABLES
 
-# Every table row-level security must cover: the org-scoped tables and organizations itself.
-PROTECTED_TABLES: tuple[str, ...] = ("organizations", *ORG_SCOPED_TABLES)
+# Every table row-level security must cover: organizations itself, the org-scoped tables, login sessions
+# (their organization is their user's) and workers (platform-wide: the service role's alone).
+PROTECTED_TABLES: tuple[str, ...] = ("organizations", *ORG_SCOPED_TABLES, "login_sessions", "workers")
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,23 @@ def unprotected_tables(conn: Connection) -> list[str]:
 
 
 def role_bypasses_rls(conn: Connection) -> bool:
-    """Whether the connected role skips every policy (superuser or BYPASSRLS): isolation is then app-only."""
+    """Whether the connected role gets past the policies: a superuser, a BYPASSRLS role, or one that owns
+    (or may act as the owner of) a protected table. Right for the service role; for the console's role it
+    means only the application's own filters keep organizations apart."""
     _require_postgres(conn)
+    # MEMBER, not USAGE: a NOINHERIT member cannot use the owner's rights directly but may SET ROLE to it.
     row = conn.execute(
-        text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        text(
+            """
+            SELECT r.rolsuper OR r.rolbypassrls OR EXISTS (
+                       SELECT 1 FROM pg_class c
+                       JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+                       WHERE c.relname = ANY(:tables) AND c.relkind IN ('r', 'p')
+                         AND pg_has_role(current_user, c.relowner, 'MEMBER'))
+            FROM pg_roles r WHERE r.rolname = current_user
+            """
+        ),
+        {"tables": list(PROTECTED_TABLES)},
     ).scalar_one()
     return bool(row)
 
