@@ -25,14 +25,7 @@ from sqlalchemy.orm import Session
 
 from aiconsole.lab.photos import PhotoChoice, TestPhoto, resolve_photo
 from aiconsole.pipeline.calls import Caller, CallOptions
-from aiconsole.pipeline.context import (
-    OrgContext,
-    PromptError,
-    PromptSpec,
-    load_org_context,
-    prompt_values,
-    render_prompt,
-)
+from aiconsole.pipeline.context import OrgContext, load_org_context
 from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.routing import RouteDecision
 from aiconsole.pipeline.rules import RuleSet, load_rules
@@ -42,6 +35,7 @@ from aiconsole.platform.db.models import Prompt, PromptVersion
 from aiconsole.platform.errors import NotFound, ProviderError, ValidationFailed
 from aiconsole.platform.formatting import usd
 from aiconsole.platform.settings import Settings, get_settings
+from aiconsole.prompts.render import PromptError, PromptSpec, prompt_values, render_prompt
 from aiconsole.prompts.templates import check_template
 from aiconsole.providers.base import ImageInput, truncate_raw
 from aiconsole.providers.registry import PROVIDER_MODELS, PROVIDER_NAMES, capabilities, default_model

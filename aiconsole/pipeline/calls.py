@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiconsole.pipeline.context import OrgContext, PromptError, PromptSpec, ProviderSetup, prompt_values, render_prompt
+from aiconsole.pipeline.context import OrgContext, ProviderSetup
 from aiconsole.pipeline.experiments import assign
 from aiconsole.pipeline.images import load_image_bytes
 from aiconsole.pipeline.metrics import WorkerMetrics
@@ -34,6 +34,7 @@ from aiconsole.pipeline.routing import (
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AiconsoleError, ProviderError
 from aiconsole.platform.settings import Settings
+from aiconsole.prompts.render import PromptError, PromptSpec, prompt_values, render_prompt
 from aiconsole.providers.base import AnalysisRequest, ImageInput, Provider, ProviderResult, ProviderSettings
 from aiconsole.providers.registry import build_provider, capabilities, default_model
 

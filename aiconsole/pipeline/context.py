@@ -6,27 +6,18 @@ budgets), its provider configs, the production version of the active prompt, the
 worker reloads a context after `ttl_s`, so a change in the console reaches every worker within seconds
 without a query per photo. Stored provider keys are decrypted here (aiconsole.secrets_box); a key that
 cannot be decrypted (the secret key changed) makes that provider's calls fail with an auth error naming
-the provider, never the worker.
-
-Prompts are rendered by Jinja2's SandboxedEnvironment (no Python evaluation, no attribute access to
-internals): `{{ name }}` anywhere, and the `{name}` placeholders of a version's declared variables (the
-form the prompt editor and the demo use) are read as `{{ name }}`. A variable without a value is an error
-that names it, never a silent blank.
+the provider, never the worker. Prompts are rendered by `aiconsole.prompts.render`.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -40,32 +31,18 @@ from aiconsole.platform.db.models import (
     PromptVersion,
     ProviderConfig,
 )
-from aiconsole.platform.errors import ConfigError, ValidationFailed
+from aiconsole.platform.errors import ConfigError
 from aiconsole.platform.settings import Settings
+from aiconsole.prompts.render import PromptSpec
 from aiconsole.providers.base import ProviderSettings, provider_error
 from aiconsole.providers.emulation import EMULATOR_KEY, emulator_url, is_demo_org
 from aiconsole.providers.registry import DEFAULT_PROVIDER, default_model, provider_names
 
 PRODUCTION_LABEL = "production"
-DEFAULT_MAX_TAGS = 15
-DEFAULT_LANGUAGE = "English"
 # Providers without a provider_configs row still work with these (local needs no key; the others use the
 # environment's credentials, e.g. GEMINI_API_KEY or Application Default Credentials).
 DEFAULT_RATE_PER_MINUTE = 600
 DEFAULT_TIMEOUT_S = 30.0
-
-
-class PromptError(ValidationFailed):
-    """A prompt version could not be rendered (unknown variable, template syntax)."""
-
-
-@dataclass(frozen=True)
-class PromptSpec:
-    """An immutable prompt version: its id, text and declared variables."""
-
-    version_id: int
-    content: str
-    variables: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -222,38 +199,3 @@ class ContextCache:
         with self._lock:
             self._contexts.pop(organization_id, None)
 
-
-# ------------------------------------------------------------------------------------------- prompts
-
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-
-
-@lru_cache(maxsize=256)
-def _template(content: str, variables: tuple[str, ...]) -> Any:
-    text = content
-    for name in variables:
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            text = re.sub(r"(?<!\{)\{\s*" + re.escape(name) + r"\s*\}(?!\})", "{{ " + name + " }}", text)
-    return _ENV.from_string(text)
-
-
-def prompt_values(*, max_tags: int = DEFAULT_MAX_TAGS, width: int | None = None, height: int | None = None,
-                  content_type: str | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The values a prompt can use: max_tags, language and the image's size and type, then the overrides."""
-    values: dict[str, Any] = {"max_tags": max_tags, "max_labels": max_tags, "language": DEFAULT_LANGUAGE,
-                              "width": width, "height": height, "content_type": content_type}
-    values.update(overrides or {})
-    return values
-
-
-def render_prompt(spec: PromptSpec, values: Mapping[str, Any]) -> str:
-    """The prompt text with its variables filled in (sandboxed); PromptError names what is missing."""
-    missing = [v for v in spec.variables if values.get(v) is None]
-    if missing:
-        raise PromptError(f"Prompt version {spec.version_id} uses variable(s) {', '.join(missing)} that have no "
-                          "value.", hint="Give them values in the experiment variant, or remove them from the prompt.")
-    try:
-        return str(_template(spec.content, spec.variables).render(**values))
-    except TemplateError as exc:
-        raise PromptError(f"Prompt version {spec.version_id} cannot be rendered: {exc}.",
-                          hint="Fix the template in the prompt editor; {{ name }} inserts a variable.") from exc

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from aiconsole.pipeline.calls import Caller
-from aiconsole.pipeline.context import ContextCache, OrgContext, prompt_values, render_prompt
+from aiconsole.pipeline.context import ContextCache, OrgContext
 from aiconsole.pipeline.routing import CIRCUIT_REASON_PREFIX, RouteDecision, resume_paused
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.cache import invalidate_live
@@ -32,6 +32,7 @@ from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import AiProviderHealth, PipelineConfig
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AiconsoleError
+from aiconsole.prompts.render import prompt_values, render_prompt
 from aiconsole.providers.base import ImageInput
 from aiconsole.providers.registry import capabilities, default_model
 

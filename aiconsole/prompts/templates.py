@@ -1,9 +1,9 @@
 """Checking a prompt template before it is saved, and previewing it with sample values.
 
-The rules match how the worker renders (`aiconsole.worker_context`): Jinja2's SandboxedEnvironment with
-StrictUndefined, `{{ name }}` anywhere, and a `{name}` single-brace placeholder read as `{{ name }}` when
-`name` is a declared variable. So here a `{name}` of a known variable counts as a use of it; any other
-`{word}` is sent to the model literally and only earns a warning.
+The rules are those of `aiconsole.prompts.render`, which the worker renders with: Jinja2's
+SandboxedEnvironment with StrictUndefined, `{{ name }}` anywhere, and a `{name}` single-brace placeholder
+read as `{{ name }}` when `name` is a declared variable. So here a `{name}` of a known variable counts as a
+use of it; any other `{word}` is sent to the model literally and only earns a warning.
 """
 
 from __future__ import annotations
@@ -14,19 +14,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import SandboxedEnvironment
 
-from aiconsole.pipeline.context import PromptError, PromptSpec, prompt_values, render_prompt
 from aiconsole.platform.errors import ValidationFailed
+from aiconsole.prompts.render import (
+    PLACEHOLDER,
+    SANDBOX,
+    PromptError,
+    PromptSpec,
+    prompt_values,
+    render_prompt,
+    to_jinja,
+)
 
 MAX_PROMPT_BYTES = 64 * 1024
-# What worker_context.prompt_values gives every prompt.
-KNOWN_VARIABLES: tuple[str, ...] = ("max_tags", "max_labels", "language", "width", "height", "content_type")
 SAMPLE_VALUES: dict[str, Any] = prompt_values(max_tags=15, width=1024, height=768, content_type="image/jpeg")
+# What prompt_values gives every prompt.
+KNOWN_VARIABLES: tuple[str, ...] = tuple(SAMPLE_VALUES)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SINGLE = re.compile(r"(?<!\{)\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}(?!\})")
 _BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "with", "block", "autoescape", "trans", "raw"})
-_ENV = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ def _unclosed_block(source: str) -> tuple[str, int] | None:
     stack: list[tuple[str, int]] = []
     expect_name = False
     try:
-        for lineno, kind, value in _ENV.lex(source):
+        for lineno, kind, value in SANDBOX.lex(source):
             if kind == "whitespace":
                 continue
             if kind == "block_begin":
@@ -105,12 +110,6 @@ def _syntax_issue(source: str, exc: TemplateSyntaxError) -> TemplateIssue:
     return TemplateIssue(exc.lineno, reason)
 
 
-def to_jinja(content: str, variables: Iterable[str]) -> str:
-    """`content` with the `{name}` placeholders of `variables` written as `{{ name }}` (as the worker reads it)."""
-    names = set(variables)
-    return _SINGLE.sub(lambda m: "{{ " + m.group(1) + " }}" if m.group(1) in names else m.group(0), content)
-
-
 def check_template(content: str, *, extra_variables: Iterable[str] = ()) -> TemplateCheck:
     """Check a template without raising: size, emptiness, syntax (with its line) and undefined variables."""
     extras = _extras(extra_variables)
@@ -124,10 +123,10 @@ def check_template(content: str, *, extra_variables: Iterable[str] = ()) -> Temp
     if not content.strip():
         return TemplateCheck((), (TemplateIssue(None, "The prompt is empty: write the instructions for the model."),
                                   ), ())
-    single = [(m.group(1), _line_of(content, m.start())) for m in _SINGLE.finditer(content)]
+    single = [(m.group(1), _line_of(content, m.start())) for m in PLACEHOLDER.finditer(content)]
     source = to_jinja(content, known)
     try:
-        tree = _ENV.parse(source)
+        tree = SANDBOX.parse(source)
     except TemplateSyntaxError as exc:
         return TemplateCheck((), (_syntax_issue(source, exc),), ())
     undeclared = meta.find_undeclared_variables(tree)

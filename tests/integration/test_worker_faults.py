@@ -10,10 +10,10 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
-from aiconsole.pipeline.context import PromptSpec, prompt_values, render_prompt
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AiProcessingResult, AuditLog, Photo, PipelineConfig
 from aiconsole.platform.settings import Settings
+from aiconsole.prompts.render import PromptSpec, prompt_values, render_prompt
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
 from aiconsole.providers.emulator import EmulatorServer
 from aiconsole.providers.gemini import GeminiProvider

@@ -13,7 +13,6 @@ from aiconsole.admin import users
 from aiconsole.lab import photos as lab_photos
 from aiconsole.lab import prompt_lab
 from aiconsole.lab.prompt_lab import PhotoChoice, tag_diff
-from aiconsole.pipeline.context import PromptError
 from aiconsole.pipeline.rules import RuleSet
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import service_session
@@ -28,6 +27,7 @@ from aiconsole.platform.db.models import (
 )
 from aiconsole.platform.errors import ImageRejected, NotFound, PermissionDenied, ValidationFailed
 from aiconsole.platform.settings import Settings
+from aiconsole.prompts.render import PromptError
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
 from aiconsole.providers.pricing import LOCAL_MODEL
 from aiconsole.providers.registry import build_provider

@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from aiconsole.demo.timeline import PROMPTS
-from aiconsole.pipeline.context import PromptSpec, prompt_values, render_prompt
 from aiconsole.platform.errors import ValidationFailed
+from aiconsole.prompts.render import PromptSpec, prompt_values, render_prompt
 from aiconsole.prompts.templates import (
     MAX_PROMPT_BYTES,
     TemplateIssue,
     check_template,
     preview,
-    to_jinja,
     validate_template,
 )
 
@@ -84,7 +83,6 @@ def test_preview_renders_as_the_worker_does() -> None:
     spec = PromptSpec(1, text, ("aud", *validate_template(text, extra_variables=["aud"])))
     assert render_prompt(spec, prompt_values(max_tags=15, width=1024, height=768, content_type="image/jpeg",
                                              overrides={"aud": "kids"})) == shown
-    assert to_jinja("{max_tags} {other} {{ language }}", ["max_tags"]) == "{{ max_tags }} {other} {{ language }}"
 
 
 @pytest.mark.parametrize(("text", "reason"), [

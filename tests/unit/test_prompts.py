@@ -296,8 +296,9 @@ def test_two_saves_from_the_same_base_at_once_one_wins(people: dict[str, Actor],
 
 
 def test_the_worker_reads_and_renders_the_deployed_version(lite: dict[str, Actor], settings: Settings) -> None:
-    from aiconsole.pipeline.context import load_org_context, prompt_values, render_prompt
+    from aiconsole.pipeline.context import load_org_context
     from aiconsole.platform.db.models import PipelineConfig
+    from aiconsole.prompts.render import prompt_values, render_prompt
 
     admin = lite["admin"]
     v1 = prompts.create_prompt(admin, name="tagger", content=V1, settings=settings)

@@ -1,20 +1,11 @@
-"""Organization contexts (what the worker reads per org) and sandboxed prompt rendering."""
+"""Organization contexts: what the worker reads per organization."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from aiconsole.admin import users
-from aiconsole.pipeline.context import (
-    ContextCache,
-    PromptError,
-    PromptSpec,
-    load_org_context,
-    prompt_values,
-    render_prompt,
-)
+from aiconsole.pipeline.context import ContextCache, load_org_context
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import (
     Experiment,
@@ -26,42 +17,6 @@ from aiconsole.platform.db.models import (
     ProviderConfig,
 )
 from aiconsole.platform.settings import Settings
-
-DEMO_V2 = ("You tag photos for a searchable library. List up to {max_tags} tags covering objects, the scene and the "
-           'photographic style, in {language}. Answer only with JSON: {"tags": [{"label": str, "confidence": '
-           "number}]}.")
-
-
-def test_declared_single_brace_variables_render_and_json_braces_stay() -> None:
-    text = render_prompt(PromptSpec(1, DEMO_V2, ("max_tags", "language")), prompt_values(max_tags=12))
-    assert text == ("You tag photos for a searchable library. List up to 12 tags covering objects, the scene and the "
-                    'photographic style, in English. Answer only with JSON: {"tags": [{"label": str, "confidence": '
-                    "number}]}.")
-
-
-def test_jinja_syntax_and_overrides() -> None:
-    spec = PromptSpec(2, "Tag {{ width }}x{{ height }} {{ content_type }} photos in {{ language|upper }}.", ())
-    assert render_prompt(spec, prompt_values(width=640, height=480, content_type="image/png",
-                                             overrides={"language": "German"})) == (
-        "Tag 640x480 image/png photos in GERMAN.")
-
-
-def test_undeclared_braces_are_left_alone() -> None:
-    assert render_prompt(PromptSpec(3, "Keep {this} as it is, {max_tags} too.", ()), prompt_values()) == (
-        "Keep {this} as it is, {max_tags} too.")
-
-
-def test_a_variable_without_a_value_is_named() -> None:
-    with pytest.raises(PromptError, match=r"Prompt version 4 uses variable\(s\) audience that have no value"):
-        render_prompt(PromptSpec(4, "For {audience}.", ("audience",)), prompt_values())
-    with pytest.raises(PromptError, match="cannot be rendered"):
-        render_prompt(PromptSpec(5, "Hello {{ nobody }}", ()), prompt_values())
-
-
-def test_the_sandbox_refuses_python_internals() -> None:
-    spec = PromptSpec(6, "{{ ''.__class__.__mro__[1].__subclasses__() }}", ())
-    with pytest.raises(PromptError, match="cannot be rendered"):
-        render_prompt(spec, prompt_values())
 
 
 def test_context_reads_config_providers_production_prompt_experiment_and_units(any_settings: Settings) -> None:
