@@ -1,5 +1,5 @@
 """aiconsole: `streamlit run app.py` (or `aiconsole up`)."""
 
-from aiconsole.ui import shell
+from aiconsole.ui.shell import run
 
-shell.run()
+run()

@@ -69,24 +69,22 @@ def current_actor() -> Actor | None:
     return st.session_state.get(ACTOR_KEY)
 
 
-def require(permission: str) -> Actor:
-    """Every page's first call: re-validate the session, draw the sidebar, check `permission`.
-
-    Without the permission the page shows a clear message and stops before any data is read.
-    """
-    from aiconsole.ui import sidebar
-
+def signed_in() -> Actor:
+    """Every page's first call: this run's actor, re-validated; without one the page says so and stops."""
     actor = resolve_actor() if st.session_state.get(TOKEN_KEY) or oidc_configured() else current_actor()
     if actor is None:
         st.error("You are not logged in, or your session ended. Reload the page to log in.")
         st.stop()
-    sidebar.render(actor)
+    return actor
+
+
+def require_permission(actor: Actor, permission: str) -> None:
+    """Without `permission` the page shows a clear message and stops, before any data is read."""
     try:
         actor.require(permission)
     except AiconsoleError as exc:
         st.error(str(exc), icon=":material/block:")
         st.stop()
-    return actor
 
 
 def log_in(email: str, password: str) -> str | None:

@@ -1,4 +1,6 @@
-"""The console shell: page config, the auth gate and navigation by permission."""
+"""The console shell: the page table (the one place naming each page's title, icon and permission), page
+config, the auth gate and navigation by permission. `streamlit run app.py` calls `run`; each pages/<key>.py
+calls `run_page(key)`."""
 
 from __future__ import annotations
 
@@ -6,16 +8,24 @@ import streamlit as st
 
 from aiconsole.platform.permissions import allowed
 from aiconsole.ui import login, session
+from aiconsole.ui.admin import audit_page, users_page
+from aiconsole.ui.control import pipeline_page, prompts_page, providers_page
+from aiconsole.ui.live import status_page
+from aiconsole.ui.page import Page
 
-# (section, file, title, icon, permission). Only pages that work are listed.
-PAGES: list[tuple[str, str, str, str, str]] = [
-    ("Monitor", "pages/live_status.py", "Live Status", ":material/monitor_heart:", "live_status.view"),
-    ("Control", "pages/pipeline.py", "Pipeline", ":material/tune:", "pipeline.view"),
-    ("Control", "pages/prompts.py", "Prompts", ":material/edit_note:", "pipeline.view"),
-    ("Control", "pages/providers.py", "Providers", ":material/key:", "pipeline.view"),
-    ("Administration", "pages/users.py", "Users", ":material/group:", "users.view"),
-    ("Administration", "pages/audit_log.py", "Audit log", ":material/history:", "audit.view"),
-]
+# Navigation order. Only pages that work are listed.
+PAGES: tuple[Page, ...] = (
+    Page("live_status", "Live Status", ":material/monitor_heart:", "live_status.view", "Monitor", "live_status",
+         status_page.render, toolbar=status_page.toolbar),
+    Page("pipeline", "Pipeline", ":material/tune:", "pipeline.view", "Control", "pipeline", pipeline_page.render),
+    Page("prompts", "Prompts", ":material/edit_note:", "pipeline.view", "Control", "prompts", prompts_page.render),
+    Page("providers", "Providers", ":material/key:", "pipeline.view", "Control", "providers",
+         providers_page.render),
+    Page("users", "Users", ":material/group:", "users.view", "Administration", "users", users_page.render),
+    Page("audit_log", "Audit log", ":material/history:", "audit.view", "Administration", "audit_log",
+         audit_page.render),
+)
+_BY_KEY = {p.key: p for p in PAGES}
 
 
 def run() -> None:
@@ -27,7 +37,13 @@ def run() -> None:
                       position="hidden").run()
         return
     sections: dict[str, list[st.Page]] = {}
-    for section, path, title, icon, permission in PAGES:
-        if allowed(actor.role, permission):
-            sections.setdefault(section, []).append(st.Page(path, title=title, icon=icon))
+    for page in PAGES:
+        if allowed(actor.role, page.permission):
+            sections.setdefault(page.section, []).append(
+                st.Page(page.script, title=page.title, icon=page.icon, url_path=page.url_path))
     st.navigation(sections).run()
+
+
+def run_page(key: str) -> None:
+    """What pages/<key>.py does: the common preamble, then the page's body."""
+    _BY_KEY[key].run()

@@ -62,7 +62,8 @@ def test_expired_or_forged_token_returns_to_login(demo_env: dict[str, str]) -> N
 
 
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize(("path", "title", "permission"), [(p, t, perm) for _s, p, t, _i, perm in PAGES])
+@pytest.mark.parametrize(("path", "title", "permission"),
+                         [(p.script, p.title, p.permission) for p in PAGES])
 def test_every_page_for_every_role(app_as, role: str, path: str, title: str, permission: str) -> None:  # type: ignore[no-untyped-def]
     at = app_as(role)
     if allowed(role, permission):

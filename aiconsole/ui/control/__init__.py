@@ -1,1 +1,1 @@
-"""Streamlit panels of the Pipeline Control area."""
+"""Streamlit pages and panels of the Pipeline Control area."""

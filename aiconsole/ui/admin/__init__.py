@@ -1,0 +1,1 @@
+"""Streamlit pages and panels of the Administration area."""

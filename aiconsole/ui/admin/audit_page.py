@@ -1,0 +1,138 @@
+"""Administration: the audit log. Who changed what and when, each change's before/after, and Revert."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from aiconsole.admin import reverts
+from aiconsole.platform import audit
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import allowed
+from aiconsole.ui.widgets import confirmed_action, inert
+
+ALL = "All"
+LIMIT = 500
+FOCUS_KEY = "audit_focus"  # an entry opened through a revert link, shown until another is picked
+
+
+def render(actor: Actor) -> None:
+    """Filters, the matching entries, and the picked entry's detail with its revert links and button."""
+    try:
+        entity_types, people, actions = audit.entity_types(actor), audit.actors(actor), audit.actions(actor)
+    except AiconsoleError as exc:
+        st.error(str(exc))
+        return
+    if not entity_types:
+        st.info("Nothing has been recorded yet. Changes to users, prompts, the pipeline and providers appear "
+                "here as soon as someone makes them.")
+        return
+    try:
+        rows = _filtered(actor, entity_types, people, actions)
+    except AiconsoleError as exc:
+        st.error(str(exc))
+        return
+    if not rows:
+        st.info("No entry matches these filters. Widen the date range, or set a filter back to 'All'.")
+        return
+    _table(rows)
+    by_id = {e.id: e for e in rows}
+    picked = st.selectbox("Entry", list(by_id), key="audit_entry",
+                          on_change=lambda: st.session_state.pop(FOCUS_KEY, None),
+                          format_func=lambda i: f"#{i} · {_when(by_id[i].created_at)} · {by_id[i].actor} · "
+                                                f"{by_id[i].action}")
+    selected = st.session_state.get(FOCUS_KEY) or picked
+    try:
+        detail = audit.entry_detail(actor, audit_id=int(selected))
+    except AiconsoleError as exc:
+        st.session_state.pop(FOCUS_KEY, None)
+        st.error(str(exc))
+        return
+    with st.container(border=True):
+        _detail(actor, detail)
+
+
+def _value(value: Any) -> str:
+    # One text column: mixed types would not fit a dataframe column, and None must read as "not set".
+    if value is None:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _open(entry_id: int) -> None:
+    st.session_state[FOCUS_KEY] = entry_id
+
+
+def _filtered(actor: Actor, entity_types: list[str], people: list[str], actions: list[str]) -> list[audit.AuditRow]:
+    """The filter row, and the (newest LIMIT) entries it selects."""
+    today = datetime.now(UTC).date()
+    c1, c2, c3, c4, c5 = st.columns([1, 1.2, 1, 1.3, 1.5])
+    entity = c1.selectbox("Entity", [ALL, *entity_types], key="f_entity")
+    who = c2.selectbox("User", [ALL, *people], key="f_actor")
+    action = c3.selectbox("Action", [ALL, *actions], key="f_action")
+    period = c4.date_input("Dates (UTC)", value=(today - timedelta(days=30), today), key="f_dates")
+    search = c5.text_input("Summary contains", key="f_search", max_chars=200)
+    days = [d for d in (period if isinstance(period, tuple) else (period,)) if isinstance(d, date)]
+    start, end = (min(days), max(days)) if days else (None, None)
+    return audit.list_entries(
+        actor, entity_type=None if entity == ALL else entity, actor_email=None if who == ALL else who,
+        action=None if action == ALL else action, search=search or None,
+        since=None if start is None else datetime.combine(start, time(), UTC),
+        until=None if end is None else datetime.combine(end + timedelta(days=1), time(), UTC), limit=LIMIT)
+
+
+def _table(rows: list[audit.AuditRow]) -> None:
+    st.dataframe(
+        pd.DataFrame([{"entry": e.id, "when (UTC)": e.created_at, "user": e.actor, "action": e.action,
+                       "entity": e.entity_type, "entity id": e.entity_id, "summary": e.summary,
+                       "revertible": e.reversible and e.reverted_by_id is None,
+                       "reverted by": e.reverted_by_id} for e in rows]),
+        hide_index=True, width="stretch",
+        column_config={"when (UTC)": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                       "entry": st.column_config.NumberColumn(format="#%d"),
+                       "reverted by": st.column_config.NumberColumn(format="#%d")},
+    )
+    if len(rows) == LIMIT:
+        st.caption(f"Showing the newest {LIMIT} entries; narrow the filters or the dates to see older ones.")
+
+
+def _detail(actor: Actor, detail: audit.EntryDetail) -> None:
+    """One entry: who, what, the before/after diff, its revert links, and Revert when allowed."""
+    entry = detail.entry
+    st.subheader(f"Entry #{entry.id}")
+    st.markdown(f"**{inert(entry.actor)}** · `{inert(entry.action)}` on {inert(entry.entity_type)} "
+                f"{inert(entry.entity_id or '')} · {_when(entry.created_at)}")
+    st.text(entry.summary or "(no summary)")
+    changes = audit.diff(entry.before, entry.after)
+    if changes:
+        st.dataframe(pd.DataFrame([{"field": f, "before": _value(b), "after": _value(a)} for f, b, a in changes]),
+                     hide_index=True, width="stretch", key="audit_diff")
+    else:
+        st.caption("This entry recorded no before/after state.")
+
+    if detail.reverts is not None:
+        st.info(f"This entry reverted entry #{detail.reverts.id} ({inert(detail.reverts.action)}).")
+        st.button(f"Open entry #{detail.reverts.id}", key="open_reverts", on_click=_open,
+                  args=(detail.reverts.id,))
+    if detail.reverted_by is not None:
+        undo = detail.reverted_by
+        st.info(f"Reverted by {inert(undo.actor)} at {_when(undo.created_at)} (entry #{undo.id}).")
+        st.button(f"Open revert entry #{undo.id}", key="open_reverted_by", on_click=_open, args=(undo.id,))
+    elif not entry.reversible:
+        st.caption("This entry cannot be reverted from here (it records an event, or the log does not hold "
+                   "what is needed to restore it, such as a replaced secret).")
+    elif allowed(actor.role, "audit.revert") and entry.organization_id == actor.organization_id:
+        confirmed_action(
+            "Revert this change", key=f"revert_{entry.id}", icon=":material/undo:",
+            prompt=f"Restore the state before entry #{entry.id}? The revert is recorded as a new audit entry and "
+                   "can itself be reverted. It is refused if this was changed again since.",
+            run=lambda: reverts.revert(actor, audit_id=entry.id))

@@ -1,0 +1,86 @@
+"""Administration: the organization's users, their roles, enabling and disabling accounts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from aiconsole.admin import users
+from aiconsole.admin.users import UserRow
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import ROLE_DESCRIPTIONS, allowed
+from aiconsole.ui.widgets import flash
+
+
+def render(actor: Actor) -> None:
+    """The users table; for users.manage, the add form and the change-an-account panel."""
+    rows = users.list_users(actor)
+    if not rows:
+        st.info("This organization has no users yet. Add the first one below.")
+    else:
+        frame = pd.DataFrame(
+            [{"email": u.email, "name": u.display_name, "role": u.role, "active": u.is_active,
+              "sign-in": "password" if u.has_password else "single sign-on",
+              "locked until": u.locked_until, "last login": u.last_login_at} for u in rows]
+        )
+        st.dataframe(frame, hide_index=True, width="stretch")
+    if not allowed(actor.role, "users.manage"):
+        return
+    roles = [r for r in ROLE_DESCRIPTIONS if r != "platform_admin" or allowed(actor.role, "orgs.switch")]
+    left, right = st.columns(2)
+    with left, st.form("add_user", border=True):
+        _add_form(actor, roles)
+    with right, st.container(border=True):
+        _change_panel(actor, roles, rows)
+
+
+def _add_form(actor: Actor, roles: list[str]) -> None:
+    st.subheader("Add a user")
+    email = st.text_input("Email", key="new_email")
+    name = st.text_input("Display name", key="new_name")
+    role = st.selectbox("Role", roles, index=roles.index("viewer"), key="new_role",
+                        format_func=lambda r: f"{r} — {ROLE_DESCRIPTIONS[r]}")
+    sso = st.checkbox("Single sign-on only (no password)", key="new_sso")
+    password = st.text_input("Initial password (8+ characters)", type="password", key="new_password")
+    if st.form_submit_button("Add user", type="primary"):
+        try:
+            created = users.create_user(actor, email=email, display_name=name, role=role,
+                                        password=None if sso else password)
+            flash("success", f"Added {created.email} as {created.role}.")
+            for key in ("new_email", "new_name", "new_password"):  # a refused form keeps what was typed
+                st.session_state.pop(key, None)
+            st.rerun()
+        except AiconsoleError as exc:
+            st.error(str(exc))
+
+
+def _change_panel(actor: Actor, roles: list[str], rows: list[UserRow]) -> None:
+    st.subheader("Change an account")
+    others = [u for u in rows if u.id != actor.user_id]
+    if not others:
+        st.caption("There is nobody else in this organization yet.")
+        return
+    by_id = {u.id: u for u in others}
+    target_id = st.selectbox("User", list(by_id), key="target_user",
+                             format_func=lambda i: f"{by_id[i].email} ({by_id[i].role}"
+                             + (", disabled)" if not by_id[i].is_active else ")"))
+    target = by_id[target_id]
+    new_role = st.selectbox("Role", roles, key="target_role",
+                            index=roles.index(target.role) if target.role in roles else 0)
+    c1, c2 = st.columns(2)
+    if c1.button("Change role", key="change_role", disabled=new_role == target.role):
+        try:
+            users.set_role(actor, user_id=target.id, role=new_role)
+            flash("success", f"{target.email} is now {new_role}.")
+            st.rerun()
+        except AiconsoleError as exc:
+            st.error(str(exc))
+    label = "Disable" if target.is_active else "Enable"
+    if c2.button(f"{label} account", key="toggle_active"):
+        try:
+            users.set_active(actor, user_id=target.id, active=not target.is_active)
+            flash("success", f"{target.email} is {'disabled' if target.is_active else 'enabled'}.")
+            st.rerun()
+        except AiconsoleError as exc:
+            st.error(str(exc))

@@ -1,0 +1,147 @@
+"""Live Status: what the pipeline is doing right now (a panel that refreshes itself), and the quick actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import streamlit as st
+
+from aiconsole.charts import figures as charts
+from aiconsole.live import status as live_status
+from aiconsole.platform import formatting as fmt
+from aiconsole.platform import health
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.ui.live import quick_actions
+from aiconsole.ui.widgets import inert
+
+AUTO_KEY, EVERY_KEY = "live_auto", "live_every"
+STATUS_ICON = {"healthy": ":material/check_circle:", "degraded": ":material/warning:",
+               "down": ":material/error:", "unknown": ":material/help:", "not_configured": ":material/remove:"}
+
+
+def toolbar() -> None:
+    """The auto-refresh switch and its interval, drawn beside the page title."""
+    auto_col, every_col = st.columns(2, vertical_alignment="bottom")
+    auto = auto_col.toggle("Auto-refresh", value=True, key=AUTO_KEY, help="Refresh the live panels on their own.")
+    every_col.number_input("Every (s)", min_value=1, max_value=30, value=5, step=1, key=EVERY_KEY,
+                           disabled=not auto)
+
+
+def render(actor: Actor) -> None:
+    """The live panel (refreshing as the toolbar says), then the quick actions."""
+    every = int(st.session_state[EVERY_KEY]) if st.session_state[AUTO_KEY] else None
+    st.fragment(_live_panel, run_every=every)(actor.organization_id, every)
+    st.divider()
+    st.subheader("Quick actions")
+    quick_actions.render(actor)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _system_health() -> dict[str, Any]:
+    return health.system_health().to_dict()
+
+
+def _live_panel(organization_id: int, every: int | None) -> None:
+    # A fragment: on its own reruns (every `every` seconds, None = never) only this function runs again.
+    try:
+        snap = live_status.live_snapshot(organization_id=organization_id)
+    except AiconsoleError as exc:
+        st.error(str(exc))
+        return
+    _status_cards(snap)
+    _queue(snap)
+    _costs(snap)
+    _providers(snap)
+    _system()
+    st.caption(f"Updated {datetime.now(UTC):%H:%M:%S} UTC" + (f" · every {every} s" if every else " · paused"))
+
+
+def _status_cards(snap: live_status.LiveSnapshot) -> None:
+    s = snap.status
+    if s.paused:
+        st.error(f"Processing is paused — {inert(s.pause_reason or 'no reason given')}",
+                 icon=":material/pause_circle:")
+    row1 = st.columns(5)
+    row1[0].metric("Processed today", f"{s.processed_today.value or 0:,}",
+                   fmt.signed(s.processed_today.delta), border=True,
+                   help="Photos with tags since midnight (organization time zone); delta vs the same time yesterday.")
+    row1[1].metric("Pending", f"{s.pending:,}", border=True)
+    row1[2].metric("Processing", f"{s.processing:,}", border=True)
+    row1[3].metric("Failed", f"{s.failed:,}", border=True, help="Photos that used up their attempts.")
+    row1[4].metric("Needs review", f"{s.needs_review:,}", border=True)
+    row2 = st.columns(4)
+    conf = s.avg_confidence_today
+    row2[0].metric("Avg confidence today", fmt.pct(conf.value),
+                   None if conf.delta is None else f"{conf.delta * 100:+.1f} pts", border=True)
+    err = s.error_rate_last_hour
+    row2[1].metric("Error rate (last hour)", fmt.pct(err.value),
+                   None if err.delta is None else f"{err.delta * 100:+.1f} pts", delta_color="inverse", border=True,
+                   help=f"{s.results_last_hour:,} results in the last hour; delta vs the same hour yesterday.")
+    spend = s.spend_today_micros
+    row2[2].metric("Spend today", fmt.usd(spend.value or 0),
+                   fmt.usd_delta(spend.delta),
+                   delta_color="inverse", border=True,
+                   help=f"Daily budget: {fmt.usd(s.daily_budget_micros)} ({fmt.pct(s.daily_budget_used, 0)} used)")
+    month_used = fmt.pct(s.monthly_budget_used, 0)
+    row2[3].metric("Month to date", fmt.usd(s.spend_month_micros), border=True,
+                   help=f"Monthly budget: {fmt.usd(s.monthly_budget_micros)} ({month_used} used)")
+
+
+def _queue(snap: live_status.LiveSnapshot) -> None:
+    q = snap.queue
+    st.subheader("Queue")
+    cols = st.columns(4)
+    cols[0].metric("Avg queue wait (24 h)", fmt.ms(q.avg_wait_ms))
+    p95 = q.p95_wait
+    p95_help = ("No queue waits recorded in the last 24 h." if p95 is None else
+                f"Estimated from the wait histogram ({q.wait_samples:,} photos): the true value lies between "
+                f"{fmt.ms(p95.low)} and {fmt.ms(p95.high) if p95.high is not None else 'above'}.")
+    cols[1].metric("p95 queue wait (24 h)", fmt.ms(q.p95_wait_ms), help=p95_help)
+    cols[2].metric("Oldest pending", fmt.duration(q.oldest_due_pending_age),
+                   help="Age of the oldest photo that is due for processing.")
+    cols[3].metric("Time to drain", fmt.duration(q.drain_eta), help=q.drain_note)
+    left, right = st.columns([3, 1])
+    left.plotly_chart(charts.throughput_chart(q.throughput), width="stretch", key="throughput")
+    right.plotly_chart(charts.queue_status_chart(q.counts), width="stretch", key="queue_donut")
+
+
+def _costs(snap: live_status.LiveSnapshot) -> None:
+    c = snap.cost
+    st.subheader("Cost")
+    cols = st.columns(3)
+    cols[0].metric("Today", fmt.usd(c.today_micros))
+    cols[1].metric("This month", fmt.usd(c.month_micros))
+    cols[2].metric("Projected month end", fmt.usd(c.projected_month_micros),
+                   help=f"Month to date plus {fmt.usd(c.daily_average_micros)} a day for the rest of the month.")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.spend_by_provider_chart(c.by_provider), width="stretch", key="spend")
+    right.plotly_chart(charts.budget_chart(c.budgets), width="stretch", key="budgets")
+
+
+def _providers(snap: live_status.LiveSnapshot) -> None:
+    st.subheader("Provider health")
+    report = snap.providers
+    if not report.providers:
+        st.info("No provider has handled a photo yet. Upload photos below, or run `aiconsole demo`.")
+        return
+    cols = st.columns(len(report.providers))
+    now = report.as_of
+    for col, p in zip(cols, report.providers, strict=True):
+        with col.container(border=True):
+            st.markdown(f"{STATUS_ICON.get(p.status, '')} **{p.provider}** — {p.status}")
+            st.caption(f"last 15 min: {p.results:,} results, {p.failed:,} failed, error rate {fmt.pct(p.error_rate)}")
+            st.caption(f"latency p50 {fmt.ms(p.p50_latency_ms)} · p95 {fmt.ms(p.p95_latency_ms)}")
+            st.caption(f"last check: {fmt.ago(p.last_check, now)}"
+                       + (f" ({p.last_check_status})" if p.last_check_status else ""))
+
+
+def _system() -> None:
+    st.subheader("System health")
+    report = _system_health()
+    cols = st.columns(len(report["checks"]))
+    for col, check in zip(cols, report["checks"], strict=True):
+        with col.container(border=True):
+            st.markdown(f"{STATUS_ICON.get(check['status'], '')} **{check['name']}** — {check['status']}")
+            st.caption(inert(check["message"]))
