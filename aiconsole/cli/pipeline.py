@@ -9,17 +9,15 @@ import logging
 import os
 import signal
 import socket
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from urllib.parse import unquote, urlsplit
 
 import typer
 
 from aiconsole.cli.common import handles_errors, load_settings, resolve_org
+from aiconsole.cli.download import fetch_url, is_url
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
@@ -29,8 +27,6 @@ if TYPE_CHECKING:
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 MAX_BATCH_BYTES = 64 * 1024 * 1024
-URL_TIMEOUT_S = 30.0
-URL_AGENT = "aiconsole-enqueue/1"
 
 commands = typer.Typer()
 
@@ -39,9 +35,9 @@ commands = typer.Typer()
 
 
 def expand_paths(refs: Iterable[str]) -> Iterator[str]:
-    """Files as given, folders as every image file under them (sorted), URLs as they are."""
+    """Files as given, folders as every image file under them (sorted), URLs (any scheme) as they are."""
     for ref in refs:
-        if ref.startswith(("http://", "https://")):
+        if is_url(ref):
             yield ref
             continue
         path = Path(ref).expanduser()
@@ -52,36 +48,9 @@ def expand_paths(refs: Iterable[str]) -> Iterator[str]:
             yield str(path)
 
 
-def fetch_url(url: str, *, max_bytes: int, timeout_s: float = URL_TIMEOUT_S) -> tuple[str, bytes]:
-    """(filename, bytes) of an http(s) URL, refusing bodies above `max_bytes` without reading them whole."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValidationFailed(f"'{url[:200]}' is not an http(s) URL.", hint="Give a URL such as https://host/a.jpg.")
-    name = unquote(PurePosixPath(parts.path).name) or parts.netloc
-    request = urllib.request.Request(url, headers={"User-Agent": URL_AGENT})  # noqa: S310 (scheme checked above)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 (scheme checked above)
-            declared = resp.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise ValidationFailed(f"{url[:200]} is {int(declared):,} bytes, more than the {max_bytes:,} allowed.",
-                                       hint="Raise AICONSOLE_MAX_UPLOAD_BYTES or use a smaller image.")
-            data = resp.read(max_bytes + 1)
-    except urllib.error.HTTPError as exc:
-        raise ValidationFailed(f"{url[:200]} answered HTTP {exc.code} {exc.reason}.",
-                               hint="Check that the URL is right and publicly readable.") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ValidationFailed(f"Could not download {url[:200]}: {reason}.",
-                               hint="Check the URL and the network.") from None
-    if len(data) > max_bytes:
-        raise ValidationFailed(f"{url[:200]} is larger than the {max_bytes:,} bytes allowed.",
-                               hint="Raise AICONSOLE_MAX_UPLOAD_BYTES or use a smaller image.")
-    return name, data
-
-
 def read_input(ref: str, settings: Settings) -> tuple[str, bytes]:
     """(filename, bytes) of a local file or an http(s) URL, size-checked before it is read whole."""
-    if ref.startswith(("http://", "https://")):
+    if is_url(ref):
         return fetch_url(ref, max_bytes=settings.max_upload_bytes)
     path = Path(ref)
     if not path.is_file():
