@@ -27,6 +27,7 @@ from aiconsole.platform.db.models import PROVIDERS, PipelineConfig, ProviderConf
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AiconsoleError, ConflictError, NotFound, ProviderError, ValidationFailed
 from aiconsole.platform.settings import Settings, get_settings
+from aiconsole.platform.strict_numbers import NOT_A_NUMBER, Float, Int
 from aiconsole.providers.emulation import EMULATOR_KEY, emulated_endpoint, emulator_url, is_demo_org
 from aiconsole.providers.keys import check_secret, scrub
 from aiconsole.providers.registry import build_provider, capabilities, provider_names
@@ -63,9 +64,9 @@ class ProviderSettingsInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool
-    rate_limit_per_minute: int = Field(ge=1, le=100_000)
-    timeout_seconds: float = Field(ge=1.0, le=300.0)
-    max_concurrency: int = Field(ge=1, le=256)
+    rate_limit_per_minute: Int = Field(ge=1, le=100_000)
+    timeout_seconds: Float = Field(ge=1.0, le=300.0)
+    max_concurrency: Int = Field(ge=1, le=256)
     endpoint: str | None = None
     region: str | None = None
 
@@ -117,7 +118,8 @@ def validate_settings(values: dict[str, Any], *, provider: str, settings: Settin
         problems = []
         for err in exc.errors():
             name = str(err["loc"][0]) if err["loc"] else "settings"
-            reason = _WHY.get(name) or str(err["msg"]).removeprefix("Value error, ")
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            reason = msg if err["type"] == NOT_A_NUMBER else _WHY.get(name) or msg
             problems.append(f"{_LABELS.get(name, name)} {reason}")
         raise ValidationFailed(f"{provider}: " + "; ".join(problems) + ". Nothing was saved.") from None
     if checked.timeout_seconds >= settings.lease_seconds:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
@@ -32,11 +32,13 @@ from aiconsole.platform.db.models import AiProcessingResult, PhotoTag, PipelineC
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.money import micros_to_usd, usd_to_micros
+from aiconsole.platform.strict_numbers import NOT_BOOL, Float, Int
 
 MAX_RETRIES_RANGE = (1, 10)
 CONCURRENCY_RANGE = (1, 64)
 MAX_COST_PER_PHOTO_USD = Decimal("10")
 MAX_BUDGET_USD = Decimal("10000000")
+SMALLEST_USD = micros_to_usd(1)  # $0.000001: money is stored in whole micro-dollars
 MAX_OVERRIDES = 500
 MAX_LABEL_CHARS = 200
 MAX_PREVIEW_DAYS = 90
@@ -62,13 +64,21 @@ _COUNTS = {
 }
 
 
+def _at_least_a_micro(value: Decimal | None, what: str) -> None:
+    # Money is stored in whole micro-dollars: a smaller positive amount would be stored as $0, which stops
+    # every call (cost limit) or pauses processing (budget) though the form showed more than $0.
+    if value is not None and 0 < value < SMALLEST_USD:
+        raise ValueError(f"The {what} ${value:f} is below the smallest amount (${SMALLEST_USD}, one micro-dollar) "
+                         f"and would be stored as $0: enter at least ${SMALLEST_USD}.")
+
+
 class LabelOverride(BaseModel):
     """One label's own thresholds; a missing one falls back to the global threshold."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    accept: float | None = None
-    reject: float | None = None
+    accept: Annotated[float | None, NOT_BOOL] = None
+    reject: Annotated[float | None, NOT_BOOL] = None
 
     @field_validator("accept", "reject")
     @classmethod
@@ -81,14 +91,14 @@ class RulesConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    accept_threshold: float = DEFAULT_ACCEPT
-    reject_threshold: float = DEFAULT_REJECT
+    accept_threshold: Float = DEFAULT_ACCEPT
+    reject_threshold: Float = DEFAULT_REJECT
     label_overrides: dict[str, LabelOverride] = Field(default_factory=dict)
-    max_cost_per_photo_usd: Decimal | None = None
-    daily_budget_usd: Decimal | None = None
-    monthly_budget_usd: Decimal | None = None
-    max_retries: int = 3
-    worker_concurrency: int = 8
+    max_cost_per_photo_usd: Annotated[Decimal | None, NOT_BOOL] = None
+    daily_budget_usd: Annotated[Decimal | None, NOT_BOOL] = None
+    monthly_budget_usd: Annotated[Decimal | None, NOT_BOOL] = None
+    max_retries: Int = 3
+    worker_concurrency: Int = 8
 
     @field_validator("accept_threshold", "reject_threshold")
     @classmethod
@@ -98,6 +108,7 @@ class RulesConfig(BaseModel):
     @field_validator("max_cost_per_photo_usd")
     @classmethod
     def _cost_range(cls, value: Decimal | None) -> Decimal | None:
+        _at_least_a_micro(value, "max cost per photo")
         if value is not None and not Decimal(0) < value <= MAX_COST_PER_PHOTO_USD:
             raise ValueError(f"The max cost per photo ${value} is outside $0..${MAX_COST_PER_PHOTO_USD} (above 0): "
                              "a photo costs a fraction of a cent, so 0 would stop every call and more than "
@@ -108,6 +119,7 @@ class RulesConfig(BaseModel):
     @classmethod
     def _budget_range(cls, value: Decimal | None, info: Any) -> Decimal | None:
         what = info.field_name.split("_")[0]
+        _at_least_a_micro(value, f"{what} budget")
         if value is not None and value < 0:
             raise ValueError(f"The {what} budget ${value} is negative: a budget is what may be spent, at least $0 "
                              "($0 pauses processing). Leave it empty for no budget.")
