@@ -179,9 +179,9 @@ def _show_run(run: TestRun, title: str) -> None:
         else:
             cols = st.columns(3)
             cols[0].metric("Cost", run.cost_text)
-            usage = f"{run.input_tokens:,} in / {run.output_tokens:,} out" if run.provider == "gemini" \
+            usage = f"{run.input_tokens:,} in / {run.output_tokens:,} out" if run.billing == "tokens" \
                 else f"{run.units:,} unit{'s' if run.units != 1 else ''}"
-            cols[1].metric("Tokens" if run.provider == "gemini" else "Units", usage)
+            cols[1].metric("Tokens" if run.billing == "tokens" else "Units", usage)
             cols[2].metric("Latency", formatting.ms(run.latency_ms), help=f"Total {formatting.ms(run.total_ms)}")
             if run.tags:
                 st.dataframe(

@@ -9,13 +9,13 @@ from aiconsole.control import provider_admin
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
+from aiconsole.providers.registry import capabilities
 from aiconsole.ui.widgets import confirmed_action, flash, inert
 
 KEY_HELP = {
     "gemini": "A Gemini API key from Google AI Studio: 39 characters starting with AIza.",
     "google-vision": "An API key (AIza…, 39 characters) or the whole service-account JSON key file.",
 }
-ENV_HELP = {"gemini": "GEMINI_API_KEY", "google-vision": "Application Default Credentials"}
 
 
 def render(actor: Actor) -> None:
@@ -41,7 +41,7 @@ def render(actor: Actor) -> None:
                 _settings_table(row, emulated)
                 continue
             _settings_form(actor, row, emulated)
-            if row.provider == "local":
+            if not capabilities(row.provider).needs_key:
                 st.caption("The local analyzer runs inside the worker: it needs no key or endpoint.")
             else:
                 st.divider()
@@ -60,7 +60,7 @@ def _settings_table(row: provider_admin.ProviderRow, emulated: dict[str, str]) -
         {"setting": "endpoint", "value": f"emulator at {emulated[row.provider]} (demo)"
          if row.provider in emulated else row.endpoint or "default"},
         {"setting": "region", "value": row.region or "default"},
-        {"setting": "key", "value": key if row.provider != "local" else "not needed"},
+        {"setting": "key", "value": key if capabilities(row.provider).needs_key else "not needed"},
     ])
     st.dataframe(frame, hide_index=True, width="stretch")
 
@@ -78,7 +78,7 @@ def _settings_form(actor: Actor, row: provider_admin.ProviderRow, emulated: dict
         concurrency = c3.number_input("Max concurrency", value=row.max_concurrency, step=1, key=f"conc_{p}",
                                       help="Calls in flight at once per worker; 1 to 256.")
         endpoint, region = row.endpoint, row.region
-        if p != "local":
+        if capabilities(p).has_endpoint:
             c4, c5 = st.columns([3, 1])
             endpoint = c4.text_input("Endpoint", value=row.endpoint or "", key=f"endpoint_{p}",
                                      placeholder="default (Google's public endpoint)",
@@ -100,7 +100,7 @@ def _settings_form(actor: Actor, row: provider_admin.ProviderRow, emulated: dict
 
 def _delete_key(actor: Actor, p: str) -> str:
     provider_admin.delete_secret(actor, provider=p)
-    return f"Deleted the {p} key. Workers now use {ENV_HELP[p]}, if they have it."
+    return f"Deleted the {p} key. Workers now use {capabilities(p).env_credentials}, if they have it."
 
 
 def _save_key(actor: Actor, p: str) -> None:
@@ -120,7 +120,8 @@ def _key_section(actor: Actor, row: provider_admin.ProviderRow) -> None:
     if row.has_secret:
         st.markdown(f"Stored key: `{inert(row.secret_masked)}`")
     else:
-        st.info(f"No key stored: workers use {ENV_HELP[p]} if they have it. Paste a key below to store one.")
+        st.info(f"No key stored: workers use {capabilities(p).env_credentials} if they have it. Paste a key below "
+                "to store one.")
     with st.form(f"key_form_{p}", border=False):
         st.text_input("Replace key" if row.has_secret else "Key", type="password", key=f"secret_{p}",
                       help=KEY_HELP[p], placeholder=KEY_HELP[p])
@@ -131,7 +132,7 @@ def _key_section(actor: Actor, row: provider_admin.ProviderRow) -> None:
     if row.has_secret:
         confirmed_action("Delete key", key=f"delete_key_{p}", icon=":material/delete:",
                          prompt=f"Delete the stored {p} key ({row.secret_masked})? This cannot be undone; "
-                                f"workers fall back to {ENV_HELP[p]}.",
+                                f"workers fall back to {capabilities(p).env_credentials}.",
                          run=lambda: _delete_key(actor, p))
 
 
