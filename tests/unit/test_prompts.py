@@ -253,7 +253,8 @@ def test_diff_versions_and_usage_known_answers(lite: dict[str, Actor], settings:
 def test_usage_frame_and_chart_known_answer() -> None:
     from datetime import UTC, datetime
 
-    from aiconsole.charts import figures as charts
+    from aiconsole.charts.base import is_empty_figure
+    from aiconsole.charts.control import prompt_versions_chart
 
     def version(n: int, photos: int, conf: float | None, cost: int | None) -> prompts.VersionRow:
         return prompts.VersionRow(id=n, prompt_id=1, version=n, content="x", variables=(), message="m", author="a",
@@ -262,11 +263,11 @@ def test_usage_frame_and_chart_known_answer() -> None:
 
     frame = prompts.usage_frame([version(3, 0, None, None), version(2, 4, 0.75, 2500), version(1, 2, 0.5, 1000)])
     assert list(frame["version"]) == [1, 2, 3]
-    fig = charts.prompt_versions_chart(frame)
+    fig = prompt_versions_chart(frame)
     bars, line = fig.data
     assert list(bars.x) == ["v1", "v2"] and list(bars.y) == [0.5, 0.75]
     assert list(line.y) == [0.001, 0.0025]
-    assert charts.is_empty_figure(charts.prompt_versions_chart(prompts.usage_frame([version(1, 0, None, None)])))
+    assert is_empty_figure(prompt_versions_chart(prompts.usage_frame([version(1, 0, None, None)])))
 
 
 def test_two_saves_from_the_same_base_at_once_one_wins(people: dict[str, Actor], any_settings: Settings) -> None:

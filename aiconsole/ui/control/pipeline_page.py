@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from aiconsole.charts import figures as charts
+from aiconsole.charts.control import confidence_histogram_chart
 from aiconsole.control import pipeline_settings, rules_config
 from aiconsole.control.pipeline_settings import CostProjection, PipelineView, QualityRow
 from aiconsole.platform import formatting as fmt
@@ -270,6 +270,6 @@ def _impact(preview: rules_config.ImpactPreview, rules: rules_config.RulesConfig
     st.dataframe(pd.DataFrame([{"": name, "current rules": a, "new rules": b, "change": f"{b - a:+,}"}
                                for name, a, b in impact]), hide_index=True, width="stretch")
     st.caption(f"{preview.photos:,} photos and {preview.tags:,} AI tags of the last {days} days.")
-    st.plotly_chart(charts.confidence_histogram_chart(
+    st.plotly_chart(confidence_histogram_chart(
         preview.histogram, current=(rules.accept_threshold, rules.reject_threshold),
         proposed=(new_rules.accept_threshold, new_rules.reject_threshold)), width="stretch", key="rules_hist")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from aiconsole.charts import figures as charts
+from aiconsole.charts.control import prompt_versions_chart
 from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
@@ -96,7 +96,7 @@ def _versions_table(versions: list[VersionRow]) -> None:
     } for v in versions]), hide_index=True, width="stretch",
         column_config={"avg confidence": st.column_config.NumberColumn(format="%.3f"),
                        "saved": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
-    right.plotly_chart(charts.prompt_versions_chart(catalog.usage_frame(versions)), width="stretch")
+    right.plotly_chart(prompt_versions_chart(catalog.usage_frame(versions)), width="stretch")
 
 
 def _labels_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from aiconsole.charts import figures as charts
+from aiconsole.charts.live import budget_chart, queue_status_chart, spend_by_provider_chart, throughput_chart
 from aiconsole.live import status as live_status
 from aiconsole.platform import formatting as fmt
 from aiconsole.platform import health
@@ -103,8 +103,8 @@ def _queue(snap: live_status.LiveSnapshot) -> None:
                    help="Age of the oldest photo that is due for processing.")
     cols[3].metric("Time to drain", fmt.duration(q.drain_eta), help=q.drain_note)
     left, right = st.columns([3, 1])
-    left.plotly_chart(charts.throughput_chart(q.throughput), width="stretch", key="throughput")
-    right.plotly_chart(charts.queue_status_chart(q.counts), width="stretch", key="queue_donut")
+    left.plotly_chart(throughput_chart(q.throughput), width="stretch", key="throughput")
+    right.plotly_chart(queue_status_chart(q.counts), width="stretch", key="queue_donut")
 
 
 def _costs(snap: live_status.LiveSnapshot) -> None:
@@ -116,8 +116,8 @@ def _costs(snap: live_status.LiveSnapshot) -> None:
     cols[2].metric("Projected month end", fmt.usd(c.projected_month_micros),
                    help=f"Month to date plus {fmt.usd(c.daily_average_micros)} a day for the rest of the month.")
     left, right = st.columns(2)
-    left.plotly_chart(charts.spend_by_provider_chart(c.by_provider), width="stretch", key="spend")
-    right.plotly_chart(charts.budget_chart(c.budgets), width="stretch", key="budgets")
+    left.plotly_chart(spend_by_provider_chart(c.by_provider), width="stretch", key="spend")
+    right.plotly_chart(budget_chart(c.budgets), width="stretch", key="budgets")
 
 
 def _providers(snap: live_status.LiveSnapshot) -> None:
