@@ -20,6 +20,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from aiconsole.control.rules_config import RULE_COLUMNS, RulesConfig, current_rules, rules_from_columns
+from aiconsole.pipeline import config_row
 from aiconsole.platform import audit, cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.audit import AuditRow
@@ -35,9 +36,8 @@ from aiconsole.platform.db.models import (
     PromptLabel,
     PromptVersion,
     ProviderConfig,
-    User,
 )
-from aiconsole.platform.db.sql import bucket_counts, percentile_from_histogram
+from aiconsole.platform.db.sql import bucket_counts, percentile_from_histogram, user_email
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.providers.pricing import (
@@ -115,10 +115,6 @@ def model_choices() -> list[tuple[str, str]]:
     return [(p, m) for p, models in PROVIDER_MODELS.items() for m in models]
 
 
-def _who(s: Session, user_id: int | None) -> str | None:
-    return None if user_id is None else s.scalar(select(User.email).where(User.id == user_id))
-
-
 def current_settings(actor: Actor) -> PipelineView:
     """The org's active provider/model, fallback, production prompt and rules."""
     actor.require("pipeline.view")
@@ -137,30 +133,7 @@ def current_settings(actor: Actor) -> PipelineView:
                 .where(PromptLabel.prompt_id == cfg.active_prompt_id, PromptLabel.label == "production",
                        PromptLabel.organization_id == org))
         return PipelineView(org, cfg.active_provider, cfg.active_model, cfg.fallback_provider, prompt, version,
-                            current_rules(cfg), cfg.paused, cfg.version, cfg.updated_at, _who(s, cfg.updated_by))
-
-
-def locked_config(s: Session, actor: Actor, *, expected_version: int) -> PipelineConfig:
-    """The org's pipeline_config row locked for update; ConflictError when it is not at `expected_version`."""
-    cfg = s.get(PipelineConfig, actor.organization_id, with_for_update=True)
-    if cfg is None:
-        cfg = PipelineConfig(organization_id=actor.organization_id, version=0)
-        s.add(cfg)
-        s.flush()
-    if cfg.version != expected_version:
-        who = _who(s, cfg.updated_by) or "someone (or a worker)"
-        when = cfg.updated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if cfg.updated_at else "recently"
-        raise ConflictError(f"The pipeline settings were changed by {who} at {when} after you loaded them "
-                            f"(now version {cfg.version}, you edited version {expected_version}); nothing was saved.",
-                            hint="Reload the page to see their change, then make yours again.")
-    return cfg
-
-
-def stamp(cfg: PipelineConfig, actor: Actor) -> None:
-    """Mark the row changed by `actor`: the next version, now."""
-    cfg.version += 1
-    cfg.updated_at = utcnow()
-    cfg.updated_by = actor.user_id
+                            current_rules(cfg), cfg.paused, cfg.version, cfg.updated_at, user_email(s, cfg.updated_by))
 
 
 def _enabled(s: Session, organization_id: int) -> dict[str, bool]:
@@ -196,7 +169,7 @@ def switch_model(actor: Actor, *, provider: str, model: str, fallback_provider: 
     actor.require("pipeline.configure")
     fallback_provider = fallback_provider or None
     with org_session(actor.organization_id) as s:
-        cfg = locked_config(s, actor, expected_version=expected_version)
+        cfg = config_row.lock_at_version(s, actor.organization_id, expected_version=expected_version)
         _check_choice(s, actor.organization_id, provider, model, fallback_provider)
         before = {c: getattr(cfg, c) for c in MODEL_COLUMNS}
         after = {"active_provider": provider, "active_model": model, "fallback_provider": fallback_provider}
@@ -206,7 +179,7 @@ def switch_model(actor: Actor, *, provider: str, model: str, fallback_provider: 
                                    hint="Pick another model or fallback to switch.")
         for key, value in after.items():
             setattr(cfg, key, value)
-        stamp(cfg, actor)
+        config_row.stamp(cfg, by=actor.user_id, now=utcnow())
         summary = (f"Switched model {before['active_provider']}/{before['active_model']} -> {provider}/{model}, "
                    f"fallback {before['fallback_provider'] or 'none'} -> {fallback_provider or 'none'}")
         audit.record(s, actor=actor, action=SWITCH_ACTION, entity_type="pipeline_config",
@@ -224,7 +197,7 @@ def revert_audit(session: Session, *, actor: Actor, entry: AuditRow) -> int:
     if not after or set(after) - REVERTIBLE or set(before) != set(after):
         raise ValidationFailed(f"Audit entry #{entry.id} ({entry.action}) can't be reverted automatically.",
                                hint="Change the settings by hand on the Pipeline page.")
-    cfg = session.get(PipelineConfig, actor.organization_id, with_for_update=True)
+    cfg = config_row.lock(session, actor.organization_id)
     if cfg is None or any(getattr(cfg, k) != v for k, v in after.items()):
         raise ConflictError(f"The settings entry #{entry.id} changed have been changed again since; nothing was "
                             "reverted.",
@@ -237,7 +210,7 @@ def revert_audit(session: Session, *, actor: Actor, entry: AuditRow) -> int:
         rules_from_columns({c: before.get(c, getattr(cfg, c)) for c in RULE_COLUMNS})
     for key, value in before.items():
         setattr(cfg, key, value)
-    stamp(cfg, actor)
+    config_row.stamp(cfg, by=actor.user_id, now=utcnow())
     return audit.record(session, actor=actor, action="revert", entity_type="pipeline_config",
                         entity_id=str(actor.organization_id), before=dict(after), after=dict(before),
                         summary=f"Reverted #{entry.id}: {entry.summary}", reversible=True)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from aiconsole.live.status import provider_health
+from aiconsole.pipeline import config_row
 from aiconsole.platform import audit, cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session
-from aiconsole.platform.db.models import AiProviderHealth, Photo, PipelineConfig
+from aiconsole.platform.db.models import AiProviderHealth, Photo
+from aiconsole.platform.db.sql import rowcount
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.health import system_health
@@ -34,38 +35,22 @@ class ActionReport:
     message: str
 
 
-def _config(session, organization_id: int) -> PipelineConfig:  # type: ignore[no-untyped-def]
-    cfg = session.get(PipelineConfig, organization_id, with_for_update=True)
-    if cfg is None:
-        cfg = PipelineConfig(organization_id=organization_id)
-        session.add(cfg)
-        session.flush()
-    return cfg
-
-
-def _count(result: Result[Any]) -> int:
-    # UPDATE results are CursorResults at run time; the generic Result type does not declare rowcount.
-    return int(cast(CursorResult[Any], result).rowcount or 0)
-
-
 def _set_paused(actor: Actor, *, paused: bool, reason: str | None, now: datetime) -> bool:
     """Flip the pause flag with an audited before/after; False when it already had that value."""
     with org_session(actor.organization_id) as s:
-        cfg = _config(s, actor.organization_id)
+        cfg = config_row.lock_or_create(s, actor.organization_id)
         if cfg.paused == paused:
             return False
-        before = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}
-        cfg.paused = paused
-        cfg.pause_reason = f"Paused by {actor.email}: {reason}" if paused else None
-        cfg.paused_at = now if paused else None
-        cfg.version += 1
-        cfg.updated_at = now
-        cfg.updated_by = actor.user_id
+        before = config_row.pause_state(cfg)
+        if paused:
+            config_row.pause(cfg, kind=config_row.MANUAL, reason=f"Paused by {actor.email}: {reason}",
+                             by=actor.user_id, now=now)
+        else:
+            config_row.resume(cfg, by=actor.user_id, now=now)
         summary = f"Paused processing: {reason}" if paused else f"Resumed processing (was: {before['pause_reason']})"
         audit.record(s, actor=actor, action="queue.pause" if paused else "queue.resume",
                      entity_type="pipeline_config", entity_id=str(actor.organization_id), before=before,
-                     after={"paused": cfg.paused, "pause_reason": cfg.pause_reason},
-                     summary=summary, reversible=True)
+                     after=config_row.pause_state(cfg), summary=summary, reversible=True)
     cache.invalidate_live(actor.organization_id)
     return True
 
@@ -97,7 +82,7 @@ def retry_failed(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     now = now or utcnow()
     with org_session(actor.organization_id) as s:
         where = and_(Photo.organization_id == actor.organization_id, Photo.status == "failed")
-        n = _count(s.execute(
+        n = rowcount(s.execute(
             update(Photo).where(where).values(status="pending", attempts=0, next_attempt_at=None,
                                               lease_owner=None, lease_expires_at=None, updated_at=now)
         ))
@@ -128,7 +113,7 @@ def requeue_stuck(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     with org_session(actor.organization_id) as s:
         where = and_(Photo.organization_id == actor.organization_id, Photo.status == "processing",
                      or_(Photo.lease_expires_at.is_(None), Photo.lease_expires_at < now))
-        n = _count(s.execute(
+        n = rowcount(s.execute(
             update(Photo).where(where).values(status="pending", lease_owner=None, lease_expires_at=None,
                                               next_attempt_at=None, updated_at=now)
         ))
@@ -179,21 +164,20 @@ def revert_audit(session: Session, *, actor: Actor, entry: audit.AuditRow) -> in
     actor.require("queue.pause" if paused else "queue.resume")
     if entry.entity_id != str(actor.organization_id):
         raise NotFound(f"Entry #{entry.id} belongs to another organization's queue.", hint="Reload the audit log.")
-    cfg = _config(session, actor.organization_id)
-    current = {"paused": cfg.paused, "pause_reason": cfg.pause_reason}
+    cfg = config_row.lock_or_create(session, actor.organization_id)
+    current = config_row.pause_state(cfg)
     if current["paused"] != after["paused"] or current["pause_reason"] != after.get("pause_reason"):
         state = "paused" if cfg.paused else "running"
         raise ConflictError(f"Processing was paused or resumed again since entry #{entry.id} (it is {state} now).",
                             hint="Revert the later change first, or pause/resume on the Live Status page.")
     now = utcnow()
-    cfg.paused = paused
-    cfg.pause_reason = before.get("pause_reason") if paused else None
-    cfg.paused_at = now if paused else None
-    cfg.version += 1
-    cfg.updated_at = now
-    cfg.updated_by = actor.user_id
+    if paused:
+        # Entries from before pause kinds were recorded restore as a person's pause (never lifted automatically).
+        config_row.pause(cfg, kind=before.get("pause_kind") or config_row.MANUAL, reason=before.get("pause_reason"),
+                         by=actor.user_id, now=now)
+    else:
+        config_row.resume(cfg, by=actor.user_id, now=now)
     what = "paused processing again" if paused else "resumed processing"
     return audit.record(session, actor=actor, action="revert", entity_type="pipeline_config",
-                        entity_id=str(actor.organization_id), before=current,
-                        after={"paused": cfg.paused, "pause_reason": cfg.pause_reason},
+                        entity_id=str(actor.organization_id), before=current, after=config_row.pause_state(cfg),
                         summary=f"Reverted entry #{entry.id}: {what}", reversible=True)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
+from aiconsole.pipeline import config_row
 from aiconsole.pipeline.rules import DEFAULT_ACCEPT, DEFAULT_REJECT, normalize_label
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
@@ -281,18 +282,16 @@ def current_rules(cfg: PipelineConfig | None) -> RulesConfig:
 
 def save_rules(actor: Actor, *, rules: RulesConfig, expected_version: int) -> int:
     """Save new rules (pipeline.configure) from the version the form showed; returns the config's new version."""
-    from aiconsole.control.pipeline_settings import locked_config, stamp  # the config row's lock and version live there
-
     actor.require("pipeline.configure")
     with org_session(actor.organization_id) as s:
-        cfg = locked_config(s, actor, expected_version=expected_version)
+        cfg = config_row.lock_at_version(s, actor.organization_id, expected_version=expected_version)
         before, after = column_state(cfg), rules.to_columns()
         changed = {k for k in RULE_COLUMNS if before[k] != after[k]}
         if not changed:
             return cfg.version
         for key in changed:
             setattr(cfg, key, after[key])
-        stamp(cfg, actor)
+        config_row.stamp(cfg, by=actor.user_id, now=utcnow())
         # The audit log redacts keys that look like credentials, so an override for a label such as "token"
         # is not kept there and a revert could not restore it.
         labels = {*before["label_overrides"], *after["label_overrides"]} if "label_overrides" in changed else set()

@@ -16,17 +16,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from aiconsole.pipeline import config_row
 from aiconsole.pipeline.context import OrgContext, ProviderSetup
 from aiconsole.pipeline.experiments import assign
 from aiconsole.pipeline.images import load_image_bytes
 from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.queue import ClaimedPhoto
+from aiconsole.pipeline.rate_limit import RateLimiter
 from aiconsole.pipeline.recording import Outcome
 from aiconsole.pipeline.retry import RetryPolicy
 from aiconsole.pipeline.routing import (
     CircuitBreaker,
     NoRouteAvailable,
-    RateLimiter,
     RouteDecision,
     is_provider_fault,
     route,
@@ -66,6 +67,7 @@ class Released:
     photo: ClaimedPhoto
     reason: str
     provider: str
+    pause_kind: str
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,8 @@ class Caller:
         if not ctx.setup(provider).enabled:
             if fallback is None or fallback == provider:
                 return Released(photo, f"{DISABLED_REASON} {provider} is disabled for this organization and no "
-                                       "enabled fallback provider is configured.", provider)
+                                       "enabled fallback provider is configured.", provider,
+                                config_row.PROVIDER_DISABLED)
             trace.append({"step": "route", "provider": fallback, "model": default_model(fallback),
                           "reason": f"fallback {fallback}: {provider} is disabled", "fallback": True})
             decision = RouteDecision(fallback, default_model(fallback), f"{provider} is disabled", fallback=True)
@@ -262,7 +265,7 @@ class Caller:
                 decision = route(_Route(provider, model, fallback), {p: self.breaker(org, p) for p in names},
                                  fallback_model=default_model)
             except NoRouteAvailable as exc:
-                return Released(photo, exc.message, exc.provider)
+                return Released(photo, exc.message, exc.provider, config_row.CIRCUIT_OPEN)
             allowed = True
             trace.append(decision.trace())
         if decision.fallback and experiment_id is not None:

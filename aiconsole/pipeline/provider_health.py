@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
+from aiconsole.pipeline import config_row
 from aiconsole.pipeline.calls import Caller
 from aiconsole.pipeline.context import ContextCache, OrgContext
-from aiconsole.pipeline.routing import CIRCUIT_REASON_PREFIX, RouteDecision, resume_paused
+from aiconsole.pipeline.routing import RouteDecision
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.cache import invalidate_live
 from aiconsole.platform.db.engine import service_session
-from aiconsole.platform.db.models import AiProviderHealth, PipelineConfig
+from aiconsole.platform.db.models import AiProviderHealth
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.prompts.render import prompt_values, render_prompt
@@ -154,11 +155,11 @@ class HealthReporter:
             return False
         now = utcnow()
         with service_session() as s:
-            cfg = s.get(PipelineConfig, organization_id, with_for_update=True)
-            if cfg is None or not cfg.paused or not (cfg.pause_reason or "").startswith(CIRCUIT_REASON_PREFIX):
+            cfg = config_row.lock(s, organization_id)
+            if cfg is None or not cfg.paused or cfg.pause_kind != config_row.CIRCUIT_OPEN:
                 return False
-            resume_paused(s, cfg, actor=Actor.system("worker", organization_id), now=now,
-                          why=f"a probe of {provider} succeeded in {ms} ms")
+            config_row.auto_resume(s, cfg, actor=Actor.system("worker", organization_id), now=now,
+                                   why=f"a probe of {provider} succeeded in {ms} ms")
         with self._lock:
             self._circuit.pop(organization_id, None)
         invalidate_live(organization_id)

@@ -36,17 +36,18 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, select, text
 
+from aiconsole.pipeline import config_row
 from aiconsole.pipeline import queue as q
+from aiconsole.pipeline.budget import BudgetGuard
 from aiconsole.pipeline.calls import Caller, CallOptions, ProviderFactory, Released
 from aiconsole.pipeline.context import ContextCache, OrgContext
 from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.provider_health import HealthReporter
 from aiconsole.pipeline.recording import Outcome, RecordReport, record_batch
-from aiconsole.pipeline.routing import CIRCUIT_REASON_PREFIX, BudgetGuard, pause_org
-from aiconsole.platform.db.engine import get_engine, service_session
-from aiconsole.platform.db.models import Photo, PipelineConfig
+from aiconsole.platform.db.engine import get_service_engine, service_session
+from aiconsole.platform.db.models import Photo
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.settings import Settings, get_settings
 
@@ -313,7 +314,7 @@ class Worker:
             by_org[r.photo.organization_id].append(r)
         for org, items in by_org.items():
             self.report.released += q.release(worker_id=self.worker_id, photo_ids=[r.photo.id for r in items])
-            if pause_org(org, reason=items[0].reason):
+            if config_row.auto_pause_org(org, kind=items[0].pause_kind, reason=items[0].reason):
                 log.warning("worker %s: paused organization %s: %s", self.worker_id, org, items[0].reason)
             self.health.circuit_paused(org, items[0].provider)
 
@@ -385,7 +386,7 @@ class Worker:
 
     def reap(self) -> q.ReapReport | None:
         """Return expired leases to the queue (or fail them); on PostgreSQL only if no other worker is reaping."""
-        engine = get_engine()
+        engine = get_service_engine()
         if engine.dialect.name != "postgresql":
             return q.reap_expired()
         with engine.connect() as conn:
@@ -405,16 +406,11 @@ class Worker:
 
     def _resume_paused(self) -> None:
         with service_session() as s:
-            rows = s.execute(select(PipelineConfig.organization_id, PipelineConfig.pause_reason,
-                                    PipelineConfig.paused_at).where(
-                PipelineConfig.paused.is_(True),
-                or_(PipelineConfig.pause_reason.like("Daily budget of%"),
-                    PipelineConfig.pause_reason.like("Monthly budget of%"),
-                    PipelineConfig.pause_reason.like(f"{CIRCUIT_REASON_PREFIX}%")))).all()
-        for org, reason, paused_at in rows:
-            if (reason or "").startswith(CIRCUIT_REASON_PREFIX):
+            pauses = config_row.auto_resumable(s)
+        for org, kind, paused_at in pauses:
+            if kind == config_row.CIRCUIT_OPEN:
                 reopen = (paused_at or utcnow()) + timedelta(seconds=self.options.calls.breaker_open_s)
                 if utcnow() >= reopen:
-                    self.health.probe_circuit(int(org))
+                    self.health.probe_circuit(org)
             else:
-                self.budget.resume_if_clear(int(org))
+                self.budget.resume_if_clear(org)

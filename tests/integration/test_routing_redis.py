@@ -15,7 +15,7 @@ pytestmark = pytest.mark.redis
 
 
 def _hammer(redis_url: str, scope: str, ready: Any, seconds: float, threads: int, out: Any) -> None:
-    from aiconsole.pipeline.routing import RateLimiter
+    from aiconsole.pipeline.rate_limit import RateLimiter
 
     limiter = RateLimiter("gemini", 600, redis_url, scope=scope, warmup_s=0)
     # Start together once every process has imported aiconsole (slow on a loaded machine), not at a fixed time.

@@ -91,6 +91,7 @@ def test_without_fallback_the_org_pauses_itself_and_a_probe_resumes_it(
         wait_until(lambda: config().paused, timeout_s=60, what="the automatic pause")
         reason = config().pause_reason or ""
         assert reason.startswith("Provider circuit open: gemini failed 100% of recent calls and no fallback")
+        assert config().pause_kind == "circuit_open"
         wait_until(lambda: not worker.held_ids(), timeout_s=30, what="the worker to let go of every photo")
         counts = status_counts(org)
         assert counts.get("processing", 0) == 0 and counts.get("failed", 0) == 0

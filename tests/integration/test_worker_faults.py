@@ -107,7 +107,7 @@ def test_budget_stops_spending_with_overshoot_at_most_the_photos_in_flight(
             AiProcessingResult.organization_id == org)) or 0)
         audit = s.scalars(select(AuditLog).where(AuditLog.organization_id == org,
                                                  AuditLog.action == "queue.pause")).all()
-    assert cfg is not None and cfg.paused
+    assert cfg is not None and cfg.paused and cfg.pause_kind == "daily_budget"
     assert re.fullmatch(r"Daily budget of \$0\.\d{4} reached \(\$0\.\d{4} spent today\)\.", cfg.pause_reason or "")
     assert spent >= budget
     assert spent - budget <= in_flight * most, (spent, budget, most)

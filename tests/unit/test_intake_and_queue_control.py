@@ -132,4 +132,4 @@ def test_pause_resume_is_audited_and_reversible(org: int, any_settings: Settings
                                                         AuditLog.entity_type == "pipeline_config")
                                  .order_by(AuditLog.id)))
     assert [e.action for e in entries] == ["queue.pause", "queue.resume"]
-    assert entries[0].before == {"paused": False, "pause_reason": None} and entries[0].reversible
+    assert entries[0].before == {"paused": False, "pause_kind": None, "pause_reason": None} and entries[0].reversible

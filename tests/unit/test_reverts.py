@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from aiconsole.admin import reverts, users
 from aiconsole.control import pipeline_settings, provider_admin, rules_config
 from aiconsole.control import queue_actions as queue_control
-from aiconsole.pipeline import routing
+from aiconsole.pipeline import config_row
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import get_engine, org_session, service_session
@@ -164,12 +164,36 @@ def test_pause_and_resume_are_reverted(any_settings: Settings) -> None:
     assert not _config(org).paused
 
 
+def test_reverting_a_resume_restores_the_pause_kind(settings: Settings) -> None:
+    world = _world(settings)
+    admin = _actor(world["admin"])
+    org = admin.organization_id
+    with org_session(org) as s:
+        s.add(PipelineConfig(organization_id=org))
+    assert config_row.auto_pause_org(org, kind=config_row.DAILY_BUDGET, reason="Daily budget of $1.00 reached.")
+    queue_control.resume(admin)
+    reverts.revert(admin, audit_id=_latest(admin, settings).id, settings=settings)
+    cfg = _config(org)
+    assert (cfg.paused, cfg.pause_kind, cfg.pause_reason) == (True, "daily_budget", "Daily budget of $1.00 reached.")
+    # An entry written before pause kinds were recorded comes back as a person's pause.
+    queue_control.resume(admin)
+    resume = _latest(admin, settings)
+    with service_session() as s:
+        row = s.get(AuditLog, resume.id)
+        assert row is not None
+        row.before = {"paused": True, "pause_reason": "Daily budget of $1.00 reached."}
+        row.after = {"paused": False, "pause_reason": None}
+    reverts.revert(admin, audit_id=resume.id, settings=settings)
+    assert (_config(org).paused, _config(org).pause_kind) == (True, "manual")
+
+
 def test_automatic_pause_is_reverted_and_conflicts_once_resumed(world: dict[str, users.UserRow],
                                                                 settings: Settings) -> None:
     admin = _actor(world["admin"])
     with org_session(admin.organization_id) as s:
         s.add(PipelineConfig(organization_id=admin.organization_id))
-    assert routing.pause_org(admin.organization_id, reason="provider google_vision is down")
+    assert config_row.auto_pause_org(admin.organization_id, kind=config_row.CIRCUIT_OPEN,
+                                     reason="provider google_vision is down")
     auto = _latest(admin, settings)
     assert auto.actor == "system:worker"
     queue_control.resume(admin)

@@ -1,4 +1,5 @@
-"""Dialect-portable SQL helpers: UTC hour truncation, histogram bucket counts, percentiles.
+"""Dialect-portable SQL helpers: UTC hour truncation, histogram bucket counts, percentiles, an UPDATE's row
+count, a user's email by id.
 
 Everything here produces the same answer on SQLite and PostgreSQL; tests hold both to the same figures.
 """
@@ -8,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     Float,
     Integer,
+    Result,
     SQLColumnExpression,
     and_,
     case,
@@ -27,6 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from aiconsole.platform.db.models import User
 from aiconsole.platform.db.types import UTCDateTime
 
 # SQLAlchemy's own SQLite DateTime storage format: raw SQL that writes a UTCDateTime column on SQLite
@@ -201,3 +205,14 @@ def grouped_percentiles(
             out.append(_interpolate(pair, count, q))
         answer[g] = tuple(out)
     return answer
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE touched (0 when the driver does not say)."""
+    # UPDATE results are CursorResults at run time; the generic Result type does not declare rowcount.
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def user_email(session: Session, user_id: int | None) -> str | None:
+    """The email of user `user_id` (None for no user or a deleted one)."""
+    return None if user_id is None else session.scalar(select(User.email).where(User.id == user_id))
