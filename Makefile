@@ -46,7 +46,7 @@ demo: install
 	$(BIN)/aiconsole demo
 
 bench: install-dev
-	$(BIN)/python benchmarks/live_status.py
+	$(BIN)/python benchmarks/bench_live_status.py
 
 clean:
 	rm -rf $(VENV) .aiconsole .pytest_cache .mypy_cache .ruff_cache

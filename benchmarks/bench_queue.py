@@ -1,10 +1,10 @@
 """Queue benchmark: the worker's claim -> record throughput, procrastinate beside it, the rate limit, memory.
 
-    .venv/bin/python benchmarks/queue.py                      # the full run (a few minutes)
-    .venv/bin/python benchmarks/queue.py --photos 20000 --workers 1,4 --skip-emulator   # quicker
+    .venv/bin/python benchmarks/bench_queue.py                      # the full run (a few minutes)
+    .venv/bin/python benchmarks/bench_queue.py --photos 20000 --workers 1,4 --skip-emulator   # quicker
 
 1. Zero-latency provider on PostgreSQL: `--photos` (100,000) pending photos, then 1, 2 and 4 worker
-   processes (`aiconsole.worker.Worker`, concurrency 8, batches of 100 and of 500, `--batches`) drain
+   processes (`aiconsole.pipeline.worker.Worker`, concurrency 8, batches of 100 and of 500, `--batches`) drain
    them. The clock runs from the moment the organization is unpaused (every worker already heartbeating)
    until no photo is pending or processing; each photo gets the full recording: its result row, its tags,
    its status and the hourly rollup. Checked afterwards: exactly one result per photo.
@@ -23,28 +23,22 @@ postgresql://postgres@127.0.0.1:5432/test); fresh databases are created next to 
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import bisect
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
-
-# As a script, this file's folder comes first on sys.path, and this file (queue.py) would shadow the standard
-# library's queue module for everything imported after it (concurrent.futures, psycopg...).
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _HERE]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import bisect  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -96,7 +90,7 @@ class ZeroProvider:
 
 
 def _child(mode: str, worker_id: str, concurrency: int, batch: int) -> None:
-    """One worker process (run by the benchmark as `queue.py --child ...`)."""
+    """One worker process (run by the benchmark as `bench_queue.py --child ...`)."""
     from aiconsole.pipeline.worker import Worker, WorkerOptions
 
     options = WorkerOptions(stop_timeout_s=10, reap_interval_s=60, health_interval_s=3600, queue_depth_interval_s=3600)
