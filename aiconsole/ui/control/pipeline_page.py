@@ -218,9 +218,10 @@ def _rules_form(actor: Actor, view: PipelineView) -> None:
         def money(value: float | None) -> str | None:
             return None if value is None else str(value)
 
+        rows = [{str(column): value for column, value in row.items()} for row in edited.to_dict("records")]
         return rules_config.parse_rules({
             "accept_threshold": accept, "reject_threshold": reject,
-            "label_overrides": rules_config.overrides_from_rows(edited.to_dict("records")),
+            "label_overrides": rules_config.overrides_from_rows(rows),
             "max_cost_per_photo_usd": money(max_cost), "daily_budget_usd": money(daily),
             "monthly_budget_usd": money(monthly), "max_retries": int(retries),
             "worker_concurrency": int(concurrency)})
