@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import EmailStr, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -121,7 +121,7 @@ def create_organization(*, name: str, timezone: str = "UTC", is_demo: bool = Fal
                                hint="Use an IANA name such as 'UTC', 'Europe/Berlin' or 'America/New_York'.",
                                ) from None
     base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:70] or "org"
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         if s.scalar(select(Organization.id).where(func.lower(Organization.name) == name.lower())) is not None:
             raise ValidationFailed(f"An organization named '{name}' already exists.",
                                    hint="Choose another name, or use the existing organization.")
@@ -148,7 +148,7 @@ def list_organizations(actor: Actor, *, settings: Settings | None = None) -> lis
     actor.require_reach()
     engine = get_engine(settings)
     if actor.allowed("orgs.switch"):
-        with service_session(engine=engine) as s:
+        with service_session(settings=settings) as s:
             query = select(Organization).order_by(Organization.name)
             if actor.demo_organizations is not None:
                 query = query.where(Organization.id.in_(actor.demo_organizations))
@@ -161,7 +161,7 @@ def list_organizations(actor: Actor, *, settings: Settings | None = None) -> lis
 def find_organization(*, ref: str | int, settings: Settings | None = None) -> OrganizationRow:
     """An organization by id, slug or name (case-insensitive); NotFound naming the ones that exist."""
     text_ref = str(ref).strip()
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         query = select(Organization).where(
             (func.lower(Organization.name) == text_ref.lower()) | (Organization.slug == text_ref.lower()))
         if text_ref.isdigit():
@@ -176,14 +176,14 @@ def find_organization(*, ref: str | int, settings: Settings | None = None) -> Or
 
 def find_user(*, email: str, settings: Settings | None = None) -> UserRow | None:
     """A user by email in any organization (service level: the CLI), or None."""
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         user = s.scalars(select(User).where(func.lower(User.email) == auth.normalize_email(email))).first()
         return None if user is None else _user_row(user)
 
 
 def all_organizations(*, settings: Settings | None = None) -> list[OrganizationRow]:
     """Every organization by name (service level: the CLI and `up`)."""
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         return [_org_row(o) for o in s.scalars(select(Organization).order_by(Organization.name))]
 
 
@@ -196,7 +196,7 @@ def count_active_admins(*, organization_id: int | None = None, roles: frozenset[
     if not include_demo:
         query = query.join(Organization, Organization.id == User.organization_id).where(
             Organization.is_demo.is_(False))
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         return int(s.scalar(query) or 0)
 
 
@@ -251,9 +251,9 @@ def list_users(actor: Actor, *, organization_id: int | None = None,
         return [_user_row(u) for u in s.scalars(query)]
 
 
-def _load_target(actor: Actor, user_id: int, engine: Engine) -> Actor:
+def _load_target(actor: Actor, user_id: int, settings: Settings | None) -> Actor:
     """The actor re-scoped to the target user's organization, or NotFound if they may not see it."""
-    with service_session(engine=engine) as s:
+    with service_session(settings=settings) as s:
         org_id = s.scalar(select(User.organization_id).where(User.id == user_id))
     if org_id is None or (org_id != actor.organization_id and not actor.allowed("orgs.switch")):
         raise NotFound(f"There is no user #{user_id} in your organization.", hint="Reload the user list.")
@@ -277,7 +277,7 @@ def set_active(actor: Actor, *, user_id: int, active: bool, settings: Settings |
     """Disable (ending their sessions) or enable (also clearing a login lockout) a user."""
     actor.require("users.manage")
     engine = get_engine(settings)
-    actor = _load_target(actor, user_id, engine)
+    actor = _load_target(actor, user_id, settings)
     now = utcnow()
     with org_session(actor.organization_id, engine=engine) as s:
         user = s.get(User, user_id, with_for_update=True)
@@ -317,7 +317,7 @@ def set_role(actor: Actor, *, user_id: int, role: str, settings: Settings | None
     actor.require("users.manage")
     role = validate_role(role)
     engine = get_engine(settings)
-    actor = _load_target(actor, user_id, engine)
+    actor = _load_target(actor, user_id, settings)
     with org_session(actor.organization_id, engine=engine) as s:
         user = s.get(User, user_id, with_for_update=True)
         if user is None or user.organization_id != actor.organization_id:

@@ -33,7 +33,7 @@ from aiconsole.demo.timeline import EXPERIMENTS, MAX_RETRIES, PROMPTS, queue_pho
 from aiconsole.demo.timeline import PENDING_PHOTOS as PENDING_PHOTOS  # re-exported: tests size the queue by it
 from aiconsole.pipeline.rollups import rebuild_rollups
 from aiconsole.platform.audit import redact
-from aiconsole.platform.db.engine import get_engine, service_session
+from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import (
     ROLES,
     AiDashboardMetric,
@@ -112,7 +112,7 @@ class DemoSummary:
 
 def find_demo_organization(*, settings: Settings | None = None) -> int | None:
     """The demo organization's id, or None when it has not been seeded."""
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         return s.scalar(select(Organization.id).where(Organization.name == DEMO_ORG_NAME))
 
 
@@ -126,7 +126,6 @@ def seed_demo(*, settings: Settings | None = None, force: bool = False, seed: in
     if now.tzinfo is None:
         raise ValidationFailed("`now` must be timezone-aware.", hint="Pass datetime.now(UTC).")
     clock = time.perf_counter()
-    engine = get_engine(settings)
     existing = find_demo_organization(settings=settings)
     if existing is not None and not force:
         raise ConflictError(f"The demo organization '{DEMO_ORG_NAME}' already exists (id {existing}).",
@@ -139,7 +138,7 @@ def seed_demo(*, settings: Settings | None = None, force: bool = False, seed: in
     queue = queue_photos(settings, now, history.next_variant, rng)
     password_hash = hash_password(DEMO_PASSWORD)
 
-    with service_session(engine=engine) as s:
+    with service_session(settings=settings) as s:
         existing = s.scalar(select(Organization.id).where(Organization.name == DEMO_ORG_NAME))
         if existing is not None:
             if not force:

@@ -20,7 +20,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from aiconsole.platform.actor import Actor
-from aiconsole.platform.db.engine import get_engine, org_session, service_session
+from aiconsole.platform.db.engine import org_session, service_session
 from aiconsole.platform.db.models import AuditLog
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import NotFound, ValidationFailed
@@ -190,11 +190,10 @@ def _scoped(actor: Actor, query: Select[Any]) -> Select[Any]:
 
 
 def _reader(actor: Actor, settings: Settings | None) -> AbstractContextManager[Session]:
-    engine = get_engine(settings)
     # Platform-level entries belong to no organization, so only a service session can read them.
     if _sees_platform_entries(actor):
-        return service_session(engine=engine)
-    return org_session(actor.organization_id, engine=engine)
+        return service_session(settings=settings)
+    return org_session(actor.organization_id, settings=settings)
 
 
 def _like_pattern(text: str) -> str:

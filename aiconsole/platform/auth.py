@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, object_session
 
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor, demo_reach
-from aiconsole.platform.db.engine import get_engine, service_session
+from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import LoginSession, User
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AuthError
@@ -92,7 +92,7 @@ def login(*, email: str, password: str, settings: Settings | None = None) -> Log
     result: LoginResult | None = None
     # The failure count and audit entries must be committed even though we then refuse, so the
     # session block decides and the error is raised only after it has committed.
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         user = _find_user(s, email, lock=True)
         if user is None:
             verify_password(_dummy_hash(), password)
@@ -174,7 +174,7 @@ def resume(token: str, *, settings: Settings | None = None) -> Actor:
     if not token:
         raise AuthError("You are not logged in.", hint="Log in with your email and password.")
     now = utcnow()
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         row = s.execute(
             select(LoginSession, User).join(User, User.id == LoginSession.user_id)
             .where(LoginSession.token_hash == token_hash(token))
@@ -201,7 +201,7 @@ def logout(token: str, *, settings: Settings | None = None) -> bool:
     if not token:
         return False
     now = utcnow()
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         row = s.execute(
             select(LoginSession, User).join(User, User.id == LoginSession.user_id)
             .where(LoginSession.token_hash == token_hash(token), LoginSession.revoked_at.is_(None))
@@ -236,7 +236,7 @@ def actor_for_email(email: str, *, settings: Settings | None = None, record_logi
         raise AuthError("Your identity provider did not send an email address.",
                         hint="Allow the 'email' scope for aiconsole in the provider's settings.")
     now = utcnow()
-    with service_session(engine=get_engine(settings)) as s:
+    with service_session(settings=settings) as s:
         user = _find_user(s, email)
         if user is None:
             raise AuthError(f"There is no aiconsole account for {email}.",
