@@ -92,6 +92,7 @@ def test_snapshot_under_row_level_security(app_role_settings: str, pg_db_url: st
     user = pg_db_url.split("://", 1)[1].split("@", 1)[0]
     app_url = pg_db_url.replace(f"://{user}@", f"://{app_role_settings}@")
     monkeypatch.setenv("AICONSOLE_DATABASE_URL", app_url)
+    monkeypatch.setenv("AICONSOLE_SERVICE_DATABASE_URL", pg_db_url)  # service work: the tables' owner
     get_settings.cache_clear()
     dispose_engines()
     with get_engine().connect() as conn:

@@ -1,6 +1,7 @@
 """The queue under real PostgreSQL concurrency: SKIP LOCKED never waits on held rows, the reaper and a
 recording worker never both win a photo, two reapers fail a photo once, a process killed mid-batch loses
-nothing, 4 processes record every photo exactly once, and all of it as a role row-level security binds."""
+nothing, 4 processes record every photo exactly once, and all of it beside a console role row-level security
+binds."""
 
 from __future__ import annotations
 
@@ -197,13 +198,15 @@ def app_role_url(pg_db_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def test_the_whole_data_plane_works_as_a_role_bound_by_row_level_security(
-        org: int, app_role_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_whole_data_plane_works_beside_a_console_role_bound_by_row_level_security(
+        org: int, app_role_url: str, pg_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     set_config(org, max_retries=1)
     other = users.create_organization(name="Other PG Org").id
     add_photos(org, 6, start=utcnow() - timedelta(minutes=1))
     add_photos(other, 2, tag="o", start=utcnow() - timedelta(minutes=1))
+    # User sessions connect as the bound role; service work (claim, record, reap) as the tables' owner.
     monkeypatch.setenv("AICONSOLE_DATABASE_URL", app_role_url)
+    monkeypatch.setenv("AICONSOLE_SERVICE_DATABASE_URL", pg_db_url)
     get_settings.cache_clear()
     dispose_engines()
     with get_engine().connect() as conn:
