@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,17 @@ def _clear_caches() -> None:
         pass
 
 
+def _own_environment(monkeypatch: pytest.MonkeyPatch, data_dir: Path, **env: str) -> None:
+    """No AICONSOLE_ setting from the caller's shell (the AICONSOLE_TEST_ ones stay), `data_dir` and `env`."""
+    for key in list(os.environ):
+        if key.startswith("AICONSOLE_") and not key.startswith("AICONSOLE_TEST_"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AICONSOLE_DATA_DIR", str(data_dir))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _clear_caches()
+
+
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SQLite database migrated to head for the whole session; each test gets a copy (migrating per test
@@ -55,11 +67,7 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _sqlite_template: Path) -> Iterator[Settings]:
     """Settings on a fresh data dir with a migrated embedded SQLite database."""
-    for key in list(os.environ):
-        if key.startswith("AICONSOLE_") and not key.startswith("AICONSOLE_TEST_"):
-            monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AICONSOLE_DATA_DIR", str(tmp_path / "data"))
-    _clear_caches()
+    _own_environment(monkeypatch, tmp_path / "data")
     s = get_settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_sqlite_template, s.data_dir / "aiconsole.db")
@@ -79,22 +87,30 @@ def _pg_admin_url() -> str:
     return normalize_database_url(PG_URL)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database (created and dropped around the test)."""
+@contextmanager
+def _database(*, template: str | None = None, prefix: str = "aict_") -> Iterator[tuple[str, str]]:
+    """A uniquely named PostgreSQL database (a copy of `template` when given), dropped WITH (FORCE)
+    afterwards: (name, url)."""
     admin_url = _pg_admin_url()
-    name = f"aict_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy_of}'))
     try:
-        yield url
+        yield name, admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
         dispose_engines()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (created and dropped around the test)."""
+    with _database() as (_, url):
+        yield url
 
 
 @pytest.fixture
@@ -107,43 +123,21 @@ def pg_db_url(pg_settings: Settings) -> str:
 @pytest.fixture(scope="session")
 def _pg_template() -> Iterator[str]:
     """A PostgreSQL database migrated to head once per session, the template of every `pg_settings` database."""
-    admin_url = _pg_admin_url()
-    name = f"aict_template_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        upgrade(admin_url.rsplit("/", 1)[0] + f"/{name}")
+    with _database(prefix="aict_template_") as (name, url):
+        upgrade(url)
         dispose_engines()  # CREATE DATABASE ... TEMPLATE needs the template free of connections
         yield name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
 def pg_settings(_pg_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Settings pointed at a fresh, migrated PostgreSQL database (a copy of the session's template)."""
-    admin_url = _pg_admin_url()
-    name = f"aict_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_template}"'))
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    for key in list(os.environ):
-        if key.startswith("AICONSOLE_") and not key.startswith("AICONSOLE_TEST_"):
-            monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AICONSOLE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("AICONSOLE_DATABASE_URL", url)
-    _clear_caches()
-    try:
-        yield get_settings()
-    finally:
-        _clear_caches()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with _database(template=_pg_template) as (_, url):
+        _own_environment(monkeypatch, tmp_path / "data", AICONSOLE_DATABASE_URL=url)
+        try:
+            yield get_settings()
+        finally:
+            _clear_caches()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
