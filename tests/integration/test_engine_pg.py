@@ -1,4 +1,5 @@
-"""Pooled PostgreSQL connections: an idle connection that died is replaced at checkout, a busy one is not pinged."""
+"""Pooled PostgreSQL connections: an idle connection that died is replaced at checkout, a busy one is not pinged;
+sessions set their organization and nothing else; one engine per role URL."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from aiconsole.platform.db import engine as engine_mod
-from aiconsole.platform.db.engine import make_engine
+from aiconsole.platform.db.engine import get_engine, get_service_engine, make_engine, org_session, service_session
+from aiconsole.platform.settings import Settings
 
 pytestmark = pytest.mark.postgres
 
@@ -43,3 +45,31 @@ def test_a_recently_used_connection_is_not_pinged(pg_url: str) -> None:
         conn.execute(text("SELECT 1"))
     assert _pid(eng) != first
     eng.dispose()
+
+
+def test_sessions_set_the_organization_only_and_never_a_bypass(pg_url: str) -> None:
+    """org_session names its organization for the transaction; service_session sets nothing at all: what the
+    service role sees depends on the role, so there is no setting a console connection could copy."""
+    eng = make_engine(pg_url, pool_size=1, max_overflow=0)
+    settings = "SELECT current_setting('app.current_organization_id', true), current_setting('app.bypass_rls', true)"
+    try:
+        with service_session(engine=eng) as s:
+            assert s.execute(text(settings)).one() == (None, None)
+        with org_session(7, engine=eng) as s:
+            assert s.execute(text(settings)).one() == ("7", None)
+        with service_session(engine=eng) as s:  # the same pooled connection: org 7 ended with its transaction
+            assert s.execute(text(settings)).one() == ("", None)
+    finally:
+        eng.dispose()
+
+
+def test_one_url_gives_one_engine_and_two_urls_two(pg_settings: Settings) -> None:
+    assert get_service_engine(pg_settings) is get_engine(pg_settings)
+    assert not pg_settings.separate_service_role
+    assert pg_settings.database_url is not None
+    other = pg_settings.model_copy(update={"service_database_url": pg_settings.database_url + "?application_name=svc"})
+    assert other.separate_service_role
+    assert get_service_engine(other) is not get_engine(other)
+    assert get_engine(other) is get_engine(pg_settings)
+    with service_session(settings=other) as s:
+        assert s.execute(text("SELECT current_setting('application_name')")).scalar_one() == "svc"

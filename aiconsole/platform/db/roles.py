@@ -19,16 +19,17 @@ DEFAULT_SERVICE_ROLE = "aiconsole_service"
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 _HEADER = """\
--- aiconsole's two PostgreSQL roles. Run as a superuser (or a role with CREATEROLE that may grant on the
--- schema and tables), connected to aiconsole's own database, e.g.
+-- aiconsole's two PostgreSQL roles. Run as a superuser (or your platform's admin role), connected to
+-- aiconsole's own database, e.g.
 --   psql -d aiconsole -f docs/postgres-roles.sql
 -- Safe to run again. On an empty database, run it before `aiconsole migrate` (then migrate as the service
 -- role); on a database migrated earlier by another role, it hands every table over to the service role.
 -- Then give both roles a password:
 --   ALTER ROLE {service} PASSWORD '...';  ALTER ROLE {console} PASSWORD '...';
 -- and point the processes at them (see docs/ARCHITECTURE.md, "Organizations are isolated twice"):
---   console:  AICONSOLE_DATABASE_URL=postgresql://{console}:...@host/aiconsole
---             AICONSOLE_SERVICE_DATABASE_URL=postgresql://{service}:...@host/aiconsole  (login runs as it)
+--   console (user sessions as the first, login as the second):
+--             AICONSOLE_DATABASE_URL=postgresql://{console}:...@host/aiconsole
+--             AICONSOLE_SERVICE_DATABASE_URL=postgresql://{service}:...@host/aiconsole
 --   workers, `aiconsole migrate` and the other CLI commands:
 --             AICONSOLE_DATABASE_URL=postgresql://{service}:...@host/aiconsole
 """
@@ -64,7 +65,8 @@ def role_setup_statements(console_role: str = DEFAULT_CONSOLE_ROLE, service_role
         "-- Nothing may let the console act as the service role: a member would pass the policies.\n"
         "DO $$\nBEGIN\n"
         f"  IF pg_has_role('{console}', '{service}', 'MEMBER') THEN\n"
-        f"    RAISE EXCEPTION '{console} is a member of {service}: REVOKE {service} FROM {console}';\n"
+        f"    RAISE EXCEPTION '% is a member of %: REVOKE % FROM %', '{console}', '{service}',\n"
+        f"      '{service}', '{console}';\n"
         "  END IF;\nEND $$;",
         "DO $$\nBEGIN\n"
         f"  EXECUTE format('GRANT CONNECT ON DATABASE %I TO {service}, {console}', current_database());\n"
