@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from aiconsole.live.status import provider_health
 from aiconsole.pipeline import config_row
+from aiconsole.pipeline.health_report import provider_health
 from aiconsole.platform import audit, cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session

@@ -1,37 +1,27 @@
-"""Live Status queue and provider queries: photo counts, throughput, waits, drain estimate, provider health.
+"""Live Status queue queries: photo counts, throughput, waits, drain estimate.
 
-The queue comes from `photos` (its status indexes) and the hourly rollups of the last 24 h; provider
-latency and error rate from the last 15 minutes of results, with a fresh health-check row taking
-precedence over traffic for a provider's status.
+The queue comes from `photos` (its status indexes) and the hourly rollups of the last 24 h. Provider health
+is `aiconsole.pipeline.health_report`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from aiconsole.live.windows import Clock
-from aiconsole.pipeline.provider_health import health_status
+from aiconsole.platform.clock import Clock
 from aiconsole.platform.db.models import (
-    PROVIDERS,
     WAIT_BUCKETS_MS,
     AiProcessingResult,
-    AiProviderHealth,
     Photo,
-    PipelineConfig,
     ProcessingRollupHourly,
-    ProviderConfig,
 )
-from aiconsole.platform.db.sql import HistogramPercentile, floor_hour, grouped_percentiles, percentile_from_histogram
+from aiconsole.platform.db.sql import HistogramPercentile, floor_hour, percentile_from_histogram
 
-HEALTH_WINDOW = timedelta(minutes=15)
-# A health-check row older than this no longer decides a provider's status; its traffic does.
-HEALTH_CHECK_FRESH = timedelta(minutes=30)
 THROUGHPUT_HOURS = 24
 # Photo states still in play; "completed" is the one that grows without bound.
 OPEN_STATUSES = ("pending", "processing", "needs_review", "failed")
@@ -118,69 +108,3 @@ def drain_estimate(*, pending: int, processed_last_hour: int, paused: bool) -> t
         return None, "Nothing was processed in the last hour, so there is no rate to estimate from."
     return (timedelta(hours=pending / processed_last_hour),
             f"{pending:,} pending at the last hour's rate of {processed_last_hour:,} processed per hour.")
-
-
-# ------------------------------------------------------------------------------------------ providers
-
-
-def ordered_providers(providers: Iterable[str]) -> list[str]:
-    """The known providers in their fixed order, then any others alphabetically."""
-    known = [p for p in PROVIDERS if p in set(providers)]
-    return known + sorted(set(providers) - set(PROVIDERS))
-
-
-def provider_traffic(session: Session, *, organization_id: int,
-                     clock: Clock) -> tuple[dict[str, tuple[int, int]], dict[Any, tuple[float, ...]]]:
-    """Per provider over the health window: (results, failed), and (p50, p95) response time in ms."""
-    start = clock.now - HEALTH_WINDOW
-    in_window = (_A.organization_id == organization_id, _A.created_at >= start, _A.created_at < clock.now)
-    traffic = {
-        p: (int(n), int(f or 0))
-        for p, n, f in session.execute(
-            select(_A.ai_provider, func.count(), func.sum(case((_A.status == "failed", 1), else_=0)))
-            .where(*in_window)
-            .group_by(_A.ai_provider)
-        ).all()
-    }
-    latency = grouped_percentiles(
-        session, value=_A.provider_response_time_ms, group=_A.ai_provider,
-        where=[*in_window, _A.provider_response_time_ms > 0], quantiles=(0.5, 0.95),
-    )
-    return traffic, latency
-
-
-def used_providers(session: Session, *, organization_id: int, config: PipelineConfig | None,
-                   with_traffic: Iterable[str]) -> list[str]:
-    """The providers enabled, configured as active or fallback, or with traffic ("local" when none)."""
-    configured = set(session.execute(
-        select(ProviderConfig.provider).where(ProviderConfig.organization_id == organization_id,
-                                              ProviderConfig.enabled.is_(True))
-    ).scalars())
-    if config is not None:
-        configured.add(config.active_provider)
-        if config.fallback_provider:
-            configured.add(config.fallback_provider)
-    return ordered_providers(configured | set(with_traffic)) or ["local"]
-
-
-def latest_check(session: Session, *, organization_id: int, provider: str, now: datetime) -> Any:
-    """The provider's newest health-check row up to `now` (this organization's or global), or None."""
-    return session.execute(
-        select(AiProviderHealth.status, AiProviderHealth.last_check, AiProviderHealth.response_time_ms)
-        .where(AiProviderHealth.provider_name == provider,
-               or_(AiProviderHealth.organization_id == organization_id,
-                   AiProviderHealth.organization_id.is_(None)),
-               AiProviderHealth.last_check <= now)
-        .order_by(AiProviderHealth.last_check.desc())
-        .limit(1)
-    ).first()
-
-
-def provider_status(check: Any, *, results: int, error_rate: float | None, now: datetime) -> tuple[str, str]:
-    """(status, source): a fresh check decides ("check"), else the traffic's error rate ("traffic")."""
-    if check is not None and now - check.last_check <= HEALTH_CHECK_FRESH:
-        return check.status, "check"
-    if results:
-        assert error_rate is not None
-        return health_status(error_rate=error_rate, circuit="closed"), "traffic"
-    return "unknown", "none"

@@ -7,9 +7,9 @@ periods in the organization's time zone.
 Where the figures come from:
 - history (today, yesterday, this month, the last 24 h) from `processing_rollups_hourly`, with the
   partial hours read from `ai_processing_results`, so every window is exact to the second
-  (`aiconsole.live_windows`);
-- the queue from `photos` (its status indexes), provider latency and error rate from the last 15
-  minutes of results (`aiconsole.live_queue`).
+  (`aiconsole.pipeline.rollups.window_totals`, the figures the budget guard reads too);
+- the queue from `photos` (its status indexes) (`aiconsole.live.queue_stats`); provider health from the
+  last 15 minutes of results and the latest health check (`aiconsole.pipeline.health_report`).
 
 "Processed" means a result with tags: status completed or needs_review. Failed results are counted apart.
 """
@@ -25,9 +25,10 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from aiconsole.live import queue_stats as live_queue
-from aiconsole.live.queue_stats import HEALTH_WINDOW
-from aiconsole.live.windows import Clock, Totals, named_windows, org_clock, rate, sum_totals, window_totals
+from aiconsole.pipeline.health_report import ProviderHealthReport, health_report, ordered_providers
+from aiconsole.pipeline.rollups import Totals, sum_totals, window_totals
 from aiconsole.platform import cache
+from aiconsole.platform.clock import Clock, named_windows, org_clock
 from aiconsole.platform.db.engine import org_session
 from aiconsole.platform.db.models import PHOTO_STATUSES, PipelineConfig
 from aiconsole.platform.db.sql import HistogramPercentile
@@ -154,37 +155,6 @@ class CostMonitor:
     budgets: pd.DataFrame
 
 
-@dataclass(frozen=True)
-class ProviderHealth:
-    """One provider's health: status, where it came from, and its last 15 minutes of traffic."""
-
-    provider: str
-    status: str
-    status_source: str  # "check" (a fresh ai_provider_health row), "traffic", or "none"
-    results: int
-    failed: int
-    error_rate: float | None
-    p50_latency_ms: float | None
-    p95_latency_ms: float | None
-    last_check: datetime | None
-    last_check_status: str | None
-    last_check_response_ms: int | None
-
-
-@dataclass(frozen=True)
-class ProviderHealthReport:
-    """Health of every provider this organization uses."""
-
-    as_of: datetime
-    window: timedelta
-    providers: tuple[ProviderHealth, ...]
-
-    def frame(self) -> pd.DataFrame:
-        """One row per provider (the columns of ProviderHealth), for tables and charts."""
-        columns = list(ProviderHealth.__dataclass_fields__)
-        return pd.DataFrame([[getattr(p, c) for c in columns] for p in self.providers], columns=columns)
-
-
 @dataclass(frozen=True, eq=False)
 class LiveSnapshot:
     """Everything one Live Status refresh shows, from one database session."""
@@ -280,7 +250,7 @@ def _build_queue(session: Session, organization_id: int, facts: _Facts) -> Queue
 def _build_cost(facts: _Facts) -> CostMonitor:
     clock = facts.clock
     today, month = facts.totals["today"], facts.totals["month"]
-    providers = [p for p in live_queue.ordered_providers(set(today) | set(month))
+    providers = [p for p in ordered_providers(set(today) | set(month))
                  if month.get(p, Totals()).cost_micros or today.get(p, Totals()).cost_micros]
     by_provider = pd.DataFrame(
         [(p, today.get(p, Totals()).cost_micros, month.get(p, Totals()).cost_micros) for p in providers],
@@ -309,27 +279,6 @@ def _build_cost(facts: _Facts) -> CostMonitor:
     )
 
 
-def _build_providers(session: Session, organization_id: int, facts: _Facts) -> ProviderHealthReport:
-    now, org = facts.clock.now, organization_id
-    traffic, latency = live_queue.provider_traffic(session, organization_id=org, clock=facts.clock)
-    report = []
-    for provider in live_queue.used_providers(session, organization_id=org, config=facts.config,
-                                              with_traffic=traffic):
-        check = live_queue.latest_check(session, organization_id=org, provider=provider, now=now)
-        n, failed = traffic.get(provider, (0, 0))
-        error_rate = rate(failed, n)
-        status, source = live_queue.provider_status(check, results=n, error_rate=error_rate, now=now)
-        p50, p95 = latency.get(provider, (None, None))
-        report.append(ProviderHealth(
-            provider=provider, status=status, status_source=source, results=n, failed=failed,
-            error_rate=error_rate, p50_latency_ms=p50, p95_latency_ms=p95,
-            last_check=check.last_check if check else None,
-            last_check_status=check.status if check else None,
-            last_check_response_ms=check.response_time_ms if check else None,
-        ))
-    return ProviderHealthReport(as_of=now, window=HEALTH_WINDOW, providers=tuple(report))
-
-
 # ------------------------------------------------------------------------------------------- public
 
 _STATUS_WINDOWS = ("today", "yesterday", "month", "last_hour", "last_hour_yesterday")
@@ -356,14 +305,6 @@ def cost_monitor(*, organization_id: int, now: datetime | None = None) -> CostMo
         return _build_cost(facts)
 
 
-def provider_health(*, organization_id: int, now: datetime | None = None) -> ProviderHealthReport:
-    """Per provider: status, p50/p95 latency and error rate over the last 15 minutes, last check."""
-    with org_session(organization_id) as session:
-        facts = _Facts(clock=org_clock(session, organization_id=organization_id, now=now),
-                       config=session.get(PipelineConfig, organization_id))
-        return _build_providers(session, organization_id, facts)
-
-
 def live_snapshot(*, organization_id: int, now: datetime | None = None,
                   use_cache: bool = True) -> LiveSnapshot:
     """All four Live Status parts from one session; cached for `live_cache_ttl_seconds` when `now` is None."""
@@ -375,7 +316,8 @@ def live_snapshot(*, organization_id: int, now: datetime | None = None,
                 status=_build_status(facts),
                 queue=_build_queue(session, organization_id, facts),
                 cost=_build_cost(facts),
-                providers=_build_providers(session, organization_id, facts),
+                providers=health_report(session, organization_id=organization_id, clock=facts.clock,
+                                        config=facts.config),
             )
 
     if not use_cache or now is not None:

@@ -15,10 +15,11 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from aiconsole.live.windows import named_windows, org_clock, sum_totals, window_totals
 from aiconsole.pipeline import config_row
+from aiconsole.pipeline.rollups import sum_totals, window_totals
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.cache import invalidate_live
+from aiconsole.platform.clock import named_windows, org_clock
 from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import PipelineConfig
 from aiconsole.platform.db.types import utcnow

@@ -26,6 +26,7 @@ from PIL import Image
 from aiconsole.pipeline import config_row
 from aiconsole.pipeline.calls import Caller
 from aiconsole.pipeline.context import ContextCache, OrgContext
+from aiconsole.pipeline.health_report import health_status
 from aiconsole.pipeline.routing import RouteDecision
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.cache import invalidate_live
@@ -42,11 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A provider's status from the share of its calls that failed for its own sake (the worker's health rows
-# and Live Status's traffic-derived status alike).
-DOWN_ERROR_RATE = 0.5
-DEGRADED_ERROR_RATE = 0.1
-
 
 @lru_cache(maxsize=1)
 def probe_image() -> ImageInput:
@@ -58,13 +54,6 @@ def probe_image() -> ImageInput:
     data = buf.getvalue()
     return ImageInput(data=data, content_type="image/png", width=32, height=32,
                       sha256=hashlib.sha256(data).hexdigest())
-
-
-def health_status(*, error_rate: float, circuit: str) -> str:
-    """healthy / degraded / down from an error rate and the circuit's state."""
-    if circuit == "open" or error_rate >= DOWN_ERROR_RATE:
-        return "down"
-    return "degraded" if error_rate >= DEGRADED_ERROR_RATE else "healthy"
 
 
 class HealthReporter:
