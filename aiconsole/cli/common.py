@@ -50,8 +50,8 @@ def load_settings() -> Settings:
 
 
 def migrate_database(settings: Settings) -> None:
-    """Bring the configured database to the latest schema."""
-    migrate.upgrade(settings.resolved_database_url)
+    """Bring the configured database to the latest schema (as the service role, which owns the tables)."""
+    migrate.upgrade(settings.resolved_service_database_url)
 
 
 def resolve_org(ref: str | None, settings: Settings) -> users.OrganizationRow:
