@@ -135,7 +135,13 @@ def check_database(settings: Settings) -> CheckResult:
         bypass = postgres and role_bypasses_rls(conn)
         unprotected = unprotected_tables(conn) if postgres else []
     mode = _rls_mode(settings, engine.dialect.name)
-    service_passes = _service_role_passes(settings) if postgres else True
+    try:
+        service_passes = _service_role_passes(settings) if postgres else True
+    except Exception as exc:  # login and every worker need this connection: say which one failed
+        return CheckResult(name="database", status="down", error=_error_text(exc),
+                           message=f"{engine.dialect.name} reachable ({round_trip_ms} ms) as the console's role, "
+                                   f"but the service role's connection (AICONSOLE_SERVICE_DATABASE_URL) failed: "
+                                   f"{_error_text(exc)}")
     pending = pending_revisions(engine)
     details = {"dialect": engine.dialect.name, "round_trip_ms": round_trip_ms, "pending_migrations": pending,
                "url": engine.url.render_as_string(hide_password=True), "role_bypasses_rls": bypass,

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aiconsole.platform.errors import ConfigError
@@ -75,6 +75,14 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"'{v[:200]}' is not an http(s) URL such as http://127.0.0.1:8787")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _service_beside_database(self) -> Settings:
+        # The service role works on the database the console uses; without one, that is the embedded SQLite.
+        if self.service_database_url and not self.database_url:
+            raise ValueError("AICONSOLE_SERVICE_DATABASE_URL is set but AICONSOLE_DATABASE_URL is not: set both "
+                             "(the console's role and the service role on the same PostgreSQL database)")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -181,3 +181,13 @@ def test_the_role_script_can_run_again(roles: TwoRoles) -> None:
         assert unprotected_tables(conn) == []
     with roles.service.connect() as conn:
         assert role_bypasses_rls(conn) is True
+
+
+def test_health_names_the_service_connection_when_it_fails(roles: TwoRoles, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    unreachable = roles.service_url.replace("127.0.0.1:5432", "127.0.0.1:1")
+    assert unreachable != roles.service_url
+    check = check_database(_point_at(monkeypatch, tmp_path, roles.console_url, unreachable))
+    assert check.status == "down"
+    assert "AICONSOLE_SERVICE_DATABASE_URL" in check.message and check.error
+    assert roles.service_url.split("@")[0].split(":")[-1] not in check.message  # the password stays masked
