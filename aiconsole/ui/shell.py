@@ -13,7 +13,7 @@ from aiconsole.ui.control import pipeline_page, prompts_page, providers_page
 from aiconsole.ui.live import status_page
 from aiconsole.ui.page import Page
 
-# Navigation order. Only pages that work are listed.
+# In navigation order: key, title, icon, permission, section, url path, render. Only pages that work are listed.
 PAGES: tuple[Page, ...] = (
     Page("live_status", "Live Status", ":material/monitor_heart:", "live_status.view", "Monitor", "live_status",
          status_page.render, toolbar=status_page.toolbar),

@@ -1,8 +1,8 @@
 """The editor's test panel: run the draft or a saved version on a photo, side by side with production, and deploy.
 
-The prompts page calls `render_test_panel`; everything it shows comes from `aiconsole.prompt_lab`
-(which checks testing.run itself) and deploying goes through `aiconsole.prompts.move_label` (which checks
-prompts.label_production). Provider answers are user-facing text: rendered inert or in code blocks.
+The prompt editor calls `render_test_panel`; everything it shows comes from `aiconsole.lab.prompt_lab`
+(which checks testing.run itself) and deploying goes through `aiconsole.prompts.versions.move_label` (which
+checks prompts.label_production). Provider answers are user-facing text: rendered inert or in code blocks.
 """
 
 from __future__ import annotations
