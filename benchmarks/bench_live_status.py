@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, create_engine, event, func, select, text  # noqa: E402
 
 from aiconsole.live import status as live_status  # noqa: E402
+from aiconsole.pipeline.health_report import provider_health  # noqa: E402
 from aiconsole.platform.db import dispose_engines, get_engine, service_session  # noqa: E402
 from aiconsole.platform.db.models import (  # noqa: E402
     AiProcessingResult,
@@ -62,7 +63,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "status_cards": live_status.status_cards,
     "queue_monitor": live_status.queue_monitor,
     "cost_monitor": live_status.cost_monitor,
-    "provider_health": live_status.provider_health,
+    "provider_health": provider_health,
     "live_snapshot": lambda **kw: live_status.live_snapshot(use_cache=False, **kw),
 }
 
