@@ -1,9 +1,10 @@
-"""The photo queue: claim in batches under a lease, heartbeats, lease extension, release, retries, the reaper.
+"""The photo queue: claim in batches under a lease, heartbeats, lease extension, release.
 
 `photos` is the queue. A claim moves pending photos to processing with this worker's lease in one
 statement: on PostgreSQL `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`,
 so concurrent workers never wait on or double-claim a row; on SQLite the same UPDATE ... RETURNING inside
 BEGIN IMMEDIATE, which serializes writers across processes. Attempts are counted by the claim itself.
+Recording an outcome is `aiconsole.pipeline.recording`'s; returning expired leases `aiconsole.pipeline.reaper`'s.
 """
 
 from __future__ import annotations
@@ -16,27 +17,23 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
-    CursorResult,
     Integer,
-    Result,
     String,
     Table,
     and_,
     bindparam,
     case,
-    func,
-    literal,
     or_,
     select,
     update,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import Photo, PipelineConfig, Worker
+from aiconsole.platform.db.sql import rowcount
 from aiconsole.platform.db.types import UTCDateTime, utcnow
 from aiconsole.platform.errors import ValidationFailed
 
@@ -44,7 +41,6 @@ PHOTOS = cast(Table, Photo.__table__)
 CONFIG = cast(Table, PipelineConfig.__table__)
 WORKERS = cast(Table, Worker.__table__)
 MAX_ERROR_CHARS = 4000
-REAP_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -63,14 +59,6 @@ class ClaimedPhoto:
     lease_expires_at: datetime
 
 
-@dataclass(frozen=True)
-class ReapReport:
-    """What the reaper did with expired leases: photos returned to the queue, and photos failed for good."""
-
-    requeued: int
-    failed: int
-
-
 @contextmanager
 def write_session() -> Iterator[Session]:
     """A service session whose transaction holds the write lock from its first statement on SQLite.
@@ -84,11 +72,6 @@ def write_session() -> Iterator[Session]:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield session
-
-
-def _rowcount(result: Result[Any]) -> int:
-    # UPDATE results are CursorResults at run time; the generic Result type does not declare rowcount.
-    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def _positive(name: str, value: int) -> None:
@@ -175,7 +158,7 @@ def extend_leases(*, worker_id: str, photo_ids: Sequence[int], lease_seconds: in
         return 0
     now = now or utcnow()
     with write_session() as s:
-        return _rowcount(s.execute(
+        return rowcount(s.execute(
             update(PHOTOS).where(_held(worker_id, photo_ids))
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
         ))
@@ -188,7 +171,7 @@ def release(*, worker_id: str, photo_ids: Sequence[int], now: datetime | None = 
     now = now or utcnow()
     p = PHOTOS.c
     with write_session() as s:
-        return _rowcount(s.execute(
+        return rowcount(s.execute(
             update(PHOTOS).where(_held(worker_id, photo_ids))
             .values(status="pending", attempts=case((p.attempts > 0, p.attempts - 1), else_=0),
                     lease_owner=None, lease_expires_at=None, started_at=None, updated_at=now)
@@ -200,7 +183,7 @@ def schedule_retry(*, worker_id: str, photo_id: int, error: str, error_kind: str
     """Return a held photo to the queue, due at `next_attempt_at`, keeping the error; False if the lease is lost."""
     now = now or utcnow()
     with write_session() as s:
-        return _rowcount(s.execute(
+        return rowcount(s.execute(
             update(PHOTOS).where(_held(worker_id, [photo_id]))
             .values(status="pending", lease_owner=None, lease_expires_at=None, next_attempt_at=next_attempt_at,
                     last_error=error_text(error_kind, error), updated_at=now)
@@ -210,59 +193,3 @@ def schedule_retry(*, worker_id: str, photo_id: int, error: str, error_kind: str
 def error_text(kind: str, message: str) -> str:
     """The photo's last_error for a failed attempt: "kind: message", bounded in length."""
     return f"{kind}: {message}"[:MAX_ERROR_CHARS]
-
-
-def reap_expired(*, now: datetime | None = None, max_attempts_default: int = 3) -> ReapReport:
-    """Photos whose lease expired go back to pending, or fail (with a failed result) after the org's max attempts.
-
-    The org's pipeline_config.max_retries is its attempt budget (max_attempts_default without a config).
-    A photo's earlier error stays in last_error after the lease message. Works in chunks of REAP_CHUNK
-    photos, one transaction each.
-    """
-    _positive("max_attempts_default", max_attempts_default)
-    now = now or utcnow()
-    requeued = failed = 0
-    while True:
-        chunk_requeued, chunk_failed, seen = _reap_chunk(now, max_attempts_default)
-        requeued += chunk_requeued
-        failed += chunk_failed
-        if seen < REAP_CHUNK:
-            return ReapReport(requeued=requeued, failed=failed)
-
-
-def _reap_chunk(now: datetime, max_attempts_default: int) -> tuple[int, int, int]:
-    from aiconsole.pipeline import recording  # recording imports this module's ClaimedPhoto
-
-    p = PHOTOS.c
-    max_attempts = func.coalesce(
-        select(CONFIG.c.max_retries).where(CONFIG.c.organization_id == p.organization_id).scalar_subquery(),
-        max_attempts_default,
-    )
-    previous = func.coalesce(literal("; previous error: ") + p.last_error, "")
-    attempt = sql_cast(p.attempts, String)
-    with write_session() as s:
-        # Lock the expired rows first, in id order, skipping rows locked right now: those belong to a worker
-        # recording its outcome at this very moment (it was alive after all) or to another reaper.
-        ids = list(s.scalars(
-            select(p.id).where(p.status == "processing", or_(p.lease_expires_at.is_(None), p.lease_expires_at < now))
-            .order_by(p.id).limit(REAP_CHUNK).with_for_update(skip_locked=True)))
-        if not ids:
-            return 0, 0, 0
-        failed = s.execute(
-            update(PHOTOS).where(p.id.in_(ids), p.status == "processing", p.attempts >= max_attempts)
-            .values(status="failed", lease_owner=None, lease_expires_at=None, completed_at=now, updated_at=now,
-                    last_error=func.substr(
-                        literal("Lease expired on attempt ") + attempt + " of " + sql_cast(max_attempts, String)
-                        + " (its worker stopped heartbeating); no attempts left" + previous, 1, MAX_ERROR_CHARS))
-            .returning(p.id, p.organization_id, p.attempts, p.created_at, p.started_at, p.last_error)
-        ).all()
-        requeued = _rowcount(s.execute(
-            update(PHOTOS).where(p.id.in_(ids), p.status == "processing")
-            .values(status="pending", lease_owner=None, lease_expires_at=None, updated_at=now,
-                    last_error=func.substr(
-                        literal("Lease expired on attempt ") + attempt + " (its worker stopped heartbeating)"
-                        + previous, 1, MAX_ERROR_CHARS))
-        ))
-        if failed:
-            recording.record_reaped(s, rows=failed, now=now)
-    return requeued, len(failed), len(ids)

@@ -18,13 +18,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
-from sqlalchemy import Row, Table, case, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import Table, case, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from aiconsole.pipeline.queue import CONFIG, PHOTOS, ClaimedPhoto, error_text, write_session
+from aiconsole.pipeline.queue import PHOTOS, ClaimedPhoto, error_text, write_session
 from aiconsole.pipeline.rules import RuleSet
 from aiconsole.platform.db.models import (
     LATENCY_BUCKETS_MS,
@@ -296,6 +296,17 @@ def _insert_results(session: Session, results: list[dict[str, Any]], verdicts: d
         session.execute(insert(TAGS), tags)
 
 
+def write_results(session: Session, results: list[dict[str, Any]], verdicts: dict[int, list[str]], *,
+                  now: datetime) -> None:
+    """Result rows, their tags (with each tag's verdict) and the hourly rollups of `now`, in the caller's session."""
+    _insert_results(session, results, verdicts)
+    rollups = _Rollups()
+    hour = floor_hour(now)
+    for r in results:
+        rollups.add(r, hour)
+    rollups.upsert(session)
+
+
 def record_batch(*, worker_id: str, outcomes: Sequence[Outcome], now: datetime | None = None) -> RecordReport:
     """Record a batch of outcomes in one lease-fenced transaction: photos, results, tags, rollups."""
     if not outcomes:
@@ -328,49 +339,8 @@ def record_batch(*, worker_id: str, outcomes: Sequence[Outcome], now: datetime |
         updates.sort(key=lambda u: u.id)
         held = _fence(s, worker_id, updates, now)
         results = [row for pid, row in rows.items() if pid in held]
-        _insert_results(s, results, {pid: v for pid, v in verdicts.items() if v and pid in held})
-        rollups = _Rollups()
-        hour = floor_hour(now)
-        for r in results:
-            rollups.add(r, hour)
-        rollups.upsert(s)
+        write_results(s, results, {pid: v for pid, v in verdicts.items() if v and pid in held}, now=now)
     return RecordReport(recorded=len(results), lost_lease=len(outcomes) - len(held),
                         retried=sum(1 for u in updates if u.status == "pending" and u.id in held),
                         failed=sum(1 for r in results if r["status"] == "failed"),
                         cost_micros=sum(r["api_cost_micros"] for r in results))
-
-
-def record_reaped(session: Session, *, rows: Sequence[Row[Any]], now: datetime) -> None:
-    """Failed result rows (and their rollups) for photos the reaper gave up on; runs in the reaper's transaction.
-
-    `rows` carry id, organization_id, attempts, created_at, started_at and last_error of each photo. The
-    result is attributed to the org's active provider: the worker that held the photo is gone, and with it
-    the record of which provider it was calling.
-    """
-    orgs = {r.organization_id for r in rows}
-    active = {org: (provider, model) for org, provider, model in session.execute(
-        select(CONFIG.c.organization_id, CONFIG.c.active_provider, CONFIG.c.active_model)
-        .where(CONFIG.c.organization_id.in_(orgs)))}
-    results = []
-    for r in rows:
-        provider, model = active.get(r.organization_id, ("local", "local-analyzer-v1"))
-        started = r.started_at or now
-        ran_ms = max(0, int((now - started).total_seconds() * 1000))
-        results.append({
-            "organization_id": r.organization_id, "photo_id": r.id, "ai_provider": provider, "model": model,
-            "prompt_version_id": None, "experiment_id": None, "variant": None, "status": "failed", "tags": [],
-            "tag_count": 0, "avg_confidence": None, "min_confidence": None, "api_cost_micros": 0,
-            "input_tokens": 0, "output_tokens": 0, "units": 0,
-            "queue_wait_time_ms": max(0, int((started - r.created_at).total_seconds() * 1000)),
-            # No provider answer ever arrived; the time the lost attempt ran is in total_processing_time_ms.
-            "provider_response_time_ms": 0, "total_processing_time_ms": ran_ms,
-            "retry_count": max(0, r.attempts - 1), "error_kind": "lease_expired", "error": r.last_error,
-            "trace": [{"step": "reaper", "outcome": "lease_expired", "attempts": r.attempts, "ms": ran_ms}],
-            "worker_id": None, "created_at": now,
-        })
-    _insert_results(session, results, {})
-    rollups = _Rollups()
-    hour = floor_hour(now)
-    for row in results:
-        rollups.add(row, hour)
-    rollups.upsert(session)

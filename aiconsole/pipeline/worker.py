@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from aiconsole.pipeline import config_row
 from aiconsole.pipeline import queue as q
@@ -45,16 +45,14 @@ from aiconsole.pipeline.calls import Caller, CallOptions, ProviderFactory, Relea
 from aiconsole.pipeline.context import ContextCache, OrgContext
 from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.provider_health import HealthReporter
+from aiconsole.pipeline.reaper import reap_once
 from aiconsole.pipeline.recording import Outcome, RecordReport, record_batch
-from aiconsole.platform.db.engine import get_service_engine, service_session
+from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import Photo
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-REAPER_LOCK_KEY = 0x61693372  # "ai3r": the PostgreSQL advisory lock only one reaping worker holds
-
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -371,7 +369,7 @@ class Worker:
     def _maintenance_loop(self) -> None:
         o = self.options
         tasks: list[tuple[float, Callable[[], Any]]] = [
-            (o.reap_interval_s, self.reap), (o.queue_depth_interval_s, self._queue_depth),
+            (o.reap_interval_s, reap_once), (o.queue_depth_interval_s, self._queue_depth),
             (o.health_interval_s, self.health.write_health), (o.resume_check_interval_s, self._resume_paused)]
         due = [time.monotonic() + min(1.0, every) for every, _ in tasks]
         while not self._stop.wait(0.2):
@@ -383,20 +381,6 @@ class Worker:
                         task()
                     except Exception:
                         log.exception("worker %s: %s failed", self.worker_id, getattr(task, "__name__", task))
-
-    def reap(self) -> q.ReapReport | None:
-        """Return expired leases to the queue (or fail them); on PostgreSQL only if no other worker is reaping."""
-        engine = get_service_engine()
-        if engine.dialect.name != "postgresql":
-            return q.reap_expired()
-        with engine.connect() as conn:
-            if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": REAPER_LOCK_KEY}).scalar():
-                return None
-            try:
-                return q.reap_expired()
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": REAPER_LOCK_KEY})
-                conn.commit()
 
     def _queue_depth(self) -> None:
         with service_session() as s:

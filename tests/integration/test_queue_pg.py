@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from aiconsole.admin import users
-from aiconsole.pipeline import queue
+from aiconsole.pipeline import queue, reaper
 from aiconsole.pipeline.recording import record_batch
 from aiconsole.platform.db import dispose_engines, get_engine, service_session
 from aiconsole.platform.db.models import AiProcessingResult, Photo, PhotoTag
@@ -91,7 +91,7 @@ def test_reaper_and_recording_worker_never_both_win_a_photo(org: int) -> None:
         def reap(reports: dict[str, Any] = reports, barrier: threading.Barrier = barrier,
                  now: Any = now) -> None:
             barrier.wait()
-            reports["reap"] = queue.reap_expired(now=now + timedelta(seconds=5))
+            reports["reap"] = reaper.reap_expired(now=now + timedelta(seconds=5))
 
         def record(reports: dict[str, Any] = reports, barrier: threading.Barrier = barrier,
                    outcomes: list[Any] = outcomes) -> None:
@@ -122,11 +122,11 @@ def test_two_reapers_at_once_fail_each_photo_once(org: int) -> None:
     now = utcnow()
     queue.claim_batch(worker_id="dead", limit=300, lease_seconds=1, now=now)
     barrier = threading.Barrier(3)
-    reports: list[queue.ReapReport] = []
+    reports: list[reaper.ReapReport] = []
 
     def reap() -> None:
         barrier.wait()
-        reports.append(queue.reap_expired(now=now + timedelta(seconds=5)))
+        reports.append(reaper.reap_expired(now=now + timedelta(seconds=5)))
 
     threads = [threading.Thread(target=reap) for _ in range(3)]
     for t in threads:
@@ -160,7 +160,7 @@ def test_photos_of_a_process_killed_mid_batch_are_recorded_once_after_its_lease_
     totals = qt.run_processes(pg_settings, rt.PIPELINE_SCRIPT, 2, limit=20)
     assert sum(t["recorded"] for t in totals) == 250  # the dead worker's 50 are still leased
     time.sleep(2.1)
-    assert queue.reap_expired().requeued == 50
+    assert reaper.reap_expired().requeued == 50
     totals = qt.run_processes(pg_settings, rt.PIPELINE_SCRIPT, 2, limit=20)
     assert sum(t["recorded"] for t in totals) == 50
     attempts = rt.check_every_photo_has_one_result(org, 300)
@@ -219,7 +219,7 @@ def test_the_whole_data_plane_works_beside_a_console_role_bound_by_row_level_sec
     report = record_batch(worker_id="app", now=now, outcomes=[
         rt.outcome(c, rt.result([("cat", 0.9), ("dog", 0.5)], cost=10)) for c in batch[:7]])
     assert (report.recorded, report.cost_micros) == (7, 70)
-    assert queue.reap_expired(now=now + timedelta(seconds=31)).failed == 1
+    assert reaper.reap_expired(now=now + timedelta(seconds=31)).failed == 1
     with service_session() as s:
         assert s.scalar(select(func.count()).select_from(AiProcessingResult)) == 8
         assert s.scalar(select(func.count()).select_from(PhotoTag)) == 14

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from aiconsole.admin import users
-from aiconsole.pipeline import queue
+from aiconsole.pipeline import queue, reaper
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AiProcessingResult, Photo, PipelineConfig, ProcessingRollupHourly, Worker
 from aiconsole.platform.db.sql import floor_hour
@@ -160,9 +160,9 @@ def test_reaper_requeues_expired_leases_and_fails_exhausted_photos(org: int) -> 
     queue.extend_leases(worker_id="w1", photo_ids=[c], lease_seconds=300, now=now)
     with service_session() as s:
         s.execute(update(Photo).where(Photo.id == b).values(attempts=2, last_error="server_error: HTTP 500"))
-    assert queue.reap_expired(now=now + timedelta(seconds=29)) == queue.ReapReport(requeued=0, failed=0)
+    assert reaper.reap_expired(now=now + timedelta(seconds=29)) == reaper.ReapReport(requeued=0, failed=0)
     reap_at = now + timedelta(seconds=31)
-    assert queue.reap_expired(now=reap_at) == queue.ReapReport(requeued=1, failed=1)
+    assert reaper.reap_expired(now=reap_at) == reaper.ReapReport(requeued=1, failed=1)
     pa, pb, pc = photo(a), photo(b), photo(c)
     assert (pa.status, pa.attempts, pa.lease_owner) == ("pending", 1, None)
     assert pa.last_error == "Lease expired on attempt 1 (its worker stopped heartbeating)"
@@ -177,7 +177,7 @@ def test_reaper_requeues_expired_leases_and_fails_exhausted_photos(org: int) -> 
             for r in results] == [(b, "failed", "lease_expired", pb.last_error, 1, "gemini", "gemini-2.5-flash")]
     assert rollup is not None and (rollup.results_count, rollup.failed_count) == (1, 1)
     # Nothing left to reap; a second pass changes nothing.
-    assert queue.reap_expired(now=reap_at) == queue.ReapReport(requeued=0, failed=0)
+    assert reaper.reap_expired(now=reap_at) == reaper.ReapReport(requeued=0, failed=0)
 
 
 def test_reaper_uses_the_default_attempt_budget_without_a_config(org: int) -> None:
@@ -187,8 +187,8 @@ def test_reaper_uses_the_default_attempt_budget_without_a_config(org: int) -> No
         (c,) = queue.claim_batch(worker_id="w", limit=1, lease_seconds=10, now=now)
         assert c.attempts == attempt
         now += timedelta(seconds=11)
-        report = queue.reap_expired(now=now, max_attempts_default=3)
-        assert report == (queue.ReapReport(0, 1) if attempt == 3 else queue.ReapReport(1, 0))
+        report = reaper.reap_expired(now=now, max_attempts_default=3)
+        assert report == (reaper.ReapReport(0, 1) if attempt == 3 else reaper.ReapReport(1, 0))
     p = photo(pid)
     assert p.status == "failed" and p.last_error is not None
     # Each lease expiry is kept: the final message carries the two before it.
@@ -196,7 +196,7 @@ def test_reaper_uses_the_default_attempt_budget_without_a_config(org: int) -> No
 
 
 def test_reaper_works_through_a_large_backlog_in_chunks(org: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(queue, "REAP_CHUNK", 3)
+    monkeypatch.setattr(reaper, "REAP_CHUNK", 3)
     set_config(org, max_retries=1)
     add_photos(org, 5, tag="done")  # these exhaust their single attempt
     now = T0 + timedelta(hours=1)
@@ -206,7 +206,7 @@ def test_reaper_works_through_a_large_backlog_in_chunks(org: int, monkeypatch: p
     queue.claim_batch(worker_id="w", limit=3, lease_seconds=10, now=now)
     with service_session() as s:
         s.execute(update(Photo).where(Photo.storage_uri.like("mem://done/%")).values(attempts=2))
-    assert queue.reap_expired(now=now + timedelta(seconds=11)) == queue.ReapReport(requeued=3, failed=5)
+    assert reaper.reap_expired(now=now + timedelta(seconds=11)) == reaper.ReapReport(requeued=3, failed=5)
     with service_session() as s:
         assert s.scalar(select(func.count()).select_from(AiProcessingResult)) == 5
         assert s.scalar(select(func.count()).select_from(Photo).where(Photo.status == "processing")) == 0

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from aiconsole.admin import users
-from aiconsole.pipeline import queue
+from aiconsole.pipeline import queue, reaper
 from aiconsole.pipeline.queue import ClaimedPhoto
 from aiconsole.pipeline.recording import Outcome, RecordReport, record_batch
 from aiconsole.pipeline.rollups import rebuild_rollups
@@ -184,7 +184,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing(org: int) -> None:
     first = T0 + timedelta(hours=1)
     a, b, c = claim(3, "w1", now=first)
     # w1 stalls past its lease: the reaper requeues all three and w2 takes a and b.
-    assert queue.reap_expired(now=first + timedelta(seconds=61)) == queue.ReapReport(requeued=3, failed=0)
+    assert reaper.reap_expired(now=first + timedelta(seconds=61)) == reaper.ReapReport(requeued=3, failed=0)
     taken = claim(2, "w2", now=first + timedelta(seconds=62))
     assert {t.id for t in taken} == {a.id, b.id}
     report = record_batch(worker_id="w1", outcomes=[
@@ -205,7 +205,7 @@ def test_a_stale_outcome_from_an_earlier_claim_of_the_same_worker_is_dropped(org
     add_photos(org, 2)
     first = T0 + timedelta(hours=1)
     a, _ = claim(2, "w1", now=first)
-    queue.reap_expired(now=first + timedelta(seconds=61))
+    reaper.reap_expired(now=first + timedelta(seconds=61))
     # The same worker claims a again (attempt 2) while its attempt-1 call is still out.
     (again,) = claim(1, "w1", now=first + timedelta(seconds=62))
     assert (again.id, again.attempts) == (a.id, 2)
@@ -219,7 +219,7 @@ def test_the_lease_owner_fences_even_when_attempt_counts_coincide(org: int) -> N
     (pid,) = add_photos(org, 1)
     first = T0 + timedelta(hours=1)
     (a,) = claim(1, "w1", now=first)
-    queue.reap_expired(now=first + timedelta(seconds=61))
+    reaper.reap_expired(now=first + timedelta(seconds=61))
     # An operator's "retry failed" resets attempts to 0, so w2's claim is attempt 1 again, like w1's was.
     with service_session() as s:
         s.execute(update(Photo).where(Photo.id == pid).values(attempts=0))
