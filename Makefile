@@ -7,18 +7,24 @@ UP_ARGS ?=
 
 .PHONY: run test install install-dev lint types contracts pytest demo clean bench
 
+# Installs are quiet unless they fail: the log is printed only then.
+QUIET  = > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@echo 'Creating $(VENV) ...'
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip $(QUIET)
 
 # Reinstall only when pyproject.toml changed.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
-	touch $@
+	@echo 'Installing aiconsole (log: $(VENV)/install.log) ...'
+	@$(BIN)/pip install --quiet -e . $(QUIET)
+	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@ $(VENV)/.installed
+	@echo 'Installing aiconsole with the dev tools (log: $(VENV)/install.log) ...'
+	@$(BIN)/pip install --quiet -e '.[dev]' $(QUIET)
+	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
