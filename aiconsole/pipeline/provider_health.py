@@ -19,7 +19,6 @@ import statistics
 import threading
 import time
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -37,9 +36,6 @@ from aiconsole.platform.errors import AiconsoleError
 from aiconsole.prompts.render import prompt_values, render_prompt
 from aiconsole.providers.base import ImageInput
 from aiconsole.providers.registry import capabilities, default_model
-
-if TYPE_CHECKING:
-    from aiconsole.pipeline.worker import WorkerOptions
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +55,11 @@ def probe_image() -> ImageInput:
 class HealthReporter:
     """Writes this worker's provider health rows and runs its probes."""
 
-    def __init__(self, *, worker_id: str, caller: Caller, contexts: ContextCache, options: WorkerOptions) -> None:
+    def __init__(self, *, worker_id: str, caller: Caller, contexts: ContextCache, idle_probe_interval_s: float) -> None:
         self.worker_id = worker_id
         self.caller = caller
         self.contexts = contexts
-        self.options = options
+        self.idle_probe_interval_s = idle_probe_interval_s
         self._lock = threading.Lock()
         self._circuit: dict[int, str] = {}
         self._next_probe: dict[tuple[int, str], float] = {}
@@ -106,11 +102,11 @@ class HealthReporter:
         for org, ctx in self.contexts.known().items():
             key = (org, ctx.active_provider)
             idle_since = self._last_traffic.setdefault(key, mono)  # first sight counts as traffic
-            if key in stats or mono - idle_since < self.options.idle_probe_interval_s:
+            if key in stats or mono - idle_since < self.idle_probe_interval_s:
                 continue
             if mono < self._next_probe.get(key, 0.0):
                 continue
-            self._next_probe[key] = mono + self.options.idle_probe_interval_s
+            self._next_probe[key] = mono + self.idle_probe_interval_s
             ok, ms, kind, cost = self.probe(ctx, ctx.active_provider)
             rows.append(AiProviderHealth(
                 organization_id=org, provider_name=ctx.active_provider, status="healthy" if ok else "down",
@@ -134,7 +130,8 @@ class HealthReporter:
         key = (organization_id, provider)
         if time.monotonic() < self._next_probe.get(key, 0.0):
             return False
-        self._next_probe[key] = time.monotonic() + self.options.calls.breaker_open_s
+        # No sooner than a breaker would let a probe through again.
+        self._next_probe[key] = time.monotonic() + self.caller.options.breaker_open_s
         breaker = self.caller.breaker(organization_id, provider)
         if not breaker.allow():
             return False  # this worker's own breaker is still open; its pause decides

@@ -116,7 +116,7 @@ class Worker:
         self.contexts = ContextCache(ttl_s=self.options.context_ttl_s)
         self.budget = BudgetGuard()
         self.health = HealthReporter(worker_id=worker_id, caller=self.caller, contexts=self.contexts,
-                                     options=self.options)
+                                     idle_probe_interval_s=self.options.idle_probe_interval_s)
         self.report = WorkerReport()
         self.hostname = socket.gethostname()
         self._stop = threading.Event()

@@ -20,13 +20,11 @@ PROMPT = "Tag this {{ width }}x{{ height }} {{ content_type }} photo with up to 
 
 def test_probe_renders_a_prompt_that_uses_the_image_size_and_type(settings: Settings,
                                                                    emulator: EmulatorServer) -> None:
-    from aiconsole.pipeline.worker import WorkerOptions
-
     org = make_org(provider="gemini", endpoint=emulator.url, prompt=PROMPT)
     contexts = ContextCache(ttl_s=60)
     ctx = contexts.ensure([org])[org]
     caller = Caller(worker_id="probe-test", settings=settings, metrics=WorkerMetrics())
-    reporter = HealthReporter(worker_id="probe-test", caller=caller, contexts=contexts, options=WorkerOptions())
+    reporter = HealthReporter(worker_id="probe-test", caller=caller, contexts=contexts, idle_probe_interval_s=900)
     ok, _ms, kind, _cost = reporter.probe(ctx, "gemini")
     assert ok, kind
     sent = json.dumps(emulator.last_request)
