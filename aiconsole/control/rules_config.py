@@ -1,13 +1,12 @@
 """Processing rules as the console edits them: validation, saving (audited, versioned) and impact preview.
 
-`RulesConfig` holds what the rules form shows (money in dollars); `to_columns` / `from_config` convert to and
-from the pipeline_config columns (money in micro-dollars). A tag's verdict follows `aiconsole.rules` exactly:
-confidence >= accept -> accepted, < reject -> rejected, else needs_review; a label override replaces either
-threshold for its label; a photo needs review when any of its tags does.
+`RulesConfig` holds what the rules form shows (money in dollars); `to_columns` / `from_columns` convert to and
+from the pipeline_config columns (money in micro-dollars), `rule_set` to the worker's `RuleSet`. A tag's
+verdict is `aiconsole.pipeline.rules`'s tag rule; a photo needs review when any of its tags does.
 
 The impact preview runs in the database: one query classifies every AI tag of the window's results under
-both rule sets with CASE expressions (per-label thresholds as a CASE on the label) and folds them per result,
-another counts the tags' confidences into CONFIDENCE_BUCKETS equal-width buckets.
+both rule sets with the tag rule's own SQL form (`rules.verdict_sql`) and folds them per result, another
+counts the tags' confidences into CONFIDENCE_BUCKETS equal-width buckets.
 """
 
 from __future__ import annotations
@@ -21,11 +20,18 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from aiconsole.pipeline import config_row
-from aiconsole.pipeline.rules import DEFAULT_ACCEPT, DEFAULT_REJECT, normalize_label
+from aiconsole.pipeline.rules import (
+    DEFAULT_ACCEPT,
+    DEFAULT_REJECT,
+    RuleSet,
+    normalize_label,
+    resolve_thresholds,
+    verdict_sql,
+)
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.engine import org_session
@@ -182,10 +188,15 @@ class RulesConfig(BaseModel):
     def thresholds(self, label: str) -> tuple[float, float]:
         """(accept, reject) that apply to `label`."""
         o = self.label_overrides.get(normalize_label(label))
-        if o is None:
-            return self.accept_threshold, self.reject_threshold
-        return (self.accept_threshold if o.accept is None else o.accept,
-                self.reject_threshold if o.reject is None else o.reject)
+        accept, reject = resolve_thresholds(self.accept_threshold, self.reject_threshold,
+                                            None if o is None else o.model_dump())
+        return float(accept), float(reject)
+
+    def rule_set(self) -> RuleSet:
+        """The worker's rules for these settings (what a tag's verdict would be once saved)."""
+        columns = self.to_columns()
+        return RuleSet(accept_threshold=columns["accept_threshold"], reject_threshold=columns["reject_threshold"],
+                       label_overrides=columns["label_overrides"])
 
     def to_columns(self) -> dict[str, Any]:
         """The pipeline_config column values (money in micro-dollars, overrides as rules.py reads them)."""
@@ -330,18 +341,6 @@ class ImpactPreview:
     histogram: tuple[int, ...]  # CONFIDENCE_BUCKETS counts; bucket i holds i/N <= confidence < (i+1)/N, 1.0 last
 
 
-def _verdict_sql(rules: RulesConfig, label: Any, confidence: Any) -> ColumnElement[str]:
-    """'accepted' / 'needs_review' / 'rejected' for a tag, exactly as RuleSet.verdict decides it."""
-    accept: ColumnElement[Any] = literal(rules.accept_threshold)
-    reject: ColumnElement[Any] = literal(rules.reject_threshold)
-    if rules.label_overrides:
-        whens = [(label == name, literal(rules.thresholds(name)[0])) for name in rules.label_overrides]
-        accept = case(*whens, else_=accept)
-        whens = [(label == name, literal(rules.thresholds(name)[1])) for name in rules.label_overrides]
-        reject = case(*whens, else_=reject)
-    return case((confidence >= accept, "accepted"), (confidence < reject, "rejected"), else_="needs_review")
-
-
 def _count(cond: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
@@ -352,12 +351,12 @@ def _window(organization_id: int, since: datetime) -> ColumnElement[bool]:
 
 
 def _verdict_counts(s: Session, organization_id: int, since: datetime,
-                    rule_sets: tuple[RulesConfig, RulesConfig]) -> tuple[int, int, list[VerdictCounts]]:
+                    rule_sets: tuple[RuleSet, RuleSet]) -> tuple[int, int, list[VerdictCounts]]:
     t = PhotoTag
     joined = and_(t.result_id == AiProcessingResult.id, t.organization_id == organization_id, t.source == "ai")
     per_result = []
     for i, rules in enumerate(rule_sets):
-        verdict = _verdict_sql(rules, t.label, t.confidence)
+        verdict = verdict_sql(rules, t.label, t.confidence)
         has_tag = t.id.is_not(None)  # the outer join gives a tagless result one row with no tag
         per_result += [_count(and_(has_tag, verdict == v)).label(f"{v}_{i}")
                        for v in ("accepted", "needs_review", "rejected")]
@@ -393,8 +392,8 @@ def impact_preview(actor: Actor, *, rules: RulesConfig, days: int = 7, now: date
                                hint="Longer windows scan more tags than a preview should; pick fewer days.")
     since = (now or utcnow()) - timedelta(days=days)
     with org_session(actor.organization_id) as s:
-        current = current_rules(s.get(PipelineConfig, actor.organization_id))
-        photos, tags, (cur, new) = _verdict_counts(s, actor.organization_id, since, (current, rules))
+        current = RuleSet.from_config(s.get(PipelineConfig, actor.organization_id))
+        photos, tags, (cur, new) = _verdict_counts(s, actor.organization_id, since, (current, rules.rule_set()))
         histogram = _histogram(s, actor.organization_id, since)
     return ImpactPreview(days=days, since=since, photos=photos, tags=tags, current=cur, proposed=new,
                          histogram=histogram)

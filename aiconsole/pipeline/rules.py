@@ -2,14 +2,19 @@
 
 confidence >= accept -> accepted; confidence < reject -> rejected; in between -> needs_review. A label
 override replaces either threshold for that one label (labels compare stripped and lower-cased).
+
+The rule is written once, as data (`TAG_RULE`): `RuleSet.verdict` applies it to a tag in Python (the
+worker), `verdict_sql` builds the same rule as a SQL CASE over tag columns (the rules page's impact preview).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import operator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sqlalchemy import ColumnElement, SQLColumnExpression, case, literal
 from sqlalchemy.orm import Session
 
 from aiconsole.platform.db.models import PipelineConfig
@@ -20,11 +25,25 @@ PhotoStatus = Literal["completed", "needs_review"]
 
 DEFAULT_ACCEPT = 0.8
 DEFAULT_REJECT = 0.4
+ACCEPT, REJECT = 0, 1  # positions in a (accept, reject) thresholds pair
+# The tag rule: the first (verdict, test, threshold) whose test(confidence, threshold) holds decides; when
+# none holds the tag needs review. The tests work on Python floats and SQL expressions alike.
+TAG_RULE: tuple[tuple[Verdict, Callable[[Any, Any], Any], int], ...] = (
+    ("accepted", operator.ge, ACCEPT),
+    ("rejected", operator.lt, REJECT),
+)
+OTHERWISE: Verdict = "needs_review"
 
 
 def normalize_label(label: str) -> str:
     """A label as tags store it: stripped, lower-case."""
     return label.strip().lower()
+
+
+def resolve_thresholds(accept: Any, reject: Any, override: Mapping[str, Any] | None) -> tuple[Any, Any]:
+    """(accept, reject) for one label: its override's where it sets one (not None), else the global ones."""
+    o = override or {}
+    return (accept if o.get("accept") is None else o["accept"], reject if o.get("reject") is None else o["reject"])
 
 
 def _threshold(value: Any, what: str) -> float:
@@ -63,8 +82,8 @@ class RuleSet:
             if unknown:
                 raise ConfigError(f"The override for label {label!r} has unknown keys {sorted(unknown)}.",
                                   hint='Only "accept" and "reject" can be overridden per label.')
-            a = _threshold(override.get("accept", accept), f"accept ({label})")
-            r = _threshold(override.get("reject", reject), f"reject ({label})")
+            raw_a, raw_r = resolve_thresholds(accept, reject, override)
+            a, r = _threshold(raw_a, f"accept ({label})"), _threshold(raw_r, f"reject ({label})")
             if r > a:
                 raise ConfigError(f"For label {label!r} the reject threshold {r} is above the accept threshold {a}.",
                                   hint="Lower its reject threshold or raise its accept threshold.")
@@ -77,14 +96,18 @@ class RuleSet:
         """(accept, reject) that apply to `label`."""
         return self._resolved.get(normalize_label(label), (self.accept_threshold, self.reject_threshold))
 
+    @property
+    def overrides(self) -> Mapping[str, tuple[float, float]]:
+        """Per label with an override (normalized), the (accept, reject) it resolves to."""
+        return dict(self._resolved)
+
     def verdict(self, label: str, confidence: float) -> Verdict:
-        """The tag's verdict: accepted, needs_review or rejected."""
-        accept, reject = self.thresholds(label)
-        if confidence >= accept:
-            return "accepted"
-        if confidence < reject:
-            return "rejected"
-        return "needs_review"
+        """The tag's verdict by TAG_RULE: accepted, needs_review or rejected."""
+        thresholds = self.thresholds(label)
+        for verdict, test, which in TAG_RULE:
+            if test(confidence, thresholds[which]):
+                return verdict
+        return OTHERWISE
 
     def photo_status(self, verdicts: Iterable[str]) -> PhotoStatus:
         """needs_review when any tag needs review, otherwise completed (also with no tags)."""
@@ -97,6 +120,21 @@ class RuleSet:
             return cls()
         return cls(accept_threshold=config.accept_threshold, reject_threshold=config.reject_threshold,
                    label_overrides=dict(config.label_overrides or {}))
+
+
+def verdict_sql(rules: RuleSet, label: SQLColumnExpression[str],
+                confidence: SQLColumnExpression[float]) -> ColumnElement[str]:
+    """`rules.verdict` as a SQL CASE over a tag's label and confidence columns (labels as tags store them)."""
+
+    def threshold(which: int) -> ColumnElement[Any]:
+        default: ColumnElement[Any] = literal((rules.accept_threshold, rules.reject_threshold)[which])
+        overrides = rules.overrides
+        if not overrides:
+            return default
+        return case(*[(label == name, literal(pair[which])) for name, pair in overrides.items()], else_=default)
+
+    return case(*[(test(confidence, threshold(which)), literal(verdict)) for verdict, test, which in TAG_RULE],
+                else_=literal(OTHERWISE))
 
 
 def load_rules(session: Session, organization_id: int) -> RuleSet:

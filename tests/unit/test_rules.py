@@ -1,13 +1,16 @@
-"""Processing rules: tag verdicts at and around the thresholds, label overrides, photo status, loading."""
+"""Processing rules: tag verdicts at and around the thresholds, label overrides, photo status, loading, and the
+rule's SQL form agreeing with it row by row on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
+from pipeline_data import add_result, make_org
+from sqlalchemy import select
 
 from aiconsole.admin import users
-from aiconsole.pipeline.rules import RuleSet, load_rules
+from aiconsole.pipeline.rules import RuleSet, load_rules, verdict_sql
 from aiconsole.platform.db import service_session
-from aiconsole.platform.db.models import PipelineConfig
+from aiconsole.platform.db.models import PhotoTag, PipelineConfig
 from aiconsole.platform.errors import ConfigError
 from aiconsole.platform.settings import Settings
 
@@ -73,3 +76,50 @@ def test_load_rules_reads_the_org_config_or_defaults(any_settings: Settings) -> 
     assert rules.verdict("person", 0.95) == "needs_review"
     assert rules.verdict("tree", 0.95) == "accepted"
     assert (default.accept_threshold, default.reject_threshold) == (0.8, 0.4)
+
+
+# The Python rule and its SQL form over the same stored tags: every threshold, a hair either side, overrides
+# of either threshold, both, or to one value, and labels without one.
+OVERRIDES = {"dog": {"accept": 0.5}, "cat": {"reject": 0.7}, "tree": {"accept": 0.9, "reject": 0.3},
+             "sky": {"accept": 0.6, "reject": 0.6}}
+EDGES = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+CONFIDENCES = sorted({*EDGES, *(e + d for e in EDGES for d in (-1e-9, 1e-9) if 0 <= e + d <= 1),
+                      *(i / 20 for i in range(21)), 0.58, 0.999})
+
+
+@pytest.mark.parametrize("rules", [
+    RuleSet(accept_threshold=0.8, reject_threshold=0.4, label_overrides=OVERRIDES),
+    RuleSet(accept_threshold=0.8, reject_threshold=0.4),
+    RuleSet(accept_threshold=0.6, reject_threshold=0.6, label_overrides={"dog": {"reject": 0.1}}),
+], ids=["overrides", "global-only", "no-review-band"])
+def test_the_sql_form_of_the_rule_agrees_with_the_python_rule_on_every_row(any_settings: Settings,
+                                                                           rules: RuleSet) -> None:
+    org, _ = make_org()
+    labels = [*OVERRIDES, "person"]
+    for label in labels:
+        add_result(org, tags=[(label, c) for c in CONFIDENCES])
+    t = PhotoTag
+    with service_session() as s:
+        rows = s.execute(select(t.label, t.confidence, verdict_sql(rules, t.label, t.confidence))
+                         .where(t.organization_id == org)).all()
+    assert len(rows) == len(labels) * len(CONFIDENCES)
+    disagree = [(label, c, sql) for label, c, sql in rows if sql != rules.verdict(label, c)]
+    assert disagree == []
+    assert {sql for *_, sql in rows} == {"accepted", "needs_review", "rejected"}
+
+
+def test_the_rule_at_its_boundaries_in_both_forms(any_settings: Settings) -> None:
+    rules = RuleSet(accept_threshold=0.8, reject_threshold=0.4, label_overrides=OVERRIDES)
+    expected = {("person", 0.8): "accepted", ("person", 0.4): "needs_review", ("dog", 0.5): "accepted",
+                ("dog", 0.4): "needs_review", ("cat", 0.7): "needs_review", ("cat", 0.7 - 1e-9): "rejected",
+                ("tree", 0.3): "needs_review", ("tree", 0.9): "accepted", ("sky", 0.6): "accepted",
+                ("sky", 0.6 - 1e-9): "rejected"}
+    org, _ = make_org()
+    for label, c in expected:
+        add_result(org, tags=[(label, c)])
+    t = PhotoTag
+    with service_session() as s:
+        rows = s.execute(select(t.label, t.confidence, verdict_sql(rules, t.label, t.confidence))
+                         .where(t.organization_id == org)).all()
+    assert {(label, c): sql for label, c, sql in rows} == expected
+    assert {key: rules.verdict(*key) for key in expected} == expected
