@@ -353,11 +353,6 @@ def _refuse_uri(uri: str, settings: Settings) -> ValidationFailed:
              "the photo store, or demo://<sample>/<variant>.")
 
 
-def resolve_store_uri(uri: str, *, settings: Settings | None = None) -> Path:
-    """The file a photos/... or file:// URI names, refusing anything outside the photo store."""
-    return Path(_stored_file(uri, _settings(settings)))
-
-
 def _stored_file(uri: str, settings: Settings) -> str:
     # Plain string work, not pathlib: a worker resolves thousands of URIs a second.
     root = _real_folder(str(settings.photo_dir))

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from aiconsole.platform.db.models import LATENCY_BUCKETS_MS
 from aiconsole.platform.money import MICROS_PER_USD
@@ -78,10 +78,6 @@ class WorkerMetrics:
                 self._server.shutdown()
                 self._server.server_close()
                 self._server = None
-
-    def exposition(self) -> str:
-        """The metrics in Prometheus text format (what /metrics serves)."""
-        return generate_latest(self.registry).decode()
 
     def value(self, name: str, labels: Mapping[str, str] | None = None) -> float:
         """One sample's current value (0 when it was never set), e.g. value('aiconsole_cost_usd_total')."""

@@ -178,18 +178,6 @@ def release(*, worker_id: str, photo_ids: Sequence[int], now: datetime | None = 
         ))
 
 
-def schedule_retry(*, worker_id: str, photo_id: int, error: str, error_kind: str, next_attempt_at: datetime,
-                   now: datetime | None = None) -> bool:
-    """Return a held photo to the queue, due at `next_attempt_at`, keeping the error; False if the lease is lost."""
-    now = now or utcnow()
-    with write_session() as s:
-        return rowcount(s.execute(
-            update(PHOTOS).where(_held(worker_id, [photo_id]))
-            .values(status="pending", lease_owner=None, lease_expires_at=None, next_attempt_at=next_attempt_at,
-                    last_error=error_text(error_kind, error), updated_at=now)
-        )) == 1
-
-
 def error_text(kind: str, message: str) -> str:
     """The photo's last_error for a failed attempt: "kind: message", bounded in length."""
     return f"{kind}: {message}"[:MAX_ERROR_CHARS]

@@ -143,10 +143,6 @@ class Worker:
             self._abort.set()
         self._stop.set()
 
-    def wait_stopped(self, timeout_s: float | None = None) -> bool:
-        """Block until `run()` has finished its shutdown; False on timeout."""
-        return self._stopped.wait(timeout_s)
-
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.warning("worker %s: %s received, stopping (again to release everything now)", self.worker_id,
                     signal.Signals(signum).name)

@@ -283,12 +283,6 @@ def _redact(url: str) -> str:
     return scheme + sep + rest
 
 
-def redis_available(settings: Settings | None = None) -> bool:
-    """Whether the cache is currently using Redis (False when unset or stepped aside after a failure)."""
-    settings = settings or get_settings()
-    return bool(settings.redis_url) and _redis_usable(settings.redis_url or "")
-
-
 def cached(key_parts: Iterable[Hashable], ttl: float, fn: Callable[[], T], *,
            settings: Settings | None = None) -> T:
     """`fn()`'s value, served from the cache for `ttl` seconds; ttl <= 0 always computes.

@@ -40,14 +40,6 @@ class ImageRejected(ValidationFailed):
     """An uploaded or enqueued file is not an acceptable image."""
 
 
-class DuplicatePhoto(ImageRejected):
-    """The same bytes are already in this organization's queue or history."""
-
-    def __init__(self, message: str, *, photo_id: int, hint: str | None = None) -> None:
-        self.photo_id = photo_id
-        super().__init__(message, hint=hint)
-
-
 class ProviderError(AiconsoleError):
     """A vision provider call failed; `retryable` says whether trying again can help."""
 

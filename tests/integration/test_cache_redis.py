@@ -112,7 +112,6 @@ def test_redis_down_computes_directly_and_logs_once(
 def test_redis_down_steps_aside_without_retrying(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     _settings_with_redis(monkeypatch, f"redis://127.0.0.1:{_closed_port()}/0")
     cache.cached(("y",), 60, lambda: 1)
-    assert not cache.redis_available()
     started = time.perf_counter()
     for _ in range(50):
         cache.cached(("y",), 60, lambda: 1)

@@ -30,7 +30,6 @@ class Counter:
 
 def test_memory_backend_when_no_redis(settings: Settings) -> None:
     assert cache.get_cache(settings).backend == "memory"
-    assert not cache.redis_available(settings)
 
 
 @pytest.mark.parametrize("value", [{"a": [1, 2.5, None, "x"]}, Point(1, 2.0), None, 0, ("t", 1)])

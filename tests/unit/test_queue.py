@@ -135,22 +135,6 @@ def test_leases_extend_and_release_only_for_their_holder(org: int) -> None:
     assert sorted(c.id for c in again) == ids and {c.attempts for c in again} == {1}
 
 
-def test_schedule_retry_is_fenced_and_keeps_the_error(org: int) -> None:
-    (pid,) = add_photos(org, 1)
-    now = T0 + timedelta(hours=1)
-    queue.claim_batch(worker_id="w1", limit=1, lease_seconds=30, now=now)
-    due = now + timedelta(seconds=4)
-    assert not queue.schedule_retry(worker_id="w2", photo_id=pid, error="HTTP 503", error_kind="server_error",
-                                    next_attempt_at=due)
-    assert queue.schedule_retry(worker_id="w1", photo_id=pid, error="HTTP 503", error_kind="server_error",
-                                next_attempt_at=due)
-    p = photo(pid)
-    assert (p.status, p.attempts, p.next_attempt_at, p.last_error) == ("pending", 1, due, "server_error: HTTP 503")
-    assert queue.claim_batch(worker_id="w1", limit=1, lease_seconds=30, now=due - timedelta(seconds=1)) == []
-    (again,) = queue.claim_batch(worker_id="w1", limit=1, lease_seconds=30, now=due)
-    assert again.attempts == 2
-
-
 def test_reaper_requeues_expired_leases_and_fails_exhausted_photos(org: int) -> None:
     set_config(org, max_retries=2, active_provider="gemini", active_model="gemini-2.5-flash")
     a, b, c = add_photos(org, 3)

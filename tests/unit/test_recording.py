@@ -201,6 +201,24 @@ def test_a_worker_that_lost_its_lease_writes_nothing(org: int) -> None:
     assert report.recorded == 2
 
 
+def test_a_retry_is_fenced_by_the_lease_and_keeps_the_error(org: int) -> None:
+    add_photos(org, 1)
+    now = T0 + timedelta(hours=1)
+    (c,) = claim(1, "w1", now=now)
+    due = now + timedelta(seconds=4)
+    busy = ProviderError("HTTP 503", kind="server_error", retryable=True)
+    as_w2 = record_batch(worker_id="w2", now=now, outcomes=[outcome(c, error=busy, final=False, retry_at=due)])
+    assert as_w2 == RecordReport(recorded=0, lost_lease=1, retried=0, failed=0, cost_micros=0)
+    assert (photo(c.id).status, photo(c.id).lease_owner) == ("processing", "w1")
+    as_w1 = record_batch(worker_id="w1", now=now, outcomes=[outcome(c, error=busy, final=False, retry_at=due)])
+    assert as_w1.retried == 1
+    p = photo(c.id)
+    assert (p.status, p.attempts, p.next_attempt_at, p.last_error) == ("pending", 1, due, "server_error: HTTP 503")
+    assert claim(1, now=due - timedelta(seconds=1)) == []
+    (again,) = claim(1, now=due)
+    assert again.attempts == 2
+
+
 def test_a_stale_outcome_from_an_earlier_claim_of_the_same_worker_is_dropped(org: int) -> None:
     add_photos(org, 2)
     first = T0 + timedelta(hours=1)
