@@ -1,6 +1,14 @@
 """The `local` provider: offline analysis of the image itself, free, no keys, no network.
 
-What it measures and how confident each tag is:
+Primary tags name what is in the photo: an ImageNet-1k classifier (EfficientNet-Lite0 on onnxruntime, see
+object_tagger) gives class probabilities, imagenet_tags turns them into readable tags with broader tags
+(tabby cat -> cat -> pet, mammal -> animal), and each tag's confidence IS the softmax probability (a broader
+tag's, the summed probability of its classes). Tags under OBJECT_MIN_CONFIDENCE are left out.
+
+Secondary tags describe the image; they carry their measured confidence times DESCRIPTOR_WEIGHT (0.35).
+So a description ("square", "gray") never outranks an object the model is at least 35 % sure of, and it
+stays under the default reject threshold (0.4): descriptions never send a photo to review, and an
+organization that wants one applied (say "black and white") gives that label an override. The measurements:
 
 - size class ("small image", ...) and orientation ("landscape orientation", "portrait orientation",
   "square", "panoramic"): read from the pixel dimensions after EXIF rotation, so confidence 1.0.
@@ -17,18 +25,20 @@ What it measures and how confident each tag is:
   no photo without a frontal face reached 6). Confidence 0.6 at 6 windows, up to 0.9 at 16 or more:
   uncalibrated, and frontal faces only.
 
-Every measurement is in `raw_response` so the debug view shows why a tag was (not) given.
+Faces are content, not description: "face" keeps the cascade's confidence.
+
+Every measurement, and the model's five most probable classes, are in `raw_response` so the debug view
+shows why a tag was (not) given.
 """
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from aiconsole.providers.base import (
     AnalysisRequest,
@@ -39,6 +49,7 @@ from aiconsole.providers.base import (
     timed,
     truncate_raw,
 )
+from aiconsole.providers.object_tagger import Classification, decode, describe, get_tagger
 from aiconsole.providers.pricing import LOCAL_MODEL
 
 NAME = "local"
@@ -48,6 +59,8 @@ COLOR_MIN_SHARE = 0.10
 MAX_COLORS = 3
 FACE_MIN_WINDOWS = 6
 FACE_SIDE = 320
+OBJECT_MIN_CONFIDENCE = 0.1
+DESCRIPTOR_WEIGHT = 0.35  # below pipeline.rules.DEFAULT_REJECT (a test holds it there)
 
 
 def margin_confidence(value: float, threshold: float, clear: float) -> float | None:
@@ -174,17 +187,20 @@ def detect_faces(gray: Image.Image) -> list[dict[str, Any]]:
     return sorted(faces, key=lambda f: -f["windows"])
 
 
-def measure(data: bytes, *, faces: bool = True) -> dict[str, Any]:
-    """Every measurement the local analyzer makes of an image (the raw response)."""
-    from skimage.measure import blur_effect
-
+def _decoded(data: bytes) -> Image.Image:
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            rgb = ImageOps.exif_transpose(im).convert("RGB")
+        return decode(data)
     except Exception as exc:  # Pillow raises many types for undecodable data
         raise provider_error("bad_request", f"The local analyzer could not decode the image "
                                             f"({type(exc).__name__}: {str(exc)[:200]}).",
                              hint="Re-upload the photo; retrying will not help.") from exc
+
+
+def measure(data: bytes | Image.Image, *, faces: bool = True) -> dict[str, Any]:
+    """Every measurement the local analyzer makes of an image (the raw response, without the objects)."""
+    from skimage.measure import blur_effect
+
+    rgb = data if isinstance(data, Image.Image) else _decoded(data)
     width, height = rgb.size
     work = rgb.copy()
     work.thumbnail((512, 512))
@@ -208,8 +224,8 @@ def measure(data: bytes, *, faces: bool = True) -> dict[str, Any]:
     return out
 
 
-def tags_from(m: dict[str, Any]) -> list[tuple[str, float]]:
-    """(label, confidence) pairs for a measurement dict, as described in the module docstring."""
+def descriptor_tags(m: dict[str, Any]) -> list[tuple[str, float]]:
+    """(label, measured confidence) of the descriptions in a measurement dict, as the module docstring says."""
     pairs: list[tuple[str, float]] = [(m["size_class"], 1.0), (m["orientation"], 1.0)]
     for label, value, threshold, clear in (
         ("dark", m["brightness"], 0.30, 0.10),
@@ -226,6 +242,13 @@ def tags_from(m: dict[str, Any]) -> list[tuple[str, float]]:
         pairs.append(("black and white", m["colorless_share"]))
     colors = [(n, s) for n, s in m["color_shares"].items() if s >= COLOR_MIN_SHARE]
     pairs.extend(colors[:MAX_COLORS])
+    return pairs
+
+
+def tags_from(m: dict[str, Any], objects: Classification) -> list[tuple[str, float]]:
+    """(label, confidence) pairs: object tags first-class, descriptors secondary, faces as detected."""
+    pairs = [(t.label, t.confidence) for t in objects.tags if t.confidence >= OBJECT_MIN_CONFIDENCE]
+    pairs += [(label, round(conf * DESCRIPTOR_WEIGHT, 4)) for label, conf in descriptor_tags(m)]
     if m.get("faces"):
         pairs.append(("face", m["faces"][0]["confidence"]))
     return pairs
@@ -240,14 +263,22 @@ class LocalProvider:
         self.faces = faces
 
     def analyze(self, image: ImageInput, request: AnalysisRequest) -> ProviderResult:
-        """Measure the image and turn the measurements into tags."""
+        """Name the objects in the image, measure it, and turn both into tags."""
         trace: list[dict[str, Any]] = []
         started = time.perf_counter()
         with timed(trace, "analyze", provider=NAME, model=request.model, image_bytes=len(image.data)) as step:
-            measurements = measure(image.data, faces=self.faces)
-            tags = make_tags(tags_from(measurements), max_labels=request.max_labels)
+            rgb = _decoded(image.data)
+            tagger = get_tagger()
+            objects = tagger.classify(rgb, min_confidence=OBJECT_MIN_CONFIDENCE)
+            measurements = measure(rgb, faces=self.faces)
+            measurements["objects"] = describe(tagger, objects)
+            tags = make_tags(tags_from(measurements, objects), max_labels=request.max_labels)
             step["labels"] = len(tags)
         latency_ms = round((time.perf_counter() - started) * 1000)
         return ProviderResult(provider=NAME, model=request.model or LOCAL_MODEL, tags=tags, input_tokens=0,
                               output_tokens=0, units=1, cost_micros=0, latency_ms=latency_ms,
                               raw_response=truncate_raw(measurements), trace=tuple(trace))
+
+    def warm_up(self) -> None:
+        """Load (the first time: build) the object tagger's model, so the first photo does not wait for it."""
+        get_tagger()

@@ -1,4 +1,9 @@
-"""The offline analyzer on scikit-image's sample photos and on images whose answer is known by construction."""
+"""The offline analyzer on scikit-image's sample photos and on images whose answer is known by construction.
+
+Descriptions (brightness, colours, size, ...) are secondary tags: their confidence is the measured one times
+DESCRIPTOR_WEIGHT, which these tests divide back out (W). The object tags have tests of their own
+(test_object_tagger.py).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,12 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 from aiconsole.platform.errors import ProviderError
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderResult
-from aiconsole.providers.local import LocalProvider, margin_confidence, orientation, size_class
+from aiconsole.providers.local import DESCRIPTOR_WEIGHT, LocalProvider, margin_confidence, orientation, size_class
 from aiconsole.providers.pricing import LOCAL_MODEL
 from aiconsole.providers.samples import sample_photo
 
 REQ = AnalysisRequest(model=LOCAL_MODEL)
+W = DESCRIPTOR_WEIGHT
 
 
 def _jpeg(im: Image.Image, **save: object) -> bytes:
@@ -58,20 +64,20 @@ def test_a_darkened_photo_is_labelled_dark_and_the_original_is_not() -> None:
     dark = ImageEnhance.Brightness(original).enhance(0.25)
     assert "dark" not in _tags(_analyze(_jpeg(original)))
     tags = _tags(_analyze(_jpeg(dark)))
-    assert tags["dark"] >= 0.9  # mean luminance ~0.12, close to the 0.10 "clear" margin
+    assert tags["dark"] >= 0.9 * W  # mean luminance ~0.12, close to the 0.10 "clear" margin
     bright = _tags(_analyze(_jpeg(ImageEnhance.Brightness(original).enhance(2.2))))
     assert "bright" in bright and "dark" not in bright
 
 
 def test_hubble_deep_field_is_dark_and_not_black_and_white() -> None:
     tags = _tags(_analyze(sample_photo("hubble_deep_field")))
-    assert tags["dark"] >= 0.9
+    assert tags["dark"] >= 0.9 * W
     assert "black and white" not in tags  # mostly black sky, but what is visible is coloured
 
 
 @pytest.mark.parametrize("name", ["camera", "coins", "moon", "page"])
 def test_grayscale_samples_are_black_and_white(name: str) -> None:
-    assert _tags(_analyze(sample_photo(name)))["black and white"] == 1.0
+    assert _tags(_analyze(sample_photo(name)))["black and white"] == 1.0 * W
 
 
 @pytest.mark.parametrize("name", ["coffee", "chelsea", "retina", "motorcycle"])
@@ -95,10 +101,10 @@ def test_solid_colours_are_named_with_their_pixel_share() -> None:
     half[:, :150] = (220, 30, 30)   # red
     half[:, 150:] = (30, 60, 220)   # blue
     tags = _tags(_analyze(_jpeg(Image.fromarray(half))))
-    assert tags["red"] == pytest.approx(0.5, abs=0.02)
-    assert tags["blue"] == pytest.approx(0.5, abs=0.02)
+    assert tags["red"] == pytest.approx(0.5 * W, abs=0.02)
+    assert tags["blue"] == pytest.approx(0.5 * W, abs=0.02)
     green = _tags(_analyze(_jpeg(Image.new("RGB", (64, 64), (40, 180, 60)))))
-    assert green["green"] == pytest.approx(1.0, abs=0.01)
+    assert green["green"] == pytest.approx(1.0 * W, abs=0.01)
 
 
 def test_orientation_and_size_from_dimensions() -> None:
@@ -112,7 +118,7 @@ def test_orientation_and_size_from_dimensions() -> None:
     assert size_class(4000, 3000) == "very large image"
     tall = _sample("coffee").crop((0, 0, 200, 341))  # 68,200 pixels
     tags = _tags(_analyze(_jpeg(tall)))
-    assert tags["portrait orientation"] == 1.0 and tags["thumbnail"] == 1.0
+    assert tags["portrait orientation"] == 1.0 * W and tags["thumbnail"] == 1.0 * W
 
 
 def test_exif_rotation_is_applied_before_orientation() -> None:
