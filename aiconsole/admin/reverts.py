@@ -7,41 +7,46 @@ in the caller's session, returning that entry's id. This module checks `audit.re
 actor's organization, refuses what cannot be reverted, dispatches, and marks the entry reverted, all in one
 transaction: the restore, the new entry and the mark commit together or not at all.
 
-Owners are imported by module path on demand, so this module imports whether or not each owner exists yet.
+The owners are imported functions, so moving or renaming one breaks this module's import (and every test
+that imports it), not the Revert button. This is the one place admin reaches into control (lead: the named
+crossing in the layers contract); no owner imports this module back.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aiconsole.admin import users
+from aiconsole.control import pipeline_settings, provider_admin, queue_actions
 from aiconsole.platform import audit, cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.engine import get_engine, org_session
 from aiconsole.platform.db.models import AuditLog
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.settings import Settings
+from aiconsole.prompts import versions as prompt_versions
 
 REVERT_ACTION = "revert"
-# entity_type -> the module holding its `revert_audit`.
-OWNERS: dict[str, str] = {
-    "pipeline_config": "aiconsole.control.pipeline_settings",
-    "prompt_label": "aiconsole.prompts.versions",
-    "provider_config": "aiconsole.control.provider_admin",
-    "user": "aiconsole.admin.users",
-}
-# Pause and resume are recorded against pipeline_config but only flip the pause flag, which the queue owns.
-ACTION_OWNERS: dict[str, str] = {
-    "queue.pause": "aiconsole.control.queue_actions",
-    "queue.resume": "aiconsole.control.queue_actions",
-}
 MAX_CHAIN = 1000
 
 RevertFunction = Callable[..., int]
+
+# entity_type -> the function that restores it.
+OWNERS: dict[str, RevertFunction] = {
+    "pipeline_config": pipeline_settings.revert_audit,
+    "prompt_label": prompt_versions.revert_audit,
+    provider_admin.ENTITY: provider_admin.revert_audit,
+    "user": users.revert_audit,
+}
+# Pause and resume are recorded against pipeline_config but only flip the pause flag, which the queue owns.
+ACTION_OWNERS: dict[str, RevertFunction] = {
+    "queue.pause": queue_actions.revert_audit,
+    "queue.resume": queue_actions.revert_audit,
+}
 
 
 @dataclass(frozen=True)
@@ -69,27 +74,17 @@ def _root_action(session: Session, entry: AuditLog) -> str:
     return current.action
 
 
-def owner_module(entity_type: str, root_action: str) -> str | None:
-    """The module path whose `revert_audit` restores this kind of entry, or None if nobody can."""
+def owner(entity_type: str, root_action: str) -> RevertFunction | None:
+    """The function that restores this kind of entry, or None if nobody can."""
     return ACTION_OWNERS.get(root_action) or OWNERS.get(entity_type)
 
 
 def _revert_function(entity_type: str, root_action: str) -> RevertFunction:
-    path = owner_module(entity_type, root_action)
-    unavailable = ValidationFailed(f"Changes to '{entity_type}' cannot be reverted from the audit log yet.",
-                                   hint="Make the opposite change by hand on the page where it was made.")
-    if path is None:
-        raise unavailable
-    try:
-        module = importlib.import_module(path)
-    except ModuleNotFoundError as exc:
-        if exc.name != path:
-            raise
-        raise unavailable from None
-    function = getattr(module, "revert_audit", None)
-    if not callable(function):
-        raise unavailable
-    return function  # type: ignore[no-any-return]
+    function = owner(entity_type, root_action)
+    if function is None:
+        raise ValidationFailed(f"Changes to '{entity_type}' cannot be reverted from the audit log yet.",
+                               hint="Make the opposite change by hand on the page where it was made.")
+    return function
 
 
 def _refuse_if_done(session: Session, entry: AuditLog) -> None:

@@ -3,6 +3,9 @@ already reverted, another organization, a role without audit.revert)."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from pipeline_data import as_role, make_org
 from sqlalchemy import func, select
@@ -19,6 +22,7 @@ from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied,
 from aiconsole.platform.settings import Settings
 from aiconsole.prompts import versions as prompts
 
+ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "Tag this photo with up to {max_tags} labels."
 GEMINI_KEY = "AIzaSyD-revert_test_key_0123456789abWXYZ"[:39]
 
@@ -233,9 +237,9 @@ def test_entity_types_without_a_revert_are_refused(world: dict[str, users.UserRo
                            before={"a": 1}, after={"a": 2}, summary="", reversible=True)
     with pytest.raises(ValidationFailed, match="'widget' cannot be reverted from the audit log yet"):
         reverts.revert(admin, audit_id=odd, settings=settings)
-    assert reverts.owner_module("pipeline_config", "queue.pause") == "aiconsole.control.queue_actions"
-    assert reverts.owner_module("pipeline_config", "pipeline.rules") == "aiconsole.control.pipeline_settings"
-    assert reverts.owner_module("widget", "widget.tweak") is None
+    assert reverts.owner("pipeline_config", "queue.pause") is queue_control.revert_audit
+    assert reverts.owner("pipeline_config", "pipeline.rules") is pipeline_settings.revert_audit
+    assert reverts.owner("widget", "widget.tweak") is None
 
 
 # One revert per owning module, through the audit log's dispatcher.
@@ -326,3 +330,30 @@ def test_the_demo_organizations_latest_label_move_can_be_reverted(settings: Sett
                                  .where(PromptLabel.prompt_id == entry.before["prompt_id"],
                                         PromptLabel.label == "production"))
     assert now_points_at == entry.before["version"]
+
+
+def _reversible_entity_types() -> set[str]:
+    """Every entity type the code records audit entries for that may be reversible (reversible= not False)."""
+    found: set[str] = set()
+    for path in (ROOT / "aiconsole").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                     and isinstance(n.value, ast.Constant) for t in n.targets if isinstance(t, ast.Name)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "record"):
+                continue
+            kw = {k.arg: k.value for k in node.keywords}
+            flag, entity = kw.get("reversible"), kw.get("entity_type")
+            if flag is None or (isinstance(flag, ast.Constant) and flag.value is False) or entity is None:
+                continue
+            value = entity.value if isinstance(entity, ast.Constant) else constants.get(getattr(entity, "id", ""))
+            assert isinstance(value, str), f"{path}: entity_type {ast.unparse(entity)} is not a literal or constant"
+            found.add(value)
+    return found
+
+
+def test_every_entity_type_recorded_as_reversible_has_an_owner() -> None:
+    kinds = _reversible_entity_types()
+    assert {"pipeline_config", "prompt_label", "provider_config", "user"} <= kinds  # the scan sees them
+    assert kinds <= set(reverts.OWNERS), f"no revert_audit owner for {sorted(kinds - set(reverts.OWNERS))}"
+    assert all(callable(f) for f in [*reverts.OWNERS.values(), *reverts.ACTION_OWNERS.values()])
