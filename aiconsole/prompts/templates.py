@@ -18,13 +18,13 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.prompts.render import (
     PLACEHOLDER,
-    SANDBOX,
     PromptError,
     PromptSpec,
     prompt_values,
     render_prompt,
     to_jinja,
 )
+from aiconsole.prompts.sandbox import SANDBOX
 
 MAX_PROMPT_BYTES = 64 * 1024
 SAMPLE_VALUES: dict[str, Any] = prompt_values(max_tags=15, width=1024, height=768, content_type="image/jpeg")
