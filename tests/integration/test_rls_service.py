@@ -16,7 +16,7 @@ from rls_roles import TwoRoles, set_up_roles, two_role_database
 from sqlalchemy import func, select, text
 
 from aiconsole.admin import users
-from aiconsole.pipeline import queue
+from aiconsole.pipeline import queue, reaper
 from aiconsole.pipeline.recording import record_batch
 from aiconsole.platform import auth
 from aiconsole.platform.db import dispose_engines, get_engine, get_service_engine, org_session, service_session
@@ -108,7 +108,7 @@ def test_a_worker_claims_records_heartbeats_and_reaps_as_the_service_role(two_ro
     report = record_batch(worker_id="w1", now=now, outcomes=[
         rt.outcome(c, rt.result([("cat", 0.9)], cost=10)) for c in batch[:4]])
     assert (report.recorded, report.cost_micros) == (4, 40)
-    reaped = queue.reap_expired(now=now + timedelta(seconds=31))
+    reaped = reaper.reap_expired(now=now + timedelta(seconds=31))
     assert reaped.failed + reaped.requeued == 1
     with service_session() as s:
         assert s.scalar(select(func.count()).select_from(AiProcessingResult)) == 5
