@@ -1,9 +1,13 @@
 """Checking a prompt template before it is saved, and previewing it with sample values.
 
-The rules are those of `aiconsole.prompts.render`, which the worker renders with: Jinja2's
-SandboxedEnvironment with StrictUndefined, `{{ name }}` anywhere, and a `{name}` single-brace placeholder
-read as `{{ name }}` when `name` is a declared variable. So here a `{name}` of a known variable counts as a
-use of it; any other `{word}` is sent to the model literally and only earns a warning.
+The rules are those of `aiconsole.prompts.render`, which the worker renders with: the bounded sandbox of
+`aiconsole.prompts.sandbox` with StrictUndefined, `{{ name }}` anywhere, and a `{name}` single-brace
+placeholder read as `{{ name }}` when `name` is a declared variable. So here a `{name}` of a known variable
+counts as a use of it; any other `{word}` is sent to the model literally and only earns a warning.
+
+A template that parses is then rendered once with sample values under the same limits as the worker's: one
+that can never render (a blocked attribute, `max_tags + 'x'`, an oversized range, a recursive macro) is
+refused with its line, so it can be neither saved, imported nor deployed.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from aiconsole.platform.errors import ValidationFailed
+from aiconsole.platform.errors import AiconsoleError, ValidationFailed
 from aiconsole.prompts.render import (
     PLACEHOLDER,
     PromptError,
@@ -127,9 +131,12 @@ def check_template(content: str, *, extra_variables: Iterable[str] = ()) -> Temp
     source = to_jinja(content, known)
     try:
         tree = SANDBOX.parse(source)
+        undeclared = meta.find_undeclared_variables(tree)
     except TemplateSyntaxError as exc:
         return TemplateCheck((), (_syntax_issue(source, exc),), ())
-    undeclared = meta.find_undeclared_variables(tree)
+    except RecursionError:  # the parser recurses once per nesting level
+        return TemplateCheck((), (TemplateIssue(None, "the template nests brackets or tags too deeply to be read"),
+                                  ), ())
     errors: list[TemplateIssue] = []
     lines: dict[str, int] = {}
     for node in tree.find_all(nodes.Name):
@@ -141,8 +148,18 @@ def check_template(content: str, *, extra_variables: Iterable[str] = ()) -> Temp
     warnings = [TemplateIssue(line, f"'{{{name}}}' is not a known variable, so it is sent to the model as "
                                     f"written; use {{{{ {name} }}}} with a declared variable to fill it in.")
                 for name, line in single if name not in known]
-    used = sorted(undeclared & known, key=lambda n: (lines.get(n, 0), n))
-    return TemplateCheck(tuple(used), tuple(errors), tuple(warnings))
+    used = tuple(sorted(undeclared & known, key=lambda n: (lines.get(n, 0), n)))
+    if not errors:
+        try:
+            render_prompt(PromptSpec(0, content, used), sample_values(extras))
+        except PromptError as exc:
+            errors.append(TemplateIssue(exc.line, f"rendered with sample values it fails: {exc.reason}"))
+    return TemplateCheck(used, tuple(errors), tuple(warnings))
+
+
+def sample_values(extras: Iterable[str], values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The values a check or preview renders with: SAMPLE_VALUES, '<name>' for each extra, then `values`."""
+    return {**SAMPLE_VALUES, **{name: f"<{name}>" for name in extras}, **(values or {})}
 
 
 def validate_template(content: str, *, extra_variables: Iterable[str] = ()) -> tuple[str, ...]:
@@ -157,13 +174,21 @@ def validate_template(content: str, *, extra_variables: Iterable[str] = ()) -> t
 
 def preview(content: str, *, extra_variables: Iterable[str] = (),
             values: Mapping[str, Any] | None = None) -> str:
-    """The prompt rendered as the worker would, with sample values (and `values` for the extras)."""
-    variables = validate_template(content, extra_variables=extra_variables)
-    sample = {**SAMPLE_VALUES, **{name: f"<{name}>" for name in _extras(extra_variables)}, **(values or {})}
+    """The prompt rendered as the worker would, with sample values (and `values` for the extras).
+
+    Raises only PromptError, whatever is wrong, so a page can always show the reason.
+    """
     try:
-        return render_prompt(PromptSpec(0, content, variables), sample)
-    except (PromptError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        # e.g. {{ max_tags + "x" }} parses, but fails with real values (the worker would fail alike)
-        reason = exc.__cause__ or (exc.message if isinstance(exc, PromptError) else exc)
-        raise ValidationFailed(f"The preview failed: {str(reason).rstrip('.')}.",
-                               hint="The worker would fail the same way; fix the expression.") from exc
+        check = check_template(content, extra_variables=extra_variables)
+        if check.ok:
+            return render_prompt(PromptSpec(0, content, check.variables),
+                                 sample_values(_extras(extra_variables), values))
+        reason = "; ".join(str(e) for e in check.errors)
+    except PromptError as exc:
+        reason = exc.reason
+    except AiconsoleError as exc:  # e.g. an invalid extra variable name
+        reason = exc.message
+    except Exception as exc:  # anything else would escape the page's message
+        reason = f"{exc} ({type(exc).__name__})"
+    raise PromptError(f"The preview failed: {reason.rstrip('.')}.",
+                      hint="Fix the template; the worker would fail the same way.")

@@ -39,7 +39,7 @@ from aiconsole.prompts.catalog import (
     load_version,
     usage_frame,
 )
-from aiconsole.prompts.templates import validate_template
+from aiconsole.prompts.templates import KNOWN_VARIABLES, check_template, validate_template
 
 __all__ = [
     "PRODUCTION", "STAGING", "DiffRow", "LabelChange", "PromptConflict", "PromptRow", "VersionRow", "add_version",
@@ -210,6 +210,18 @@ def save_version(actor: Actor, *, prompt_id: int, base_version: int, content: st
     return next(v for v in list_versions(actor, prompt_id=prompt_id, settings=settings) if v.id == version_id)
 
 
+def _deployable(label: str, target: PromptVersion) -> None:
+    """Production only ever points at a version that renders (one saved before the render check may not)."""
+    if label != PRODUCTION:
+        return
+    check = check_template(target.content,
+                           extra_variables=[v for v in target.variables or () if v not in KNOWN_VARIABLES])
+    if not check.ok:
+        raise ValidationFailed(f"Version {target.version} cannot be deployed: "
+                               + "; ".join(str(e) for e in check.errors) + ".",
+                               hint="Save a fixed version and deploy that one; production was not changed.")
+
+
 def _label_permission(actor: Actor, label: str) -> None:
     actor.require("prompts.label_production" if label == PRODUCTION else "prompts.label_staging")
 
@@ -262,6 +274,7 @@ def move_label(actor: Actor, *, prompt_id: int, label: str, version_id: int,
         if previous == target.version:
             raise ValidationFailed(f"{label} already points at version {target.version}.",
                                    hint="Pick another version.")
+        _deployable(label, target)
         verb = "Deployed" if label == PRODUCTION else "Moved"
         _set_label(s, actor, prompt, label, target, action="prompt.label",
                    summary=f"{verb} {label} of {prompt.name} to v{target.version}")
@@ -298,6 +311,7 @@ def rollback(actor: Actor, *, prompt_id: int, version_id: int, settings: Setting
         if previous is not None and target.version >= previous:
             raise ValidationFailed(f"Version {target.version} is not earlier than production (version {previous}).",
                                    hint="Roll back to an older version, or move the production label instead.")
+        _deployable(PRODUCTION, target)
         _set_label(s, actor, prompt, PRODUCTION, target, action="prompt.rollback",
                    summary=f"Rolled production of {prompt.name} back to v{target.version}")
         return LabelChange(prompt.id, PRODUCTION, target.version, previous,
@@ -321,6 +335,8 @@ def revert_audit(session: Session, *, actor: Actor, entry: audit.AuditRow) -> in
         raise ConflictError(f"The {label} label of {prompt.name} changed again since entry #{entry.id}.",
                             hint="Revert the later change first, or move the label on the Prompts page.")
     target = None if before is None else load_version(session, actor, prompt.id, int(before["version_id"]))
+    if target is not None:
+        _deployable(label, target)
     what = "removed" if target is None else f"back on v{target.version}"
     return _set_label(session, actor, prompt, label, target, action="revert",
                       summary=f"Reverted entry #{entry.id}: {label} of {prompt.name} {what}")

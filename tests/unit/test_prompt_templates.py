@@ -1,12 +1,15 @@
-"""Prompt template checks: known answers for variables, lines of syntax errors and undefined names, limits."""
+"""Prompt template checks: known answers for variables, lines of syntax errors and undefined names, limits, and
+the render check that refuses templates which can never render."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
 from aiconsole.demo.timeline import PROMPTS
 from aiconsole.platform.errors import ValidationFailed
-from aiconsole.prompts.render import PromptSpec, prompt_values, render_prompt
+from aiconsole.prompts.render import PromptError, PromptSpec, prompt_values, render_prompt
 from aiconsole.prompts.templates import (
     MAX_PROMPT_BYTES,
     TemplateIssue,
@@ -93,3 +96,51 @@ def test_preview_renders_as_the_worker_does() -> None:
 def test_preview_reports_runtime_failures_and_sandbox_refusals(text: str, reason: str) -> None:
     with pytest.raises(ValidationFailed, match=f"The preview failed: .*{reason}"):
         preview(text)
+
+
+# ------------------------------------------------------------- templates that can never render (issue 9 item 6)
+
+HOSTILE = [
+    ("Tag it.\n{{ ''.__class__ }}", 2, "access to attribute '__class__' of 'str' object is unsafe"),
+    ("Tag it.\n\n{{ max_tags + 'x' }}", 3, r"unsupported operand type\(s\) for \+: 'int' and 'str'"),
+    ("Tag.\n{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}", 2,
+     r"range\(\) is limited to 10,000 items"),
+    ("{% macro m(n) %}\n{{ m(n + 1) }}\n{% endmacro %}{{ m(1) }}", 2, "more than 32 deep"),
+    ("{{ 'x' * 10**9 }}", 1, "over the 65,536-character value limit"),
+    ("{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}", 1, "the step limit"),
+    ("{{ language.upper.__self__ }}", 1, "unsafe"),
+]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("text", "line", "words"), HOSTILE)
+def test_templates_that_cannot_render_are_refused_with_their_line(text: str, line: int, words: str) -> None:
+    [issue] = check_template(text).errors
+    assert issue.line == line and "rendered with sample values it fails: " in issue.message
+    assert re.search(words, issue.message), issue.message
+    with pytest.raises(ValidationFailed, match=f"The prompt was not saved: Line {line}: rendered with sample values"):
+        validate_template(text)
+
+
+def test_the_render_check_uses_the_declared_extras_sample_values() -> None:
+    # An extra's sample value is '<name>': comparing or printing it renders, so the template may be saved.
+    assert validate_template("{% if tone == 'dry' %}Be dry.{% endif %} For {{ audience|upper }}.",
+                             extra_variables=["tone", "audience"]) == ("audience", "tone")
+    assert check_template("{{ max_tags * 2 }} tags, {{ width // 2 }} px").ok
+
+
+@pytest.mark.timeout(30)
+def test_a_template_nested_too_deeply_to_parse_is_an_issue_not_a_crash() -> None:
+    [issue] = check_template("{{ " + "(" * 30_000 + "1" + ")" * 30_000 + " }}").errors
+    assert "nests brackets or tags too deeply" in issue.message
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("text", [h[0] for h in HOSTILE] + ["{{ " + "(" * 30_000 + "1" + ")" * 30_000 + " }}",
+                                                           "Hi {{ nobody }}", "{% if x %}", ""])
+def test_the_preview_raises_only_prompt_errors(text: str) -> None:
+    with pytest.raises(PromptError) as caught:
+        preview(text)
+    assert caught.value.message.startswith("The preview failed: ")
+    with pytest.raises(PromptError, match="'a-b' is not a valid variable name"):
+        preview("x", extra_variables=["a-b"])

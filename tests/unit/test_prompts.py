@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -10,8 +12,10 @@ from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import get_engine, service_session
 from aiconsole.platform.db.models import ROLES, AiProcessingResult, AuditLog, Photo, PromptLabel, PromptVersion
+from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
 from aiconsole.platform.settings import Settings
+from aiconsole.prompts import transfer as prompt_io
 from aiconsole.prompts import versions as prompts
 from aiconsole.prompts.versions import DiffRow, PromptConflict
 
@@ -337,3 +341,53 @@ def test_remove_label_refuses_production_and_its_revert_restores_it(lite: dict[s
     with service_session(engine=get_engine(settings)) as s:
         prompts.revert_audit(s, actor=admin, entry=_entry(settings, removal))
     assert prompts.list_prompts(dev, settings=settings)[0].labels == {"candidate": 1, "production": 1}
+
+
+# ----------------------------------------------- a version that can never render (issue 9 item 6)
+
+HOSTILE = "Tag it.\n{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"
+
+
+def _stored_version(settings: Settings, actor: Actor, prompt_id: int, number: int, content: str) -> int:
+    """A version written straight to the table, as one saved before the render check could have been."""
+    with service_session(engine=get_engine(settings)) as s:
+        row = PromptVersion(organization_id=actor.organization_id, prompt_id=prompt_id, version=number,
+                            content=content, variables=[], message="old", author_id=actor.user_id,
+                            created_at=utcnow())
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+@pytest.mark.timeout(60)
+def test_a_template_that_cannot_render_is_neither_saved_imported_nor_deployed(lite: dict[str, Actor],
+                                                                              settings: Settings) -> None:
+    admin = lite["admin"]
+    v1 = prompts.create_prompt(admin, name="tagger", content=V1, settings=settings)
+    pid = v1.prompt_id
+    for content, words in ((HOSTILE, r"Line 2: rendered with sample values it fails: range\(\) is limited"),
+                           ("a\n{{ max_tags + 'x' }}", r"Line 2: .*unsupported operand"),
+                           ("{{ ''.__class__ }}", "Line 1: .*'__class__' of 'str' object is unsafe")):
+        with pytest.raises(ValidationFailed, match=words):
+            prompts.save_version(admin, prompt_id=pid, base_version=1, content=content, message="m",
+                                 settings=settings)
+        with pytest.raises(ValidationFailed, match=words):
+            prompts.create_prompt(admin, name="other", content=content, settings=settings)
+    export = {"format": "aiconsole.prompts/1", "prompts": [
+        {"name": "imported", "description": "", "labels": {}, "versions": [
+            {"version": 1, "content": HOSTILE, "variables": [], "message": "m"}]}]}
+    with pytest.raises(ValidationFailed, match=r"imported version 1: .*Line 2: .*range\(\) is limited"):
+        prompt_io.import_prompts(admin, data=json.dumps(export), settings=settings)
+    assert [r.name for r in prompts.list_prompts(admin, settings=settings)] == ["tagger"]
+
+    # A hostile version already stored (saved before the check) cannot become production, by any path.
+    bad = _stored_version(settings, admin, pid, 2, HOSTILE)
+    with pytest.raises(ValidationFailed, match=r"Version 2 cannot be deployed: Line 2: .*range\(\) is limited"):
+        prompts.move_label(admin, prompt_id=pid, label="production", version_id=bad, settings=settings)
+    v3 = prompts.save_version(admin, prompt_id=pid, base_version=2, content=V2, message="m", settings=settings)
+    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v3.id, settings=settings)
+    with pytest.raises(ValidationFailed, match="Version 2 cannot be deployed"):
+        prompts.rollback(admin, prompt_id=pid, version_id=bad, settings=settings)
+    assert prompts.list_prompts(admin, settings=settings)[0].labels == {"production": 3}
+    # Staging may point at it (the lab tests what staging names, and shows the same reason).
+    prompts.move_label(admin, prompt_id=pid, label="staging", version_id=bad, settings=settings)
