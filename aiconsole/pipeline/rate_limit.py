@@ -4,6 +4,9 @@ Redis (the `limits` package's moving window) when AICONSOLE_REDIS_URL is set, so
 share one quota; in-process memory otherwise. A minute is enforced over the shortest whole-second window
 that expresses it exactly (600/min -> 10 per 1 s), so a minute's quota never goes out in one burst.
 Redis entries carry the workers' clock (time.time()): keep the machines' clocks in sync (NTP).
+
+The in-process limiter reads and sleeps on a `Clock` (the system's by default), so tests drive it on
+simulated time instead of measuring a loaded machine's wall clock.
 """
 
 from __future__ import annotations
@@ -12,20 +15,51 @@ import random
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage, RedisStorage
+from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from aiconsole.platform.errors import ProviderError, ValidationFailed
 
 # Whole-second windows that divide a minute; the limiter picks the shortest exact one.
 _WINDOWS_S = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
-_MEMORY = MemoryStorage()
 _redis_storages: dict[str, RedisStorage] = {}
 _storage_lock = threading.Lock()
 KEY_PREFIX = "aiconsole:ratelimit"
+
+
+class Clock(Protocol):
+    """Where the limiter reads the time and how it waits."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (deadlines, pacing, warm-up)."""
+
+    def time(self) -> float:
+        """Seconds since the epoch (the moving window's timestamps)."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds`."""
+
+
+class SystemClock:
+    """The machine's clocks and time.sleep."""
+
+    def monotonic(self) -> float:
+        """time.monotonic()."""
+        return time.monotonic()
+
+    def time(self) -> float:
+        """time.time()."""
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        """time.sleep(seconds)."""
+        time.sleep(seconds)
+
+
+SYSTEM_CLOCK: Clock = SystemClock()
 
 
 def rate_window(per_minute: int) -> tuple[int, int]:
@@ -39,9 +73,7 @@ def rate_window(per_minute: int) -> tuple[int, int]:
     return per_minute, 60
 
 
-def _storage(redis_url: str | None) -> MemoryStorage | RedisStorage:
-    if not redis_url:
-        return _MEMORY
+def _storage(redis_url: str) -> RedisStorage:
     with _storage_lock:
         storage = _redis_storages.get(redis_url)
         if storage is None:
@@ -57,10 +89,11 @@ class _Pacer:
     from PTTL how long to wait. In memory it is a lock and the next free instant.
     """
 
-    def __init__(self, key: str, interval_s: float, redis_url: str | None) -> None:
+    def __init__(self, key: str, interval_s: float, redis_url: str | None, clock: Clock) -> None:
         self.key = f"{KEY_PREFIX}:pace:{key}"
         self.interval_ms = max(1, round(interval_s * 1000))
         self._redis = _redis_client(redis_url) if redis_url else None
+        self._clock = clock
         self._lock = threading.Lock()
         self._next_free = 0.0
 
@@ -68,7 +101,7 @@ class _Pacer:
         """0 when this caller may go now (and the next one must wait), else seconds to wait first."""
         if self._redis is None:
             with self._lock:
-                now = time.monotonic()
+                now = self._clock.monotonic()
                 if now >= self._next_free:
                     self._next_free = now + self.interval_ms / 1000
                     return 0.0
@@ -93,15 +126,76 @@ def _redis_client(url: str) -> Any:
         return client
 
 
-def _pacer(key: str, interval_s: float, redis_url: str | None) -> _Pacer:
-    name = f"{redis_url}:{key}:{interval_s}"
+def _pacer(key: str, interval_s: float, redis_url: str | None, clock: Clock) -> _Pacer:
+    name = f"{redis_url}:{key}:{interval_s}:{id(clock)}"
     with _storage_lock:
         pacer = _pacers.get(name)
     if pacer is None:
-        pacer = _Pacer(key, interval_s, redis_url)
+        pacer = _Pacer(key, interval_s, redis_url, clock)
         with _storage_lock:
             pacer = _pacers.setdefault(name, pacer)
     return pacer
+
+
+class _RedisWindow:
+    """The moving window in Redis (`limits`), shared by every worker; timestamps are time.time()."""
+
+    def __init__(self, redis_url: str, item: RateLimitItemPerSecond, ids: tuple[str, ...]) -> None:
+        self._storage = _storage(redis_url)
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._item, self._ids = item, ids
+        self._key = item.key_for(*ids)
+
+    def peek(self, expiry_s: float) -> tuple[float, int]:
+        """(the oldest request inside the last `expiry_s`, how many there are)."""
+        return self._storage.get_moving_window(self._key, self._item.amount, expiry_s)  # type: ignore[arg-type]
+
+    def hit(self) -> bool:
+        """Count one request if the window has room."""
+        return bool(self._limiter.hit(self._item, *self._ids))
+
+    def clear(self) -> None:
+        """Forget every request."""
+        self._limiter.clear(self._item, *self._ids)
+
+
+class _MemoryWindow:
+    """The moving window of this process on `clock`: the newest `amount` request times, all a decision needs."""
+
+    def __init__(self, amount: int, window_s: int, clock: Clock) -> None:
+        self.amount, self.window_s, self._clock = amount, window_s, clock
+        self._lock = threading.Lock()
+        self._times: deque[float] = deque(maxlen=amount)  # oldest first
+
+    def peek(self, expiry_s: float) -> tuple[float, int]:
+        """(the oldest request inside the last `expiry_s`, how many there are)."""
+        with self._lock:
+            now = self._clock.time()
+            inside = [t for t in self._times if t > now - expiry_s]
+            return (inside[0], len(inside)) if inside else (now, 0)
+
+    def hit(self) -> bool:
+        """Count one request unless `amount` of them fall within the window already."""
+        with self._lock:
+            now = self._clock.time()
+            if len(self._times) == self.amount and self._times[0] >= now - self.window_s:
+                return False
+            self._times.append(now)
+            return True
+
+    def clear(self) -> None:
+        """Forget every request."""
+        with self._lock:
+            self._times.clear()
+
+
+_memory_windows: dict[tuple[str, int], _MemoryWindow] = {}
+
+
+def _memory_window(key: str, amount: int, window_s: int, clock: Clock) -> _MemoryWindow:
+    # One window per key and clock in a process: limiters of the same provider and scope share it.
+    with _storage_lock:
+        return _memory_windows.setdefault((key, id(clock)), _MemoryWindow(amount, window_s, clock))
 
 
 class RateLimiter:
@@ -127,7 +221,8 @@ class RateLimiter:
     MAX_GUARD_S = 0.3
 
     def __init__(self, provider: str, per_minute: int, redis_url: str | None = None, *, scope: str = "",
-                 guard_s: float = 0.04, warmup_s: float = 5.0, warmup_guard_s: float = 0.15) -> None:
+                 guard_s: float = 0.04, warmup_s: float = 5.0, warmup_guard_s: float = 0.15,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.provider = provider
         self.per_minute = per_minute
         self.amount, self.window_s = rate_window(per_minute)
@@ -142,37 +237,38 @@ class RateLimiter:
         self._late: deque[tuple[float, float]] = deque()
         self.item = RateLimitItemPerSecond(self.amount, self.window_s)
         self.backend = "redis" if redis_url else "memory"
-        self._storage = _storage(redis_url)
-        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._clock = clock
         # The scope (e.g. the organization) separates keys that share a provider but not an API key.
-        self._ids = (provider, scope) if scope else (provider,)
-        self._key = self.item.key_for(*self._ids)
+        ids = (provider, scope) if scope else (provider,)
+        self._key = self.item.key_for(*ids)
+        self._window: _RedisWindow | _MemoryWindow = (
+            _RedisWindow(redis_url, self.item, ids) if redis_url
+            else _memory_window(self._key, self.amount, self.window_s, clock))
         self._local = _local_lock(f"{self.backend}:{redis_url}:{self._key}")
         pace = self.PACE_SHARE * self.window_s / self.amount
-        self._pacer = _pacer(self._key, pace, redis_url) if pace >= self.MIN_PACE_S else None
+        self._pacer = _pacer(self._key, pace, redis_url, clock) if pace >= self.MIN_PACE_S else None
 
     def acquire(self, timeout_s: float) -> bool:
         """Take one request slot, waiting up to `timeout_s`; False when none freed up in time."""
-        deadline = time.monotonic() + max(0.0, timeout_s)
+        deadline = self._clock.monotonic() + max(0.0, timeout_s)
         # One thread per process polls the shared window; the others queue here instead of on Redis.
         if not self._local.acquire(timeout=max(0.0, timeout_s)):
             return False
         try:
             if self._first_use is None:
-                self._first_use = time.monotonic()
+                self._first_use = self._clock.monotonic()
             while True:
                 guard = self.current_guard()
-                oldest, count = self._storage.get_moving_window(self._key, self.amount,
-                                                                self.window_s + guard)  # type: ignore[arg-type]
+                oldest, count = self._window.peek(self.window_s + guard)
                 if count >= self.amount:
                     # Full: sleep until the oldest request leaves the guarded window.
-                    wait = oldest + self.window_s + guard - time.time()
+                    wait = oldest + self.window_s + guard - self._clock.time()
                 else:
                     wait = self._pacer.take() if self._pacer is not None else 0.0
-                    if wait <= 0 and self._limiter.hit(self.item, *self._ids):
+                    if wait <= 0 and self._window.hit():
                         return True
                     # Otherwise another worker took the slot between our look and our hit: look again.
-                left = deadline - time.monotonic()
+                left = deadline - self._clock.monotonic()
                 if left <= 0:
                     return False
                 # A little jitter keeps waiting workers from all trying again at the same instant.
@@ -187,7 +283,7 @@ class RateLimiter:
 
     def current_guard(self) -> float:
         """The guard in force: the warm-up or base guard, or twice the recent sleep lateness if larger."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         first = self._first_use if self._first_use is not None else now
         base = self.guard_s if now - first >= self.warmup_s else self.warmup_guard_s
         while self._late and self._late[0][0] < now - self.LATENESS_WINDOW_S:
@@ -198,16 +294,16 @@ class RateLimiter:
     def note_lateness(self, seconds: float) -> None:
         """Record that this process woke up `seconds` late (the limiter's own sleeps report it)."""
         if seconds > 0.005:
-            self._late.append((time.monotonic(), seconds))
+            self._late.append((self._clock.monotonic(), seconds))
 
     def _sleep(self, seconds: float) -> None:
-        started = time.monotonic()
-        time.sleep(seconds)
-        self.note_lateness(time.monotonic() - started - seconds)
+        started = self._clock.monotonic()
+        self._clock.sleep(seconds)
+        self.note_lateness(self._clock.monotonic() - started - seconds)
 
     def reset(self) -> None:
         """Forget every request counted so far (tests, and after changing the limit)."""
-        self._limiter.clear(self.item, *self._ids)
+        self._window.clear()
 
 
 _local_locks: dict[str, threading.Lock] = {}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
-import time
 import uuid
 
 import pytest
@@ -35,42 +35,78 @@ def test_rate_window_refuses_zero() -> None:
         rate_window(0)
 
 
-def test_memory_limiter_never_exceeds_its_rate_across_threads() -> None:
-    limiter = RateLimiter("local", 600, scope=uuid.uuid4().hex, warmup_s=0)  # 10 per second, steady state
-    stamps: list[float] = []
-    lock = threading.Lock()
-    end = time.monotonic() + 2.6
+class SimClock:
+    """Simulated time for the limiter: only its own sleeps move it (plus `late_s` oversleep per sleep)."""
 
-    def spin() -> None:
-        while time.monotonic() < end:
-            if limiter.acquire(0.5):
-                with lock:
-                    stamps.append(time.monotonic())
+    def __init__(self, late_s: float = 0.0) -> None:
+        self.t = 1000.0
+        self.late_s = late_s
 
-    threads = [threading.Thread(target=spin) for _ in range(6)]
+    def monotonic(self) -> float:
+        return self.t
+
+    def time(self) -> float:
+        return 1.7e9 + self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds + self.late_s
+
+
+def _limiter(per_minute: int, clock: SimClock, **options: float) -> RateLimiter:
+    return RateLimiter("local", per_minute, scope=uuid.uuid4().hex, clock=clock, **options)  # type: ignore[arg-type]
+
+
+def test_the_memory_limiter_paces_and_never_exceeds_its_guarded_window() -> None:
+    clock = SimClock()
+    limiter = _limiter(600, clock, warmup_s=0)  # 10 per second, steady state
+    start, stamps = clock.t, []
+    while clock.t - start < 2.6:
+        if limiter.acquire(0.5):
+            stamps.append(clock.t - start)
+    assert max_in_window(stamps, 1.04) <= 10  # the window plus its 40 ms guard
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert min(gaps) >= 0.08 - 1e-9  # paced at 80% of the average spacing: never a burst
+    # 0.00-0.72 s, 1.04-1.76 s, 2.08-2.56 s = 27 in 2.6 s; each wait is up to 2 ms longer (jitter).
+    assert len([t for t in stamps if t < 2.6]) in (26, 27)
+    assert (stamps[10], stamps[20]) == (pytest.approx(1.04, abs=0.01), pytest.approx(2.08, abs=0.02))
+
+
+def test_threads_and_limiters_of_one_scope_share_one_quota() -> None:
+    clock = SimClock()  # acquire(0) never sleeps, so simulated time stands still
+    limiter = _limiter(600, clock, warmup_s=0)
+    barrier = threading.Barrier(6)
+    got: list[bool] = []
+
+    def ask() -> None:
+        barrier.wait()
+        got.append(limiter.acquire(0))
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert max_in_window(stamps) <= 10
-    # Paced 80 ms apart, 10 per 1.04 s: 0.00-0.72 s, 1.04-1.76 s, 2.08-2.56 s = 27 in 2.6 s; on a busy
-    # machine a few less.
-    assert len(stamps) >= 20
-    gaps = [b - a for a, b in zip(sorted(stamps), sorted(stamps)[1:], strict=False)]
-    assert min(gaps) >= 0.04  # never a burst (stamps are taken after acquire returns: some scheduling jitter)
+    assert sorted(got) == [False] * 5 + [True]
+    scope = uuid.uuid4().hex
+    a, b = (RateLimiter("local", 600, scope=scope, clock=clock) for _ in range(2))
+    assert a.acquire(0) and not b.acquire(0)  # the same provider and scope: one quota
 
 
 def test_a_starting_process_keeps_a_wider_guard() -> None:
-    limiter = RateLimiter("local", 600, scope=uuid.uuid4().hex, warmup_s=60, warmup_guard_s=0.2)
-    stamps = []
-    for _ in range(11):
-        assert limiter.acquire(5)
-        stamps.append(time.monotonic())
-    assert stamps[10] - stamps[0] >= 1.19  # the 11th waits for the 1st to be 1.2 s old, not 1.04 s
+    for warmup_s, guard in ((60.0, 0.2), (0.0, 0.04)):
+        clock = SimClock()
+        limiter = _limiter(600, clock, warmup_s=warmup_s, warmup_guard_s=0.2)
+        stamps = []
+        for _ in range(11):
+            assert limiter.acquire(5)
+            stamps.append(clock.t)
+        # The 11th waits for the 1st to be 1 s + the guard old (1.2 s while warming up, 1.04 s after).
+        assert 1 + guard <= stamps[10] - stamps[0] <= 1 + guard + 0.0021
 
 
 def test_the_guard_grows_with_the_lateness_a_starved_process_sees() -> None:
-    limiter = RateLimiter("local", 600, scope=uuid.uuid4().hex, warmup_s=0)
+    clock = SimClock()
+    limiter = _limiter(600, clock, warmup_s=0)
     assert limiter.current_guard() == pytest.approx(0.04)
     limiter.note_lateness(0.003)  # ordinary scheduling noise: ignored
     assert limiter.current_guard() == pytest.approx(0.04)
@@ -78,22 +114,31 @@ def test_the_guard_grows_with_the_lateness_a_starved_process_sees() -> None:
     assert limiter.current_guard() == pytest.approx(0.2)
     limiter.note_lateness(0.5)
     assert limiter.current_guard() == pytest.approx(0.3)  # capped
-    limiter.LATENESS_WINDOW_S = 0.0  # type: ignore[misc]
-    time.sleep(0.01)
+    clock.sleep(limiter.LATENESS_WINDOW_S + 0.01)
     assert limiter.current_guard() == pytest.approx(0.04)  # forgotten after the window
 
 
-def test_acquire_gives_up_after_its_timeout() -> None:
-    limiter = RateLimiter("gemini", 60, scope=uuid.uuid4().hex)  # 1 per second
+def test_the_limiters_own_late_wakeups_widen_its_guard() -> None:
+    clock = SimClock(late_s=0.1)  # every sleep wakes up 100 ms late, as on a starved machine
+    limiter = _limiter(600, clock, warmup_s=0)
+    assert limiter.acquire(1) and limiter.acquire(1)  # the second waits out the 80 ms pacing, and wakes late
+    assert limiter.current_guard() == pytest.approx(0.2)
+
+
+def test_acquire_gives_up_after_its_timeout_and_gets_the_slot_once_it_frees() -> None:
+    clock = SimClock()
+    limiter = _limiter(60, clock)  # 1 per second; warming up, so guarded by 0.15 s
     assert limiter.acquire(0.0)
-    started = time.monotonic()
+    started = clock.t
     assert not limiter.acquire(0.2)
-    assert 0.19 <= time.monotonic() - started < 0.6
+    assert clock.t - started == pytest.approx(0.2)  # waited its timeout, not a moment longer
+    assert limiter.acquire(5)
+    assert 1.15 <= clock.t - started <= 1.1521
 
 
 def test_scopes_do_not_share_a_quota() -> None:
-    a = RateLimiter("gemini", 60, scope=uuid.uuid4().hex)
-    b = RateLimiter("gemini", 60, scope=uuid.uuid4().hex)
+    clock = SimClock()
+    a, b = _limiter(60, clock), _limiter(60, clock)
     assert a.acquire(0) and b.acquire(0)
     assert not a.acquire(0)
 
