@@ -2,10 +2,13 @@
 
 A save is a new version made from a base version; saving from a base that is no longer the latest is
 refused with a `PromptConflict` that says who saved the newer version and carries the diff, so nothing is
-lost (the editor keeps the draft). The worker reads the `production` label of the active prompt
-(`aiconsole.worker_context`), so moving that label is a deploy and needs prompts.label_production.
-Every change is audited; label moves are reversible from the audit log (`revert_audit`). The readers
-(`list_prompts`, `list_versions`, `diff_versions`...) live in `aiconsole.prompt_catalog` and are re-exported.
+lost (the editor keeps the draft). Label moves, removals and rollbacks likewise carry the version the caller
+saw the label on (`expected_version`): a stale one is refused with a ConflictError naming who moved the label
+and when. The worker reads the `production` label of the active prompt (`aiconsole.pipeline.context`), so
+moving that label is a deploy and needs prompts.label_production, and production only ever points at a
+version that renders. Every change is audited; label moves are reversible from the audit log
+(`revert_audit`). The readers (`list_prompts`, `list_versions`, `diff_versions`...) live in
+`aiconsole.prompts.catalog` and are re-exported.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from sqlalchemy.orm import Session
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.engine import get_engine, org_session
-from aiconsole.platform.db.models import Prompt, PromptLabel, PromptVersion, User
+from aiconsole.platform.db.models import AuditLog, Prompt, PromptLabel, PromptVersion, User
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.settings import Settings
@@ -241,6 +244,35 @@ def _current_label(s: Session, actor: Actor, prompt: Prompt, label: str) -> tupl
     return row, number
 
 
+def _stale_label(s: Session, actor: Actor, prompt: Prompt, label: str, expected: int | None,
+                 current: int | None) -> ConflictError:
+    """The conflict for a label move from a page that showed `expected` while the label is at `current`."""
+    entry = s.execute(select(AuditLog.actor, AuditLog.created_at).where(
+        AuditLog.organization_id == actor.organization_id, AuditLog.entity_type == "prompt_label",
+        AuditLog.entity_id == f"{prompt.id}:{label}").order_by(AuditLog.id.desc()).limit(1)).first()
+    row = s.scalar(select(PromptLabel).where(PromptLabel.prompt_id == prompt.id, PromptLabel.label == label,
+                                             PromptLabel.organization_id == actor.organization_id))
+    if entry is not None:
+        who, when = entry.actor, entry.created_at
+    else:  # a label set by an import has no audit entry of its own
+        who = (s.scalar(select(User.email).where(User.id == row.updated_by)) if row and row.updated_by else None)
+        who, when = who or "someone", row.updated_at if row is not None else None
+    at = "" if when is None else f" at {when.strftime('%Y-%m-%d %H:%M UTC')}"
+    now = "is not set" if current is None else f"points at version {current}"
+    shown = "not set" if expected is None else f"on version {expected}"
+    return ConflictError(f"Not moved: {who} changed {label} of {prompt.name}{at}; it now {now}, while your page "
+                         f"showed it {shown}.",
+                         hint="Reload the page to see the current labels, then move it again if you still want to.")
+
+
+def _check_expected(s: Session, actor: Actor, prompt: Prompt, label: str, expected: int | None) -> int | None:
+    """The version `label` points at (row locked), or the conflict when it is not the one the caller saw."""
+    _, current = _current_label(s, actor, prompt, label)
+    if current != expected:
+        raise _stale_label(s, actor, prompt, label, expected, current)
+    return current
+
+
 def _set_label(s: Session, actor: Actor, prompt: Prompt, label: str, target: PromptVersion | None, *,
                action: str, summary: str) -> int:
     """Point `label` at `target` (None removes it) and audit it; returns the audit entry's id."""
@@ -262,15 +294,19 @@ def _set_label(s: Session, actor: Actor, prompt: Prompt, label: str, target: Pro
                         before=before, after=after, summary=summary, reversible=True)
 
 
-def move_label(actor: Actor, *, prompt_id: int, label: str, version_id: int,
+def move_label(actor: Actor, *, prompt_id: int, label: str, version_id: int, expected_version: int | None,
                settings: Settings | None = None) -> LabelChange:
-    """Point `label` of a prompt at a version (production needs prompts.label_production)."""
+    """Point `label` of a prompt at a version (production needs prompts.label_production).
+
+    `expected_version` is the version number the caller saw the label on (None: not set); when someone moved
+    it since, the move is refused with a ConflictError naming who and when.
+    """
     label = validate_label(label)
     _label_permission(actor, label)
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         prompt = load_prompt(s, actor, prompt_id, lock=True)
         target = load_version(s, actor, prompt_id, version_id)
-        _, previous = _current_label(s, actor, prompt, label)
+        previous = _check_expected(s, actor, prompt, label, expected_version)
         if previous == target.version:
             raise ValidationFailed(f"{label} already points at version {target.version}.",
                                    hint="Pick another version.")
@@ -283,8 +319,12 @@ def move_label(actor: Actor, *, prompt_id: int, label: str, version_id: int,
                            + ("" if previous is None else f" (was {previous})") + ".")
 
 
-def remove_label(actor: Actor, *, prompt_id: int, label: str, settings: Settings | None = None) -> LabelChange:
-    """Take a staging or custom label off a prompt (production can be moved or rolled back, not removed)."""
+def remove_label(actor: Actor, *, prompt_id: int, label: str, expected_version: int | None,
+                 settings: Settings | None = None) -> LabelChange:
+    """Take a staging or custom label off a prompt (production can be moved or rolled back, not removed).
+
+    Refused with a ConflictError when the label no longer points at `expected_version`, the one the caller saw.
+    """
     label = validate_label(label)
     if label == PRODUCTION:
         raise ValidationFailed("The production label cannot be removed: the worker would have no prompt.",
@@ -293,21 +333,26 @@ def remove_label(actor: Actor, *, prompt_id: int, label: str, settings: Settings
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         prompt = load_prompt(s, actor, prompt_id, lock=True)
         _, previous = _current_label(s, actor, prompt, label)
-        if previous is None:
+        if previous is None and expected_version is None:
             raise NotFound(f"{prompt.name} has no label '{label}'.", hint="Reload the page.")
+        previous = _check_expected(s, actor, prompt, label, expected_version)
         _set_label(s, actor, prompt, label, None, action="prompt.label_remove",
                    summary=f"Removed {label} from {prompt.name} (was v{previous})")
         return LabelChange(prompt.id, label, None, previous,
                            f"Removed {label} from {prompt.name} (it pointed at version {previous}).")
 
 
-def rollback(actor: Actor, *, prompt_id: int, version_id: int, settings: Settings | None = None) -> LabelChange:
-    """Move production back to an earlier version of the prompt (takes effect for the next photo)."""
+def rollback(actor: Actor, *, prompt_id: int, version_id: int, expected_version: int | None,
+             settings: Settings | None = None) -> LabelChange:
+    """Move production back to an earlier version of the prompt (takes effect for the next photo).
+
+    Refused with a ConflictError when production no longer points at `expected_version`, the one the caller saw.
+    """
     actor.require("prompts.label_production")
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         prompt = load_prompt(s, actor, prompt_id, lock=True)
         target = load_version(s, actor, prompt_id, version_id)
-        _, previous = _current_label(s, actor, prompt, PRODUCTION)
+        previous = _check_expected(s, actor, prompt, PRODUCTION, expected_version)
         if previous is not None and target.version >= previous:
             raise ValidationFailed(f"Version {target.version} is not earlier than production (version {previous}).",
                                    hint="Roll back to an older version, or move the production label instead.")

@@ -111,7 +111,8 @@ def test_gemini_version_on_the_emulator_then_admin_deploys(demo_env: dict[str, s
     assert any("production of photo-tagger now points at version" in s.value for s in at.success)
     versions = prompts.list_versions(admin, prompt_id=prompt_id)
     assert "production" in next(v for v in versions if v.id == older_id).labels
-    prompts.move_label(admin, prompt_id=prompt_id, label="production", version_id=production_id)  # restore
+    prompts.move_label(admin, prompt_id=prompt_id, label="production", version_id=production_id,  # restore
+                       expected_version=next(v for v in versions if v.id == older_id).version)
 
 
 def test_provider_error_is_shown_exactly(demo_env: dict[str, str], passwords: dict[str, str],

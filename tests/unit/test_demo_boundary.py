@@ -68,7 +68,8 @@ def world(any_settings: Settings) -> World:
     v1 = prompts.create_prompt(org_admin, name="Tagger", content=PROMPT)
     v2 = prompts.save_version(org_admin, prompt_id=v1.prompt_id, base_version=1, content=PROMPT + " Be brief.",
                               message="shorter")
-    prompts.move_label(org_admin, prompt_id=v1.prompt_id, label="production", version_id=v1.id)
+    prompts.move_label(org_admin, prompt_id=v1.prompt_id, label="production", version_id=v1.id,
+                       expected_version=None)
     users.set_role(org_admin, user_id=people["reverted"], role="analyst")
     elsewhere = Actor.system("test", second)
     prompts.create_prompt(elsewhere, name="Imported", content=PROMPT)
@@ -128,8 +129,9 @@ MUTATIONS: list[tuple[str, Mutation]] = [
     ("prompt save", lambda a, w: prompts.save_version(a, prompt_id=w.prompt_id, base_version=2,
                                                       content=PROMPT + " Be exact.", message="exact")),
     ("prompt label move", lambda a, w: prompts.move_label(a, prompt_id=w.prompt_id, label="production",
-                                                          version_id=w.versions[1])),
-    ("prompt rollback", lambda a, w: prompts.rollback(a, prompt_id=w.prompt_id, version_id=w.versions[0])),
+                                                          version_id=w.versions[1], expected_version=1)),
+    ("prompt rollback", lambda a, w: prompts.rollback(a, prompt_id=w.prompt_id, version_id=w.versions[0],
+                                                      expected_version=2)),
     ("prompt import", lambda a, w: transfer.import_prompts(a, data=w.export)),
     ("revert", lambda a, w: reverts.revert(a, audit_id=w.revertible)),
     ("photo upload", lambda a, w: intake.enqueue_files(a, [("new.jpg", sample_photo("rocket", 1))])),

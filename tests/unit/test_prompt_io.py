@@ -38,8 +38,10 @@ def _seed(admin: Actor, settings: Settings) -> int:
     v1 = prompts.create_prompt(admin, name="tagger", content=V1, description="Library tags", settings=settings)
     v2 = prompts.save_version(admin, prompt_id=v1.prompt_id, base_version=1, content=V2, message="language",
                               settings=settings)
-    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v1.id, settings=settings)
-    prompts.move_label(admin, prompt_id=v1.prompt_id, label="staging", version_id=v2.id, settings=settings)
+    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v1.id, expected_version=None,
+                       settings=settings)
+    prompts.move_label(admin, prompt_id=v1.prompt_id, label="staging", version_id=v2.id, expected_version=None,
+                       settings=settings)
     return v1.prompt_id
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import select
@@ -125,33 +126,42 @@ def test_labels_per_role_rollback_and_audit(people: dict[str, Actor], any_settin
     v2 = prompts.save_version(dev, prompt_id=v1.prompt_id, base_version=1, content=V2, message="m",
                               settings=any_settings)
     pid = v1.prompt_id
-    change = prompts.move_label(dev, prompt_id=pid, label="staging", version_id=v2.id, settings=any_settings)
+    change = prompts.move_label(dev, prompt_id=pid, label="staging", version_id=v2.id, expected_version=None,
+                                settings=any_settings)
     assert (change.version, change.previous_version) == (2, None)
-    prompts.move_label(dev, prompt_id=pid, label="candidate-2", version_id=v1.id, settings=any_settings)
+    prompts.move_label(dev, prompt_id=pid, label="candidate-2", version_id=v1.id, expected_version=None,
+                       settings=any_settings)
     with pytest.raises(PermissionDenied, match=r"prompts\.label_production"):
-        prompts.move_label(dev, prompt_id=pid, label="production", version_id=v2.id, settings=any_settings)
+        prompts.move_label(dev, prompt_id=pid, label="production", version_id=v2.id, expected_version=None,
+                           settings=any_settings)
     for role in ("analyst", "reviewer", "viewer"):
         with pytest.raises(PermissionDenied):
-            prompts.move_label(people[role], prompt_id=pid, label="staging", version_id=v1.id, settings=any_settings)
+            prompts.move_label(people[role], prompt_id=pid, label="staging", version_id=v1.id, expected_version=2,
+                               settings=any_settings)
     with pytest.raises(ValidationFailed, match="not a valid label name"):
-        prompts.move_label(admin, prompt_id=pid, label="Prod!", version_id=v1.id, settings=any_settings)
-    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v1.id, settings=any_settings)
-    deployed = prompts.move_label(admin, prompt_id=pid, label="production", version_id=v2.id, settings=any_settings)
+        prompts.move_label(admin, prompt_id=pid, label="Prod!", version_id=v1.id, expected_version=None,
+                           settings=any_settings)
+    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v1.id, expected_version=None,
+                       settings=any_settings)
+    deployed = prompts.move_label(admin, prompt_id=pid, label="production", version_id=v2.id, expected_version=1,
+                                  settings=any_settings)
     assert "now points at version 2 (was 1)" in deployed.message
     with pytest.raises(ValidationFailed, match="already points at version 2"):
-        prompts.move_label(admin, prompt_id=pid, label="production", version_id=v2.id, settings=any_settings)
+        prompts.move_label(admin, prompt_id=pid, label="production", version_id=v2.id, expected_version=2,
+                           settings=any_settings)
     with pytest.raises(PermissionDenied):
-        prompts.rollback(dev, prompt_id=pid, version_id=v1.id, settings=any_settings)
+        prompts.rollback(dev, prompt_id=pid, version_id=v1.id, expected_version=2, settings=any_settings)
     with pytest.raises(ValidationFailed, match="not earlier than production"):
-        prompts.rollback(admin, prompt_id=pid, version_id=v2.id, settings=any_settings)
-    back = prompts.rollback(admin, prompt_id=pid, version_id=v1.id, settings=any_settings)
+        prompts.rollback(admin, prompt_id=pid, version_id=v2.id, expected_version=2, settings=any_settings)
+    back = prompts.rollback(admin, prompt_id=pid, version_id=v1.id, expected_version=2, settings=any_settings)
     assert (back.version, back.previous_version) == (1, 2)
     [row] = prompts.list_prompts(people["viewer"], settings=any_settings)
     assert row.labels == {"candidate-2": 1, "production": 1, "staging": 2}
     versions = prompts.list_versions(people["viewer"], prompt_id=pid, settings=any_settings)
     assert [v.labels for v in versions] == [("staging",), ("candidate-2", "production")]
     with pytest.raises(NotFound):
-        prompts.move_label(people["other"], prompt_id=pid, label="staging", version_id=v1.id, settings=any_settings)
+        prompts.move_label(people["other"], prompt_id=pid, label="staging", version_id=v1.id, expected_version=None,
+                           settings=any_settings)
     entries = audit.list_entries(admin, entity_type="prompt_label", settings=any_settings)
     assert [(e.action, e.summary) for e in entries][:2] == [
         ("prompt.rollback", "Rolled production of tagger back to v1"), ("prompt.label", "Deployed production of "
@@ -192,8 +202,10 @@ def test_revert_audit_restores_the_label_or_refuses_a_later_change(people: dict[
     v2 = prompts.save_version(dev, prompt_id=v1.prompt_id, base_version=1, content=V2, message="m",
                               settings=any_settings)
     pid = v1.prompt_id
-    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v1.id, settings=any_settings)
-    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v2.id, settings=any_settings)
+    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v1.id, expected_version=None,
+                       settings=any_settings)
+    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v2.id, expected_version=1,
+                       settings=any_settings)
     created, moved = _label_entries(any_settings)
     engine = get_engine(any_settings)
     # An older entry cannot be reverted while a later change is in place.
@@ -312,7 +324,8 @@ def test_the_worker_reads_and_renders_the_deployed_version(lite: dict[str, Actor
                               settings=settings)
     with service_session(engine=get_engine(settings)) as s:
         s.add(PipelineConfig(organization_id=admin.organization_id, active_prompt_id=v1.prompt_id))
-    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v2.id, settings=settings)
+    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v2.id, expected_version=None,
+                       settings=settings)
     with service_session(engine=get_engine(settings)) as s:
         ctx = load_org_context(s, organization_id=admin.organization_id)
     assert ctx.prompt is not None and ctx.prompt.version_id == v2.id
@@ -326,16 +339,18 @@ def test_remove_label_refuses_production_and_its_revert_restores_it(lite: dict[s
     admin, dev = lite["admin"], lite["developer"]
     v1 = prompts.create_prompt(dev, name="tagger", content=V1, settings=settings)
     pid = v1.prompt_id
-    prompts.move_label(dev, prompt_id=pid, label="candidate", version_id=v1.id, settings=settings)
-    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v1.id, settings=settings)
+    prompts.move_label(dev, prompt_id=pid, label="candidate", version_id=v1.id, expected_version=None,
+                       settings=settings)
+    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v1.id, expected_version=None,
+                       settings=settings)
     with pytest.raises(ValidationFailed, match="production label cannot be removed"):
-        prompts.remove_label(admin, prompt_id=pid, label="production", settings=settings)
+        prompts.remove_label(admin, prompt_id=pid, label="production", expected_version=1, settings=settings)
     with pytest.raises(PermissionDenied):
-        prompts.remove_label(lite["viewer"], prompt_id=pid, label="candidate", settings=settings)
-    gone = prompts.remove_label(dev, prompt_id=pid, label="candidate", settings=settings)
+        prompts.remove_label(lite["viewer"], prompt_id=pid, label="candidate", expected_version=1, settings=settings)
+    gone = prompts.remove_label(dev, prompt_id=pid, label="candidate", expected_version=1, settings=settings)
     assert (gone.version, gone.previous_version) == (None, 1)
     with pytest.raises(NotFound, match="has no label 'candidate'"):
-        prompts.remove_label(dev, prompt_id=pid, label="candidate", settings=settings)
+        prompts.remove_label(dev, prompt_id=pid, label="candidate", expected_version=None, settings=settings)
     assert prompts.list_prompts(dev, settings=settings)[0].labels == {"production": 1}
     removal = _label_entries(settings)[-1]
     with service_session(engine=get_engine(settings)) as s:
@@ -383,11 +398,59 @@ def test_a_template_that_cannot_render_is_neither_saved_imported_nor_deployed(li
     # A hostile version already stored (saved before the check) cannot become production, by any path.
     bad = _stored_version(settings, admin, pid, 2, HOSTILE)
     with pytest.raises(ValidationFailed, match=r"Version 2 cannot be deployed: Line 2: .*range\(\) is limited"):
-        prompts.move_label(admin, prompt_id=pid, label="production", version_id=bad, settings=settings)
+        prompts.move_label(admin, prompt_id=pid, label="production", version_id=bad, expected_version=None,
+                           settings=settings)
     v3 = prompts.save_version(admin, prompt_id=pid, base_version=2, content=V2, message="m", settings=settings)
-    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v3.id, settings=settings)
+    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v3.id, expected_version=None,
+                       settings=settings)
     with pytest.raises(ValidationFailed, match="Version 2 cannot be deployed"):
-        prompts.rollback(admin, prompt_id=pid, version_id=bad, settings=settings)
+        prompts.rollback(admin, prompt_id=pid, version_id=bad, expected_version=3, settings=settings)
     assert prompts.list_prompts(admin, settings=settings)[0].labels == {"production": 3}
     # Staging may point at it (the lab tests what staging names, and shows the same reason).
-    prompts.move_label(admin, prompt_id=pid, label="staging", version_id=bad, settings=settings)
+    prompts.move_label(admin, prompt_id=pid, label="staging", version_id=bad, expected_version=None, settings=settings)
+
+
+# ------------------------------------------------------ label moves carry the version seen (issue 9 item 7)
+
+def test_a_stale_label_move_is_refused_naming_who_moved_it_and_when(people: dict[str, Actor],
+                                                                   any_settings: Settings) -> None:
+    dev, admin = people["developer"], people["admin"]
+    v1 = prompts.create_prompt(dev, name="tagger", content=V1, settings=any_settings)
+    v2 = prompts.save_version(dev, prompt_id=v1.prompt_id, base_version=1, content=V2, message="m",
+                              settings=any_settings)
+    v3 = prompts.save_version(dev, prompt_id=v1.prompt_id, base_version=2, content=V2 + "\nBe brief.",
+                              message="m", settings=any_settings)
+    pid, s = v1.prompt_id, any_settings
+    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v1.id, expected_version=None, settings=s)
+    # Two admins' pages show production on v1; the first deploys v2, the second's deploy of v3 is stale.
+    prompts.move_label(admin, prompt_id=pid, label="production", version_id=v2.id, expected_version=1, settings=s)
+    other = Actor(user_id=dev.user_id, email=dev.email, role="admin", organization_id=dev.organization_id)
+    with pytest.raises(ConflictError) as caught:
+        prompts.move_label(other, prompt_id=pid, label="production", version_id=v3.id, expected_version=1,
+                           settings=s)
+    assert re.fullmatch(r"Not moved: admin@a\.example\.com changed production of tagger at \d{4}-\d\d-\d\d "
+                        r"\d\d:\d\d UTC; it now points at version 2, while your page showed it on version 1\.",
+                        caught.value.message), caught.value.message
+    assert "Reload the page" in str(caught.value.hint)
+    # A page that never saw the label set, and a rollback from a stale page, are refused alike.
+    with pytest.raises(ConflictError, match="it now points at version 2, while your page showed it not set"):
+        prompts.move_label(other, prompt_id=pid, label="production", version_id=v3.id, expected_version=None,
+                           settings=s)
+    with pytest.raises(ConflictError, match="while your page showed it on version 3"):
+        prompts.rollback(other, prompt_id=pid, version_id=v1.id, expected_version=3, settings=s)
+    assert prompts.list_prompts(admin, settings=s)[0].labels == {"production": 2}
+
+    # Staging: moved, then removed by one page while another still shows it.
+    prompts.move_label(dev, prompt_id=pid, label="staging", version_id=v3.id, expected_version=None, settings=s)
+    with pytest.raises(ConflictError, match="it now points at version 3, while your page showed it on version 1"):
+        prompts.remove_label(dev, prompt_id=pid, label="staging", expected_version=1, settings=s)
+    prompts.remove_label(dev, prompt_id=pid, label="staging", expected_version=3, settings=s)
+    with pytest.raises(ConflictError, match=r"developer@a\.example\.com changed staging .*it now is not set, "
+                                            "while your page showed it on version 3"):
+        prompts.move_label(admin, prompt_id=pid, label="staging", version_id=v1.id, expected_version=3, settings=s)
+    with pytest.raises(ConflictError, match="it now is not set"):
+        prompts.remove_label(admin, prompt_id=pid, label="staging", expected_version=3, settings=s)
+    # A fresh page (the version it saw is the current one) moves it.
+    moved = prompts.move_label(admin, prompt_id=pid, label="production", version_id=v3.id, expected_version=2,
+                               settings=s)
+    assert (moved.version, moved.previous_version) == (3, 2)

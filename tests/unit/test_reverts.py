@@ -278,8 +278,10 @@ def test_prompt_label_move_is_reverted_by_prompts(settings: Settings) -> None:
     v1 = prompts.create_prompt(admin, name="tagger", content=PROMPT, settings=settings)
     v2 = prompts.save_version(admin, prompt_id=v1.prompt_id, base_version=1, content=PROMPT + " Be brief.",
                               message="shorter", settings=settings)
-    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v1.id, settings=settings)
-    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v2.id, settings=settings)
+    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v1.id, expected_version=None,
+                       settings=settings)
+    prompts.move_label(admin, prompt_id=v1.prompt_id, label="production", version_id=v2.id, expected_version=1,
+                       settings=settings)
     move = _latest(admin, settings)
     assert move.entity_type == "prompt_label"
 

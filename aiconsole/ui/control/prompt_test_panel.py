@@ -205,10 +205,17 @@ def _deploy(actor: Actor, prompt_id: int, version_id: int, key: Any) -> None:
     if not allowed(actor.role, "prompts.label_production"):
         st.caption("An admin deploys a tested version to production.")
         return
+    from aiconsole.prompts import catalog
     from aiconsole.prompts import versions as prompts  # the prompt editor's domain module (labels, audit)
 
+    now = next((r.labels.get("production") for r in catalog.list_prompts(actor) if r.id == prompt_id), None)
+    # A click reruns the panel, which reads production afresh: the deploy carries production as the previous
+    # run showed it, so a deploy someone made meanwhile is refused as a conflict instead of overwritten.
+    seen = st.session_state.get(key("production_seen"), now)
+    st.session_state[key("production_seen")] = now
     confirmed_action(
         "Deploy this version to production", key=key("deploy"), icon=":material/rocket_launch:",
-        prompt="Move the production label to the tested version? Workers use it for the next photo they claim; "
-               "the change is audited and can be rolled back.",
-        run=lambda: prompts.move_label(actor, prompt_id=prompt_id, label="production", version_id=version_id))
+        prompt=f"Move the production label ({'not set' if now is None else f'now v{now}'}) to the tested version? "
+               "Workers use it for the next photo they claim; the change is audited and can be rolled back.",
+        run=lambda: prompts.move_label(actor, prompt_id=prompt_id, label="production", version_id=version_id,
+                                       expected_version=seen))

@@ -104,6 +104,10 @@ def _labels_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> 
     prompt_id = prompt.id
     by_number = {v.version: v for v in versions}
     can_deploy = allowed(actor.role, "prompts.label_production")
+    # A click reruns the page, which reads the labels afresh: a move carries them as the previous run showed
+    # them, so a move someone made meanwhile is refused as a conflict instead of overwritten.
+    seen = st.session_state.get(f"_labels_seen_{prompt_id}", dict(prompt.labels))
+    st.session_state[f"_labels_seen_{prompt_id}"] = dict(prompt.labels)
     st.dataframe(pd.DataFrame([{"label": k, "version": v} for k, v in prompt.labels.items()],
                               columns=["label", "version"]), hide_index=True)
     if not prompt.labels:
@@ -119,7 +123,8 @@ def _labels_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> 
                               format_func=lambda n: f"v{n}")
 
         def move() -> prompts.LabelChange:
-            return prompts.move_label(actor, prompt_id=prompt_id, label=label, version_id=by_number[target].id)
+            return prompts.move_label(actor, prompt_id=prompt_id, label=label, version_id=by_number[target].id,
+                                      expected_version=seen.get(label))
 
         if label == "production":
             confirmed_action("Deploy to production", key="label_deploy", run=move, icon=":material/rocket_launch:",
@@ -137,7 +142,8 @@ def _labels_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> 
             gone = c1.selectbox("Remove a label", removable, key=f"label_remove_name_{prompt_id}")
             if c2.button(f"Remove {gone}", key="label_remove", icon=":material/label_off:"):
                 try:
-                    flash("success", prompts.remove_label(actor, prompt_id=prompt_id, label=gone).message)
+                    flash("success", prompts.remove_label(actor, prompt_id=prompt_id, label=gone,
+                                                          expected_version=seen.get(gone)).message)
                     st.rerun()
                 except AiconsoleError as exc:
                     st.error(str(exc))
@@ -152,7 +158,8 @@ def _labels_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> 
         confirmed_action(f"Roll back production to v{back}", key="prompt_rollback", icon=":material/undo:",
                          prompt=f"Production of {prompt.name} moves from v{production} back to v{back}; workers use "
                                 "it for the next photo. The move is audited and can be reverted.",
-                         run=lambda: prompts.rollback(actor, prompt_id=prompt_id, version_id=by_number[back].id))
+                         run=lambda: prompts.rollback(actor, prompt_id=prompt_id, version_id=by_number[back].id,
+                                                      expected_version=seen.get("production")))
 
 
 def _diff_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> None:
