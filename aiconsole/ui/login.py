@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from aiconsole.ui import session
+from aiconsole.ui.widgets import say
 
 
 def render() -> None:
@@ -13,7 +14,7 @@ def render() -> None:
     st.caption("The console for your AI photo-tagging pipeline.")
     notice = st.session_state.pop(session.NOTICE_KEY, None)
     if notice:
-        st.warning(notice)
+        say("warning", "{}", notice)
 
     with st.form("login", border=True):
         email = st.text_input("Email", key="login_email", autocomplete="username")
@@ -25,7 +26,7 @@ def render() -> None:
         else:
             error = session.log_in(email, password)
             if error:
-                st.error(error)
+                say("error", "{}", error)
             else:
                 st.rerun()
 

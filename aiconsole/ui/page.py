@@ -18,7 +18,7 @@ import streamlit as st
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.ui import session, sidebar
-from aiconsole.ui.widgets import inert, show_flashes
+from aiconsole.ui.widgets import say, show_flashes
 
 TITLE_ROW = (2, 1)  # title : toolbar widths, for a page with a toolbar
 
@@ -58,4 +58,4 @@ class Page:
         try:
             self.render(actor)
         except AiconsoleError as exc:
-            st.error(inert(str(exc)))
+            say("error", "{}", exc)

@@ -9,6 +9,7 @@ from aiconsole.admin import users
 from aiconsole.platform import auth
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError, AuthError, PermissionDenied
+from aiconsole.ui.widgets import say
 
 TOKEN_KEY = "_aiconsole_token"  # noqa: S105  (a session-state key name, not a secret)
 ACTOR_KEY = "_aiconsole_actor"
@@ -83,7 +84,7 @@ def require_permission(actor: Actor, permission: str) -> None:
     try:
         actor.require(permission)
     except AiconsoleError as exc:
-        st.error(str(exc), icon=":material/block:")
+        say("error", "{}", exc, icon=":material/block:")
         st.stop()
 
 

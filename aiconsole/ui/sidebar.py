@@ -11,7 +11,7 @@ from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
 from aiconsole.providers.emulation import emulator_url
 from aiconsole.ui import session
-from aiconsole.ui.widgets import inert
+from aiconsole.ui.widgets import say
 
 
 def render(actor: Actor) -> None:
@@ -20,7 +20,7 @@ def render(actor: Actor) -> None:
         try:
             orgs = users.list_organizations(actor)
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)
             orgs = []
         current = next((o for o in orgs if o.id == actor.organization_id), None)
         if allowed(actor.role, "orgs.switch") and len(orgs) > 1:
@@ -32,15 +32,15 @@ def render(actor: Actor) -> None:
                 st.session_state[session.ORG_KEY] = chosen
                 st.rerun()
         elif current is not None:
-            st.markdown(f"**{inert(current.name)}**")
+            say("markdown", "**{}**", current.name)
         if current is not None and current.is_demo:
             st.badge("Demo data", icon=":material/science:", color="orange")
             if emulator_url(is_demo=True):
                 st.badge("Google calls emulated", icon=":material/dns:", color="violet",
                          help="google-vision and gemini answers come from the local emulator (aiconsole up "
                               "--emulate), not from Google.")
-        st.caption(f"{inert(actor.email)} · {actor.role}")
+        say("caption", "{} · {}", actor.email, actor.role)
         if st.button("Log out", key="logout", icon=":material/logout:"):
             session.log_out()
             st.rerun()
-        st.caption(f"aiconsole {__version__}")
+        say("caption", "aiconsole {}", __version__)

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from aiconsole.admin import users
 from aiconsole.platform import audit
 from aiconsole.ui.session import ACTOR_KEY
-from aiconsole.ui.widgets import inert
+from aiconsole.ui.widgets import shown
 
 PAGE = "pages/audit_log.py"
 
@@ -36,20 +36,22 @@ def test_admin_filters_reads_the_diff_and_reverts_a_role_change(app_as) -> None:
     assert diff.to_dict("records") == [{"field": "role", "before": "viewer", "after": "analyst"}]
 
     at.button(key=f"revert_{change.id}").click().run()
-    assert any("Restore the state before" in w.value for w in at.warning)
+    assert any("Restore the state before" in shown(w.value) for w in at.warning)
     at.button(key=f"revert_{change.id}_confirm").click().run()
     assert not at.exception, at.exception
-    assert any(f"Reverted entry #{change.id}" in s.value for s in at.success), [s.value for s in at.success]
+    successes = [shown(s.value) for s in at.success]
+    assert any(f"Reverted entry #{change.id}" in s for s in successes), successes
     assert next(u for u in users.list_users(actor) if u.id == sam.id).role == "viewer"
 
     # The reverted entry says who reverted it, and its link opens the revert's own entry and diff.
     undo = audit.entry_detail(actor, audit_id=change.id).reverted_by
     assert undo is not None
-    assert any(f"Reverted by {inert(actor.email)}" in i.value and f"entry #{undo.id}" in i.value for i in at.info)
+    infos = [shown(i.value) for i in at.info]
+    assert any(f"Reverted by {actor.email}" in i and f"entry #{undo.id}" in i for i in infos), infos
     assert not any(b.key == f"revert_{change.id}" for b in at.button)
     at.button(key="open_reverted_by").click().run()
     assert at.subheader[0].value == f"Entry #{undo.id}"
-    assert any(f"reverted entry #{change.id}" in i.value for i in at.info)
+    assert any(f"reverted entry #{change.id}" in shown(i.value) for i in at.info)
     assert at.dataframe[1].value.to_dict("records")[0] == {"field": "role", "before": "analyst", "after": "viewer"}
 
 
@@ -58,7 +60,7 @@ def test_filters_with_no_match_show_what_to_do(app_as) -> None:  # type: ignore[
     at.switch_page(PAGE).run()
     at.text_input(key="f_search").input("no entry says this <script>").run()
     assert not at.exception
-    assert any("No entry matches these filters" in i.value for i in at.info)
+    assert any("No entry matches these filters" in shown(i.value) for i in at.info)
     assert not at.dataframe
 
 
@@ -68,5 +70,5 @@ def test_non_admins_cannot_open_the_audit_log(app_as, role: str) -> None:  # typ
     page = AppTest.from_file(str(Path(__file__).resolve().parents[2] / PAGE))
     page.session_state[ACTOR_KEY] = at.session_state[ACTOR_KEY]
     page.run()
-    assert any("audit.view" in e.value for e in page.error), [e.value for e in page.error]
+    assert any("audit.view" in shown(e.value) for e in page.error), [shown(e.value) for e in page.error]
     assert not page.dataframe

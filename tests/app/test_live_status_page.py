@@ -12,6 +12,7 @@ from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AiProviderHealth, AuditLog, Photo
 from aiconsole.platform.db.types import utcnow
 from aiconsole.ui.session import ACTOR_KEY
+from aiconsole.ui.widgets import shown
 
 CARD_LABELS = {"Processed today", "Pending", "Processing", "Failed", "Needs review", "Avg confidence today",
                "Error rate (last hour)", "Spend today", "Month to date"}
@@ -43,9 +44,9 @@ def test_pause_asks_for_a_reason_then_pauses_and_resumes(app_as) -> None:  # typ
     at = app_as("admin")
     org = _org(at)
     at.button(key="pause").click().run()
-    assert any("photos in flight finish" in w.value for w in at.warning)
+    assert any("photos in flight finish" in shown(w.value) for w in at.warning)
     at.button(key="pause_confirm").click().run()  # no reason given
-    assert any("Say why processing is paused" in e.value for e in at.error)
+    assert any("Say why processing is paused" in shown(e.value) for e in at.error)
     assert not live_status.status_cards(organization_id=org).paused
 
     at.button(key="pause").click().run()
@@ -54,7 +55,7 @@ def test_pause_asks_for_a_reason_then_pauses_and_resumes(app_as) -> None:  # typ
     assert not at.exception
     cards = live_status.status_cards(organization_id=org)
     assert cards.paused and "provider maintenance" in (cards.pause_reason or "")
-    assert any("paused" in e.value.lower() for e in at.error)  # the banner
+    assert any("paused" in shown(e.value).lower() for e in at.error)  # the banner
     assert not any("<b>" in m.value for m in at.markdown)  # rendered inert
     entries = audit.list_entries(at.session_state[ACTOR_KEY], entity_type="pipeline_config")
     assert entries[0].action == "queue.pause" and entries[0].actor.startswith("admin")
@@ -65,7 +66,7 @@ def test_pause_asks_for_a_reason_then_pauses_and_resumes(app_as) -> None:  # typ
     at.button(key="resume").click().run()
     at.button(key="resume_confirm").click().run()
     assert not live_status.status_cards(organization_id=org).paused
-    assert any("resumed" in s.value.lower() for s in at.success)
+    assert any("resumed" in shown(s.value).lower() for s in at.success)
 
 
 def test_retry_failed_and_requeue_stuck(app_as) -> None:  # type: ignore[no-untyped-def]
@@ -82,10 +83,10 @@ def test_retry_failed_and_requeue_stuck(app_as) -> None:  # type: ignore[no-unty
     at.run()
     at.button(key="retry_failed").click().run()
     at.button(key="retry_failed_confirm").click().run()
-    assert any(f"Requeued {failed} failed" in s.value for s in at.success)
+    assert any(f"Requeued {failed} failed" in shown(s.value) for s in at.success)
     at.button(key="requeue_stuck").click().run()
     at.button(key="requeue_stuck_confirm").click().run()
-    assert any(f"Requeued {stuck} stuck" in s.value for s in at.success)
+    assert any(f"Requeued {stuck} stuck" in shown(s.value) for s in at.success)
     with service_session() as s:
         left = s.scalar(select(func.count()).select_from(Photo).where(
             Photo.organization_id == org, Photo.status.in_(("failed", "processing"))))
@@ -103,7 +104,7 @@ def test_health_check_records_provider_health(app_as) -> None:  # type: ignore[n
     at.button(key="health_check").click().run()
     at.button(key="health_check_confirm").click().run()
     assert not at.exception
-    messages = [m.value for m in at.success] + [m.value for m in at.error]
+    messages = [shown(m.value) for m in at.success] + [shown(m.value) for m in at.error]
     # No worker runs in this test, so the system is degraded and the message says why.
     assert any(m.startswith("System degraded") and "worker" in m for m in messages), messages
     with service_session() as s:
@@ -118,4 +119,4 @@ def test_auto_refresh_controls(app_as) -> None:  # type: ignore[no-untyped-def]
     at.toggle(key="live_auto").set_value(False).run()
     assert not at.exception
     assert at.number_input(key="live_every").disabled
-    assert any("paused" in c.value for c in at.caption)
+    assert any("paused" in shown(c.value) for c in at.caption)

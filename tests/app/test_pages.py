@@ -12,13 +12,14 @@ from aiconsole.platform.db.models import ROLES
 from aiconsole.platform.permissions import allowed
 from aiconsole.ui.session import ACTOR_KEY, TOKEN_KEY
 from aiconsole.ui.shell import PAGES
+from aiconsole.ui.widgets import shown
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [t.value for t in at.title] + [h.value for h in at.subheader]
-    parts += [e.value for e in at.error] + [i.value for i in at.info] + [w.value for w in at.warning]
+    parts = [shown(m.value) for m in at.markdown] + [t.value for t in at.title] + [h.value for h in at.subheader]
+    parts += [shown(e.value) for kind in (at.error, at.info, at.warning) for e in kind]
     return "\n".join(str(p) for p in parts)
 
 
@@ -35,7 +36,7 @@ def test_wrong_password_then_login(demo_env: dict[str, str], passwords: dict[str
     at.text_input(key="login_email").input(email)
     at.text_input(key="login_password").input("not-the-password")
     at.button[0].click().run()
-    assert any("Wrong email or password" in e.value for e in at.error)
+    assert any("Wrong email or password" in shown(e.value) for e in at.error)
     assert TOKEN_KEY not in at.session_state
     at.text_input(key="login_password").input(passwords[email])
     at.button[0].click().run()
@@ -49,7 +50,7 @@ def test_unknown_email_gets_the_same_message(demo_env: dict[str, str]) -> None:
     at.text_input(key="login_email").input("nobody@nowhere.example")
     at.text_input(key="login_password").input("whatever-password")
     at.button[0].click().run()
-    assert any("Wrong email or password" in e.value for e in at.error)
+    assert any("Wrong email or password" in shown(e.value) for e in at.error)
 
 
 def test_expired_or_forged_token_returns_to_login(demo_env: dict[str, str]) -> None:
@@ -77,7 +78,7 @@ def test_every_page_for_every_role(app_as, role: str, path: str, title: str, per
         direct.session_state[ACTOR_KEY] = actor
         direct.run()
         assert not direct.exception
-        assert any("cannot" in e.value for e in direct.error), _texts(direct)
+        assert any("cannot" in shown(e.value) for e in direct.error), _texts(direct)
         assert not direct.dataframe and not direct.metric
 
 

@@ -9,6 +9,7 @@ from aiconsole.control.pipeline_settings import model_choices
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AuditLog, PipelineConfig, ProviderConfig
 from aiconsole.ui.session import ACTOR_KEY
+from aiconsole.ui.widgets import shown
 
 PAGE = "pages/pipeline.py"
 
@@ -27,7 +28,7 @@ def _actions(org: int, action: str) -> list[AuditLog]:
 
 
 def _texts(at) -> str:  # type: ignore[no-untyped-def]
-    return " ".join(str(e.value) for kind in (at.error, at.success, at.warning, at.info) for e in kind)
+    return " ".join(shown(str(e.value)) for kind in (at.error, at.success, at.warning, at.info) for e in kind)
 
 
 def test_admin_switches_with_confirmation_and_undoes(app_as) -> None:  # type: ignore[no-untyped-def]
@@ -46,26 +47,26 @@ def test_admin_switches_with_confirmation_and_undoes(app_as) -> None:  # type: i
     at.selectbox(key="switch_choice").select(model_choices().index(("gemini", "gemini-2.5-flash")))
     at.selectbox(key="switch_fallback").select("local").run()
     at.button(key="switch_start").click().run()
-    confirm = " ".join(w.value for w in at.warning)
+    confirm = " ".join(shown(w.value) for w in at.warning)
     assert "Switch from local / local-analyzer-v1 ($0.00 per 1,000 photos) to gemini / gemini-2.5-flash ($" in confirm
     assert _config(org).active_provider == "local"  # nothing happens before the confirmation
 
     at.button(key="switch_confirm").click().run()
     assert not at.exception, at.exception
-    assert any("gemini/gemini-2.5-flash" in s.value for s in at.success), _texts(at)
+    assert any("gemini/gemini-2.5-flash" in shown(s.value) for s in at.success), _texts(at)
     cfg = _config(org)
     assert (cfg.active_provider, cfg.active_model, cfg.fallback_provider) == ("gemini", "gemini-2.5-flash", "local")
     assert cfg.version == before.version + 1
     assert _actions(org, "model.switch")[-1].actor == at.session_state[ACTOR_KEY].email
 
     at.button(key="undo_switch").click().run()
-    assert any("Undid the switch" in s.value for s in at.success), _texts(at)
+    assert any("Undid the switch" in shown(s.value) for s in at.success), _texts(at)
     cfg = _config(org)
     assert (cfg.active_provider, cfg.active_model, cfg.fallback_provider) == ("local", "local-analyzer-v1", None)
     assert _actions(org, "model.switch")[-1].reverted_by_id == _actions(org, "revert")[-1].id
 
     at.button(key="undo_switch").click().run()
-    assert any("no model switch to undo" in e.value for e in at.error)
+    assert any("no model switch to undo" in shown(e.value) for e in at.error)
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [
@@ -84,7 +85,7 @@ def test_bad_rules_are_refused_and_nothing_saved(app_as, key: str, value: object
     at.number_input(key=key).set_value(value)
     at.button(key="rules_save").click().run()
     assert not at.exception, at.exception
-    assert any(expected in e.value for e in at.error), _texts(at)
+    assert any(expected in shown(e.value) for e in at.error), _texts(at)
     assert not at.success
     assert _config(org).version == version and len(_actions(org, "rules.update")) == saved_before
 
@@ -106,7 +107,7 @@ def test_valid_rules_are_previewed_saved_and_audited(app_as) -> None:  # type: i
     assert _config(org).accept_threshold == old.accept_threshold  # a preview saves nothing
 
     at.button(key="rules_save").click().run()
-    assert any("Rules saved" in s.value for s in at.success), _texts(at)
+    assert any("Rules saved" in shown(s.value) for s in at.success), _texts(at)
     cfg = _config(org)
     assert (cfg.accept_threshold, cfg.max_retries) == (0.9, 5)
     entry = _actions(org, "rules.update")[-1]
@@ -120,14 +121,14 @@ def test_read_only_roles_see_values_without_controls(app_as, role: str) -> None:
     at = app_as(role)
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception
-    assert {c.value for c in at.caption} >= {"Provider", "Model", "Fallback", "Production prompt"}
-    assert any("local\\-analyzer\\-v1" in m.value for m in at.markdown)
+    assert {shown(c.value) for c in at.caption} >= {"Provider", "Model", "Fallback", "Production prompt"}
+    assert any("local-analyzer-v1" in shown(m.value) for m in at.markdown)
     keys = {b.key for b in at.button}
     assert not keys & {"switch_start", "undo_switch", "rules_save", "rules_preview"}
     assert not at.number_input
     rules = at.dataframe[1].value
     assert "Accept threshold" in set(rules["rule"])
-    assert any("Only an admin" in c.value for c in at.caption)
+    assert any("Only an admin" in shown(c.value) for c in at.caption)
 
 
 def test_clearing_a_budget_removes_it(app_as) -> None:  # type: ignore[no-untyped-def]
@@ -137,7 +138,7 @@ def test_clearing_a_budget_removes_it(app_as) -> None:  # type: ignore[no-untype
     assert _config(org).daily_budget_micros is not None
     at.number_input(key="rules_daily").set_value(None)
     at.button(key="rules_save").click().run()
-    assert any("Rules saved" in s.value for s in at.success), _texts(at)
+    assert any("Rules saved" in shown(s.value) for s in at.success), _texts(at)
     assert _config(org).daily_budget_micros is None
     assert at.number_input(key="rules_daily").value is None  # the reloaded form shows "no budget"
     at.button(key="rules_save").click().run()  # an unchanged form saves nothing new

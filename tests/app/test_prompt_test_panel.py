@@ -14,6 +14,7 @@ from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import ProviderConfig
 from aiconsole.prompts import versions as prompts
 from aiconsole.providers.emulator import EmulatorServer
+from aiconsole.ui.widgets import shown
 
 
 def _panel(actor, draft, prompt_id, version_id):  # type: ignore[no-untyped-def]  # run as a script: no annotations
@@ -46,8 +47,9 @@ def _tagger(actor: Actor) -> tuple[int, int, int]:
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in (at.markdown, at.caption, at.code, at.info, at.error, at.success)
-                     for e in kind)
+    # Markdown elements hold escaped source; what the page shows is that source unescaped.
+    return "\n".join(shown(str(e.value)) if kind is not at.code else str(e.value)
+                     for kind in (at.markdown, at.caption, at.code, at.info, at.error, at.success) for e in kind)
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ def test_developer_runs_a_draft_on_a_sample_with_the_local_provider(demo_env: di
     assert at.selectbox(key="lab_provider").value == "local"  # the org's active provider first
     at.selectbox(key="lab_sample").select("chelsea")
     at.button(key="lab_run").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [shown(e.value) for e in at.error]
     assert len(at.dataframe) == 2  # this test and production, side by side
     tags = at.dataframe[0].value
     assert list(tags.columns) == ["tag", "confidence", "verdict"]
@@ -95,7 +97,7 @@ def test_gemini_version_on_the_emulator_then_admin_deploys(demo_env: dict[str, s
     at.selectbox(key="lab_model_gemini").select("gemini-2.5-flash-lite")
     at.toggle(key="lab_compare").set_value(False)
     at.button(key="lab_run").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [shown(e.value) for e in at.error]
     sent = gemini_on_emulator.last_request
     assert sent is not None
     rendered = sent["contents"][0]["parts"][1]["text"]
@@ -108,7 +110,7 @@ def test_gemini_version_on_the_emulator_then_admin_deploys(demo_env: dict[str, s
     at.button(key="lab_deploy").click().run()
     at.button(key="lab_deploy_confirm").click().run()
     assert not at.exception
-    assert any("production of photo-tagger now points at version" in s.value for s in at.success)
+    assert any("production of photo-tagger now points at version" in shown(s.value) for s in at.success)
     versions = prompts.list_versions(admin, prompt_id=prompt_id)
     assert "production" in next(v for v in versions if v.id == older_id).labels
     prompts.move_label(admin, prompt_id=prompt_id, label="production", version_id=production_id,  # restore
@@ -122,9 +124,9 @@ def test_provider_error_is_shown_exactly(demo_env: dict[str, str], passwords: di
     at.selectbox(key="lab_provider").select("gemini").run()
     at.button(key="lab_run").click().run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
     assert any(e.startswith("server_error: gemini answered HTTP 500: Internal error encountered.") for e in errors)
-    assert any("one of the two calls failed" in i.value for i in at.info)
+    assert any("one of the two calls failed" in shown(i.value) for i in at.info)
 
 
 def test_other_photo_ids_are_refused_and_developers_do_not_deploy(demo_env: dict[str, str],
@@ -134,7 +136,7 @@ def test_other_photo_ids_are_refused_and_developers_do_not_deploy(demo_env: dict
     at = _app(dev, prompt_id=prompt_id, version_id=older_id)
     at.radio(key="lab_photo_source").set_value("Photo id").run()
     at.number_input(key="lab_photo_id").set_value(987654321).run()
-    assert any("no photo #987654321 in this organization" in e.value for e in at.error)
+    assert any("no photo #987654321 in this organization" in shown(e.value) for e in at.error)
     assert at.button(key="lab_run").disabled
     at.radio(key="lab_photo_source").set_value("Sample gallery").run()
     at.toggle(key="lab_compare").set_value(False)
@@ -158,5 +160,5 @@ def test_the_prompts_page_runs_the_panel(app_as) -> None:  # type: ignore[no-unt
     at.toggle(key="lab_compare").set_value(True)
     at.button(key="lab_run").click().run()
     assert not at.exception, at.exception
-    assert not [e.value for e in at.error]
+    assert not [shown(e.value) for e in at.error]
     assert next(m for m in at.metric if m.label == "Jaccard").value == "1.00"  # the base version on local = production

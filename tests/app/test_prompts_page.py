@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from aiconsole.platform.actor import Actor
 from aiconsole.prompts import versions as prompts
 from aiconsole.ui.session import ACTOR_KEY
+from aiconsole.ui.widgets import shown
 
 PAGE = "pages/prompts.py"
 
@@ -27,7 +28,7 @@ def _tagger(actor: Actor) -> tuple[prompts.PromptRow, list[prompts.VersionRow]]:
 
 
 def _texts(at: AppTest, kind: str) -> list[str]:
-    return [e.value for e in getattr(at, kind)]
+    return [shown(e.value) for e in getattr(at, kind)]
 
 
 def _editor(at: AppTest, prompt_id: int, base: int, text: str) -> str:
@@ -45,7 +46,7 @@ def test_admin_edits_saves_labels_diffs_and_rolls_back(app_as) -> None:  # type:
     draft = latest.content + "\nPrefer {{ language }} nouns; at most {max_labels} of them."
     _editor(at, row.id, latest.version, draft)
     at.run()
-    assert any("max_labels" in m.value for m in at.markdown)
+    assert any("max_labels" in shown(m.value) for m in at.markdown)
     at.text_input(key="prompt_message").input("Prefer plain nouns")
     at.button(key="prompt_save").click().run()
     assert not at.exception, at.exception
@@ -66,7 +67,7 @@ def test_admin_edits_saves_labels_diffs_and_rolls_back(app_as) -> None:  # type:
     # The diff now compares the new version with the one it was made from.
     assert (at.selectbox(key=f"diff_left_{row.id}").value, at.selectbox(key=f"diff_right_{row.id}").value) == (
         latest.version, new.version)
-    assert any(f"1 line(s) differ between v{latest.version} and v{new.version}" in c.value for c in at.caption)
+    assert any(f"1 line(s) differ between v{latest.version} and v{new.version}" in shown(c.value) for c in at.caption)
     diff = next(df.value for df in at.dataframe if f"v{new.version}" in df.value.columns)
     assert list(diff["change"]).count("added") == 1
     assert draft.splitlines()[-1] in list(diff[f"v{new.version}"])
@@ -135,7 +136,7 @@ def test_developer_labels_staging_but_not_production(app_as) -> None:  # type: i
 def test_read_only_roles_see_versions_without_edit_controls(app_as, role: str) -> None:  # type: ignore[no-untyped-def]
     at, _ = _open(app_as, role)
     assert any("photo-tagger" in str(df.value) for df in at.dataframe)
-    assert any("not edit them" in c.value for c in at.caption)
+    assert any("not edit them" in shown(c.value) for c in at.caption)
     keys = {b.key for b in at.button}
     assert not keys & {"prompt_save", "label_move", "label_remove", "label_deploy", "prompt_rollback",
                         "prompt_import_run"}
@@ -177,7 +178,7 @@ def test_developer_creates_a_prompt_after_a_refused_template(app_as) -> None:  #
     created = next(r for r in prompts.list_prompts(dev) if r.name == "captions")
     assert at.selectbox(key="prompt_select").value == created.id
     assert prompts.list_versions(dev, prompt_id=created.id)[0].variables == ("language", "max_tags")
-    assert any("one version; save another to compare" in i.value for i in at.info)
+    assert any("one version; save another to compare" in shown(i.value) for i in at.info)
 
 
 def test_import_refuses_a_broken_file_then_imports_an_export(app_as) -> None:  # type: ignore[no-untyped-def]

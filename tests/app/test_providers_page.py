@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from aiconsole.control import provider_admin
 from aiconsole.providers.emulator import EmulatorServer
 from aiconsole.ui.session import ACTOR_KEY
+from aiconsole.ui.widgets import shown
 
 KEY = "AIzaSyAppTest-page_key_0123456789abcdLMNO"[:39]
 PAGE = "pages/providers.py"
@@ -73,22 +74,23 @@ def test_a_saved_key_is_only_ever_shown_masked_and_never_logged(
     assert not at.exception, at.exception
     at.text_input(key="endpoint_gemini").input(emulator.url)
     _submit(at, "Save settings", "settings_gemini")
-    assert any("Saved the gemini settings" in s.value for s in at.success)
+    assert any("Saved the gemini settings" in shown(s.value) for s in at.success)
 
     for bad, reason in ((" " + KEY, "has a space at its start"), (KEY[:20] + "\n" + KEY[20:], "newline at character"),
                         ("sk-" + KEY[3:], "start with 'AIza'"), (KEY[:-2], "37 characters long")):
         at.text_input(key="secret_gemini").input(bad)
         _submit(at, "Save key", "key_form_gemini")
-        assert any(reason in e.value and "Nothing was saved" in e.value for e in at.error), [e.value for e in at.error]
+        errors = [shown(e.value) for e in at.error]
+        assert any(reason in e and "Nothing was saved" in e for e in errors), errors
         assert at.text_input(key="secret_gemini").value == ""  # cleared, saved or not
         assert KEY[4:30] not in page_text(at)
     at.text_input(key="secret_google-vision").input('{"type": "service_account", "private_key": ')
     _submit(at, "Save key", "key_form_google-vision")
-    assert any("not valid JSON" in e.value for e in at.error)
+    assert any("not valid JSON" in shown(e.value) for e in at.error)
 
     at.text_input(key="secret_gemini").input(KEY)
     _submit(at, "Save key", "key_form_gemini")
-    assert any(f"Saved the gemini key (••••{KEY[-4:]})" in s.value for s in at.success)
+    assert any(f"Saved the gemini key (••••{KEY[-4:]})" in shown(s.value) for s in at.success)
     at.run()  # and on a later run, with the stored key listed
     text = page_text(at)
     assert f"••••{KEY[-4:]}" in text
@@ -98,13 +100,13 @@ def test_a_saved_key_is_only_ever_shown_masked_and_never_logged(
 
     at.button(key="test_gemini").click().run()
     assert not at.exception, at.exception
-    assert any("Connected in" in s.value and "gemini-2.5-flash" in s.value for s in at.success), \
-        [e.value for e in at.error]
+    assert any("Connected in" in shown(s.value) and "gemini-2.5-flash" in shown(s.value) for s in at.success), \
+        [shown(e.value) for e in at.error]
     assert KEY not in page_text(at) and emulator.request_log[-1][2] == 200
 
     at.button(key="delete_key_gemini").click().run()
     at.button(key="delete_key_gemini_confirm").click().run()
-    assert any("Deleted the gemini key" in s.value for s in at.success)
+    assert any("Deleted the gemini key" in shown(s.value) for s in at.success)
     actor = at.session_state[ACTOR_KEY]
     assert not provider_admin.get_provider(actor, provider="gemini").has_secret
 
@@ -125,8 +127,8 @@ def test_a_wrong_key_shows_the_exact_error(app_as: Callable[[str], AppTest],
     at.text_input(key="secret_google-vision").input(KEY)
     _submit(at, "Save key", "key_form_google-vision")
     at.button(key="test_google-vision").click().run()
-    assert any(e.value.startswith("Bad key after") and "API key not valid" in e.value for e in at.error), \
-        [e.value for e in at.error]
+    errors = [shown(e.value) for e in at.error]
+    assert any(e.startswith("Bad key after") and "API key not valid" in e for e in errors), errors
     assert KEY not in page_text(at)
     assert any("images:annotate" in r.getMessage() for r in all_logs.records)  # the HTTP stack's own logs
     assert KEY not in _logged(all_logs) and KEY[4:] not in _logged(all_logs)
@@ -152,17 +154,17 @@ def test_emulated_google_calls_are_marked_and_test_connection_reaches_the_emulat
     at = app_as("admin")
     at.switch_page(PAGE).run()
     assert "Google calls emulated" not in page_text(at)
-    assert not any("local emulator" in i.value for i in at.info)
+    assert not any("local emulator" in shown(i.value) for i in at.info)
     monkeypatch.setenv("AICONSOLE_DEMO_EMULATOR_URL", emulator.url)
     get_settings.cache_clear()
     try:
         at.run()
         assert not at.exception, at.exception
-        assert any(f"calls go to the local emulator at {emulator.url}" in i.value for i in at.info)
+        assert any(f"calls go to the local emulator at `{emulator.url}`" in shown(i.value) for i in at.info)
         assert "Google calls emulated" in page_text(at)
-        assert any(f"gemini calls go to {emulator.url} whatever is saved here" in c.value for c in at.caption)
+        assert any(f"gemini calls go to `{emulator.url}` whatever is saved here" in shown(c.value) for c in at.caption)
         at.button(key="test_gemini").click().run()
-        assert any("Connected in" in s.value for s in at.success), [e.value for e in at.error]
+        assert any("Connected in" in shown(s.value) for s in at.success), [shown(e.value) for e in at.error]
         assert emulator.request_log and emulator.request_log[-1][2] == 200
         viewer = app_as("viewer")  # the read-only settings table names the emulator as the endpoint
         viewer.switch_page(PAGE).run()

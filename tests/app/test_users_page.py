@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiconsole.admin import users
 from aiconsole.ui.session import ACTOR_KEY
+from aiconsole.ui.widgets import shown
 
 
 def test_admin_adds_changes_and_disables_a_user(app_as) -> None:  # type: ignore[no-untyped-def]
@@ -15,26 +16,26 @@ def test_admin_adds_changes_and_disables_a_user(app_as) -> None:  # type: ignore
     at.text_input(key="new_password").input("long-enough-pw")
     submit = next(b for b in at.button if b.label == "Add user")
     submit.click().run()
-    assert any("email" in e.value.lower() for e in at.error), [e.value for e in at.error]
+    assert any("email" in shown(e.value).lower() for e in at.error), [shown(e.value) for e in at.error]
 
     at.text_input(key="new_email").input("sam@example.com")
     at.text_input(key="new_name").input("Sam <script>alert(1)</script>")
     at.selectbox(key="new_role").select("analyst")
     at.text_input(key="new_password").input("short")
     next(b for b in at.button if b.label == "Add user").click().run()
-    assert any("too short" in e.value for e in at.error)
+    assert any("too short" in shown(e.value) for e in at.error)
 
     at.text_input(key="new_email").input("sam@example.com")
     at.text_input(key="new_password").input("long-enough-pw")
     next(b for b in at.button if b.label == "Add user").click().run()
-    assert any("Added sam@example.com as analyst" in s.value for s in at.success)
+    assert any("Added sam@example.com as analyst" in shown(s.value) for s in at.success)
 
     actor = at.session_state[ACTOR_KEY]
     sam = next(u for u in users.list_users(actor) if u.email == "sam@example.com")
     at.selectbox(key="target_user").select(sam.id).run()
     at.selectbox(key="target_role").select("reviewer").run()
     at.button(key="change_role").click().run()
-    assert any("is now reviewer" in s.value for s in at.success)
+    assert any("is now reviewer" in shown(s.value) for s in at.success)
     at.selectbox(key="target_user").select(sam.id).run()
     at.button(key="toggle_active").click().run()
     sam = next(u for u in users.list_users(actor) if u.email == "sam@example.com")
@@ -50,5 +51,5 @@ def test_developer_cannot_open_users(app_as) -> None:  # type: ignore[no-untyped
     page = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "pages" / "users.py"))
     page.session_state[ACTOR_KEY] = at.session_state[ACTOR_KEY]
     page.run()
-    assert any("cannot" in e.value for e in page.error)
+    assert any("cannot" in shown(e.value) for e in page.error)
     assert not page.dataframe

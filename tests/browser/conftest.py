@@ -7,16 +7,20 @@ Playwright's executable_path. Screenshots land in test-artifacts/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from aiconsole.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -40,8 +44,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Console:
+    """The console under test: where it is served and the data directory (its SQLite database) behind it."""
+
+    url: str
+    data_dir: Path
+
+    def settings(self) -> Settings:
+        """Settings for this test process that reach the console's database."""
+        return Settings(data_dir=self.data_dir, database_url=None, service_database_url=None)
+
+
 @pytest.fixture(scope="session")
-def console_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     """A console on the embedded default with a small demo organization, served by `streamlit run`."""
     _chromium()
     data_dir = tmp_path_factory.mktemp("browser-data")
@@ -69,7 +85,7 @@ def console_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.kill()
         raise RuntimeError(f"streamlit did not start; see {data_dir / 'streamlit.log'}")
     try:
-        yield url
+        yield Console(url=url, data_dir=data_dir)
     finally:
         proc.terminate()
         try:
@@ -77,6 +93,26 @@ def console_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def console_url(console: Console) -> str:
+    """The console's address (http://127.0.0.1:PORT)."""
+    return console.url
+
+
+def _log_in(page, url: str, email: str, password: str, landing: str = "Live Status") -> None:  # type: ignore[no-untyped-def]
+    page.goto(url)
+    page.get_by_role("textbox", name="Email").fill(email)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name=re.compile(landing)).wait_for(timeout=30_000)
+
+
+@pytest.fixture
+def log_in() -> Callable[..., None]:
+    """`log_in(page, url, email, password, landing="Live Status")`: the login form, then wait for `landing`."""
+    return _log_in
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
-from aiconsole.ui.widgets import confirmed_action, inert
+from aiconsole.ui.widgets import code, confirmed_action, say
 
 ALL = "All"
 LIMIT = 500
@@ -26,7 +26,7 @@ def render(actor: Actor) -> None:
     try:
         entity_types, people, actions = audit.entity_types(actor), audit.actors(actor), audit.actions(actor)
     except AiconsoleError as exc:
-        st.error(str(exc))
+        say("error", "{}", exc)
         return
     if not entity_types:
         st.info("Nothing has been recorded yet. Changes to users, prompts, the pipeline and providers appear "
@@ -35,7 +35,7 @@ def render(actor: Actor) -> None:
     try:
         rows = _filtered(actor, entity_types, people, actions)
     except AiconsoleError as exc:
-        st.error(str(exc))
+        say("error", "{}", exc)
         return
     if not rows:
         st.info("No entry matches these filters. Widen the date range, or set a filter back to 'All'.")
@@ -51,7 +51,7 @@ def render(actor: Actor) -> None:
         detail = audit.entry_detail(actor, audit_id=int(selected))
     except AiconsoleError as exc:
         st.session_state.pop(FOCUS_KEY, None)
-        st.error(str(exc))
+        say("error", "{}", exc)
         return
     with st.container(border=True):
         _detail(actor, detail)
@@ -102,15 +102,15 @@ def _table(rows: list[audit.AuditRow]) -> None:
                        "reverted by": st.column_config.NumberColumn(format="#%d")},
     )
     if len(rows) == LIMIT:
-        st.caption(f"Showing the newest {LIMIT} entries; narrow the filters or the dates to see older ones.")
+        say("caption", "Showing the newest {} entries; narrow the filters or the dates to see older ones.", LIMIT)
 
 
 def _detail(actor: Actor, detail: audit.EntryDetail) -> None:
     """One entry: who, what, the before/after diff, its revert links, and Revert when allowed."""
     entry = detail.entry
     st.subheader(f"Entry #{entry.id}")
-    st.markdown(f"**{inert(entry.actor)}** · `{inert(entry.action)}` on {inert(entry.entity_type)} "
-                f"{inert(entry.entity_id or '')} · {_when(entry.created_at)}")
+    say("markdown", "**{}** · {} on {} {} · {}", entry.actor, code(entry.action), entry.entity_type,
+        entry.entity_id or "", _when(entry.created_at))
     st.text(entry.summary or "(no summary)")
     changes = audit.diff(entry.before, entry.after)
     if changes:
@@ -120,12 +120,12 @@ def _detail(actor: Actor, detail: audit.EntryDetail) -> None:
         st.caption("This entry recorded no before/after state.")
 
     if detail.reverts is not None:
-        st.info(f"This entry reverted entry #{detail.reverts.id} ({inert(detail.reverts.action)}).")
+        say("info", "This entry reverted entry #{} ({}).", detail.reverts.id, detail.reverts.action)
         st.button(f"Open entry #{detail.reverts.id}", key="open_reverts", on_click=_open,
                   args=(detail.reverts.id,))
     if detail.reverted_by is not None:
         undo = detail.reverted_by
-        st.info(f"Reverted by {inert(undo.actor)} at {_when(undo.created_at)} (entry #{undo.id}).")
+        say("info", "Reverted by {} at {} (entry #{}).", undo.actor, _when(undo.created_at), undo.id)
         st.button(f"Open revert entry #{undo.id}", key="open_reverted_by", on_click=_open, args=(undo.id,))
     elif not entry.reversible:
         st.caption("This entry cannot be reverted from here (it records an event, or the log does not hold "

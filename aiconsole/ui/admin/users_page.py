@@ -10,7 +10,7 @@ from aiconsole.admin.users import UserRow
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import ROLE_DESCRIPTIONS, allowed
-from aiconsole.ui.widgets import flash
+from aiconsole.ui.widgets import flash, say
 
 
 def render(actor: Actor) -> None:
@@ -47,12 +47,12 @@ def _add_form(actor: Actor, roles: list[str]) -> None:
         try:
             created = users.create_user(actor, email=email, display_name=name, role=role,
                                         password=None if sso else password)
-            flash("success", f"Added {created.email} as {created.role}.")
+            flash("success", "Added {} as {}.", created.email, created.role)
             for key in ("new_email", "new_name", "new_password"):  # a refused form keeps what was typed
                 st.session_state.pop(key, None)
             st.rerun()
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)
 
 
 def _change_panel(actor: Actor, roles: list[str], rows: list[UserRow]) -> None:
@@ -72,15 +72,15 @@ def _change_panel(actor: Actor, roles: list[str], rows: list[UserRow]) -> None:
     if c1.button("Change role", key="change_role", disabled=new_role == target.role):
         try:
             users.set_role(actor, user_id=target.id, role=new_role)
-            flash("success", f"{target.email} is now {new_role}.")
+            flash("success", "{} is now {}.", target.email, new_role)
             st.rerun()
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)
     label = "Disable" if target.is_active else "Enable"
     if c2.button(f"{label} account", key="toggle_active"):
         try:
             users.set_active(actor, user_id=target.id, active=not target.is_active)
-            flash("success", f"{target.email} is {'disabled' if target.is_active else 'enabled'}.")
+            flash("success", "{} is {}.", target.email, "disabled" if target.is_active else "enabled")
             st.rerun()
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)

@@ -13,7 +13,7 @@ from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
-from aiconsole.ui.widgets import flash, inert
+from aiconsole.ui.widgets import flash, say
 
 RULE_KEYS = ("rules_accept", "rules_reject", "rules_max_cost", "rules_daily", "rules_monthly", "rules_retries",
              "rules_concurrency", "rules_overrides", "rules_base_version")
@@ -36,7 +36,7 @@ def render(actor: Actor) -> None:
         costs = {(c.provider, c.model): c for c in pipeline_settings.projected_cost_per_1000(actor, days=days)}
         quality = {(q.provider, q.model): q for q in pipeline_settings.recent_quality(actor, days=days)}
     except AiconsoleError as exc:
-        st.error(str(exc))
+        say("error", "{}", exc)
         return
     _models_table(view, choices, costs, quality, days)
     if can_configure:
@@ -59,12 +59,12 @@ def _current(view: PipelineView) -> None:
             ("Fallback", view.fallback_provider or "none"), ("Production prompt", prompt))
     # Not st.metric: it cuts model and prompt names short.
     for col, (label, value) in zip(st.columns(4), card, strict=True):
-        col.caption(label)
-        col.markdown(f"**{inert(value)}**")
+        say("caption", "{}", label, where=col)
+        say("markdown", "**{}**", value, where=col)
     if view.version:
         changed = f" at {view.updated_at:%Y-%m-%d %H:%M} UTC" if view.updated_at else ""
-        st.caption(inert(f"Settings version {view.version}, last changed by {view.updated_by or 'the system'}"
-                         f"{changed}. Workers pick up a change within seconds."))
+        say("caption", "Settings version {}, last changed by {}{}. Workers pick up a change within seconds.",
+            view.version, view.updated_by or "the system", changed)
     else:
         st.caption("This organization has default settings; the first change saves them.")
 
@@ -84,15 +84,15 @@ def _models_table(view: PipelineView, choices: list[Choice], costs: dict[Choice,
         })
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     if not quality:
-        st.caption(f"No photos were processed in the last {days} days, so there is no quality to compare yet; "
-                   "costs are estimates.")
+        say("caption", "No photos were processed in the last {} days, so there is no quality to compare yet; "
+            "costs are estimates.", days)
 
 
 def _switched(report: pipeline_settings.SwitchReport, old_version: int) -> None:
     # A switch leaves the rules alone: a rules form opened before it may still save without a conflict.
     if st.session_state.get("rules_base_version") == old_version:
         st.session_state["rules_base_version"] = report.version
-    flash("success", report.message)
+    flash("success", "{}", report.message)
     st.rerun()
 
 
@@ -124,7 +124,7 @@ def _switch_panel(actor: Actor, view: PipelineView, choices: list[Choice], costs
         try:
             _switched(pipeline_settings.undo_last_switch(actor), view.version)
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)
     pending = st.session_state.get("switch_pending")
     if not pending:
         return
@@ -132,7 +132,7 @@ def _switch_panel(actor: Actor, view: PipelineView, choices: list[Choice], costs
     provider, model = choices[i]
     before = costs.get((view.active_provider, view.active_model))
     q = quality.get((provider, model))
-    st.warning(
+    say("warning", "{}",
         f"Switch from {view.active_provider} / {view.active_model} "
         f"({fmt.usd(before.cost_per_1000_micros) if before else '—'} per 1,000 photos) to {provider} / "
         f"{model} ({fmt.usd(costs[(provider, model)].cost_per_1000_micros)} per 1,000 photos), fallback "
@@ -150,7 +150,7 @@ def _switch_panel(actor: Actor, view: PipelineView, choices: list[Choice], costs
                                                     expected_version=version)
             _switched(report, version)
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)
     if no.button("Cancel", key="switch_cancel", width="stretch"):
         st.session_state.pop("switch_pending", None)
         st.rerun()
@@ -192,7 +192,7 @@ def _rules_form(actor: Actor, view: PipelineView) -> None:
                              help="A tag at or above this confidence is accepted.")
     reject = c2.number_input("Reject threshold", step=0.01, format="%.2f", key="rules_reject",
                              help="A tag below this confidence is rejected; between the two it goes to review.")
-    c3.markdown(f"**Review band**  \n{reject:g} ≤ confidence < {accept:g}")
+    say("markdown", "**Review band**  \n{} ≤ confidence < {}", f"{reject:g}", f"{accept:g}", where=c3)
     m1, m2, m3 = st.columns(3)
     max_cost = m1.number_input("Max cost per photo ($)", value=None, step=0.001, format="%.4f",
                                key="rules_max_cost", help="Empty: no limit.")
@@ -240,10 +240,10 @@ def _rules_form(actor: Actor, view: PipelineView) -> None:
                                               expected_version=int(st.session_state["rules_base_version"]))
             for key in RULE_KEYS:
                 st.session_state.pop(key, None)
-            flash("success", f"Rules saved (settings version {version}). Workers use them for the next photo.")
+            flash("success", "Rules saved (settings version {}). Workers use them for the next photo.", version)
             st.rerun()
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)
 
     if do_preview:
         try:
@@ -251,7 +251,7 @@ def _rules_form(actor: Actor, view: PipelineView) -> None:
                 new_rules = parsed()
                 preview = rules_config.impact_preview(actor, rules=new_rules, days=preview_days)
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)
         else:
             _impact(preview, rules, new_rules, preview_days)
 
@@ -260,8 +260,8 @@ def _impact(preview: rules_config.ImpactPreview, rules: rules_config.RulesConfig
             new_rules: rules_config.RulesConfig, days: int) -> None:
     """The preview: verdict counts under the saved and the new rules, and the confidence histogram."""
     if preview.photos == 0:
-        st.info(f"No photos were processed in the last {days} days: there is nothing to preview on. "
-                "Pick a longer window.")
+        say("info", "No photos were processed in the last {} days: there is nothing to preview on. "
+            "Pick a longer window.", days)
     cur, new = preview.current, preview.proposed
     impact = [("Tags accepted", cur.tags_accepted, new.tags_accepted),
               ("Tags to review", cur.tags_review, new.tags_review),
@@ -270,7 +270,7 @@ def _impact(preview: rules_config.ImpactPreview, rules: rules_config.RulesConfig
               ("Photos to review", cur.photos_review, new.photos_review)]
     st.dataframe(pd.DataFrame([{"": name, "current rules": a, "new rules": b, "change": f"{b - a:+,}"}
                                for name, a, b in impact]), hide_index=True, width="stretch")
-    st.caption(f"{preview.photos:,} photos and {preview.tags:,} AI tags of the last {days} days.")
+    say("caption", "{} photos and {} AI tags of the last {} days.", f"{preview.photos:,}", f"{preview.tags:,}", days)
     st.plotly_chart(confidence_histogram_chart(
         preview.histogram, current=(rules.accept_threshold, rules.reject_threshold),
         proposed=(new_rules.accept_threshold, new_rules.reject_threshold)), width="stretch", key="rules_hist")

@@ -14,7 +14,7 @@ from aiconsole.prompts import templates as prompt_templates
 from aiconsole.prompts import versions as prompts
 from aiconsole.prompts.catalog import DiffRow, PromptRow, VersionRow
 from aiconsole.ui.control.prompt_test_panel import render_test_panel
-from aiconsole.ui.widgets import flash
+from aiconsole.ui.widgets import code, flash, md_join, say
 
 
 def editor_key(prompt_id: int, base_version: int) -> str:
@@ -36,7 +36,7 @@ def show_diff(rows: list[DiffRow], left: str, right: str) -> None:
                 c2.code(f"{r.right_no}: {r.right}" if r.right is not None else "(no line)", language=None,
                         wrap_lines=True)
             if len(changed) > 50:
-                st.caption(f"{len(changed) - 50} more differing line(s) are in the table above.")
+                say("caption", "{} more differing line(s) are in the table above.", len(changed) - 50)
 
 
 def edit_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> None:
@@ -64,8 +64,8 @@ def _editor(prompt_id: int, base: VersionRow) -> tuple[str, list[str]]:
     if "_prompt_draft_next" in st.session_state:  # a draft carried over from a conflict
         st.session_state[f"_start_{key}"] = st.session_state.pop("_prompt_draft_next")
     start = st.session_state.setdefault(f"_start_{key}", base.content)
-    st.caption("Write `{{ max_tags }}` (or `{max_tags}`) to insert a variable; the worker fills it in. "
-               "Known: " + ", ".join(prompt_templates.KNOWN_VARIABLES) + ".")
+    say("caption", "Write {} (or {}) to insert a variable; the worker fills it in. Known: {}.", code("{{ max_tags }}"),
+        code("{max_tags}"), md_join(prompt_templates.KNOWN_VARIABLES))
     value = st_ace(value=start, language="django", theme="chrome", wrap=True, show_gutter=True, min_lines=8,
                    max_lines=40, font_size=14, auto_update=True, key=key)
     draft = start if value is None else str(value)
@@ -91,20 +91,19 @@ def _check(draft: str, extras: list[str]) -> None:
     try:
         check = prompt_templates.check_template(draft, extra_variables=extras)
     except AiconsoleError as exc:
-        st.error(str(exc))
+        say("error", "{}", exc)
         return
-    # Variable names are identifiers (checked), so a code span shows them safely.
-    st.markdown("**Variables:** " + (", ".join(f"`{v}`" for v in check.variables) or "none"))
+    say("markdown", "**Variables:** {}", md_join(code(v) for v in check.variables) or "none")
     for issue in check.errors:
-        st.error(str(issue), icon=":material/error:")
+        say("error", "{}", issue, icon=":material/error:")
     for issue in check.warnings:
-        st.warning(str(issue), icon=":material/warning:")
+        say("warning", "{}", issue, icon=":material/warning:")
     if check.ok:
         with st.expander("Preview with sample values", icon=":material/visibility:"):
             try:
                 st.code(prompt_templates.preview(draft, extra_variables=extras), language=None, wrap_lines=True)
             except AiconsoleError as exc:
-                st.error(str(exc))
+                say("error", "{}", exc)
 
 
 def _save(actor: Actor, prompt: PromptRow, base: VersionRow, draft: str, extras: list[str]) -> None:
@@ -115,7 +114,7 @@ def _save(actor: Actor, prompt: PromptRow, base: VersionRow, draft: str, extras:
         try:
             saved = prompts.save_version(actor, prompt_id=prompt_id, base_version=base.version, content=draft,
                                          message=message, extra_variables=extras)
-            flash("success", f"Saved {prompt.name} v{saved.version}.")
+            flash("success", "Saved {} v{}.", prompt.name, saved.version)
             st.session_state.pop("_prompt_conflict", None)
             st.session_state.pop("prompt_message", None)
             st.session_state["_prompt_base_next"] = (prompt_id, saved.version)
@@ -125,13 +124,13 @@ def _save(actor: Actor, prompt: PromptRow, base: VersionRow, draft: str, extras:
             st.session_state["_prompt_conflict"] = (prompt_id, base.version, str(exc), exc.latest_version,
                                                     exc.diff)
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)
     conflict = st.session_state.get("_prompt_conflict")
     if not (conflict and conflict[:2] == (prompt_id, base.version)):
         return
     with st.container(border=True):
-        st.error(conflict[2], icon=":material/merge_type:")
-        st.caption(f"What changed between v{base.version} (yours started here) and v{conflict[3]}:")
+        say("error", "{}", conflict[2], icon=":material/merge_type:")
+        say("caption", "What changed between v{} (yours started here) and v{}:", base.version, conflict[3])
         show_diff(conflict[4], f"v{base.version}", f"v{conflict[3]}")
         if st.button(f"Carry my draft over onto v{conflict[3]}", key="prompt_rebase"):
             st.session_state["_prompt_draft_next"] = draft

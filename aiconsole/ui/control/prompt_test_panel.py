@@ -20,7 +20,7 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
 from aiconsole.providers.samples import list_samples
-from aiconsole.ui.widgets import confirmed_action, inert, show_flashes
+from aiconsole.ui.widgets import confirmed_action, md, md_join, say, show_flashes
 
 PHOTO_SOURCES = ("Sample gallery", "Upload a file", "Photo id")
 DRAFT, VERSION, PRODUCTION = "Unsaved draft", "Selected saved version", "Production prompt"
@@ -36,13 +36,13 @@ def render_test_panel(actor: Actor, *, draft: str | None, prompt_id: int | None,
 
     st.subheader("Test on a photo")
     if not allowed(actor.role, "testing.run"):
-        st.info(f"Running tests needs the developer or admin role; yours ({actor.role}) can read prompts only.")
+        say("info", "Running tests needs the developer or admin role; yours ({}) can read prompts only.", actor.role)
         return
     show_flashes()
     try:
         options = prompt_lab.lab_options(actor)
     except AiconsoleError as exc:
-        st.error(str(exc))
+        say("error", "{}", exc)
         return
     what = _what_to_test(draft, version_id, key)
     left, right = st.columns([3, 2])
@@ -51,8 +51,8 @@ def render_test_panel(actor: Actor, *, draft: str | None, prompt_id: int | None,
     with right:
         provider, model = _provider_picker(options, key)
         compare = st.toggle("Compare with production", value=True, key=key("compare"),
-                            help=f"Also run production ({options.active_provider} · {options.active_model} with "
-                                 "the production prompt) on the same photo.")
+                            help=md("Also run production ({} · {} with the production prompt) on the same photo.",
+                                    options.active_provider, options.active_model))
         with st.expander("Variable values"):
             variables_text = st.text_area("One name=value per line", key=key("variables"), height=100,
                                           placeholder="language=German\naudience=stock library")
@@ -75,7 +75,7 @@ def _what_to_test(draft: str | None, version_id: int | None, key: Any) -> str:
     if len(choices) > 1:
         return str(st.radio("Test", choices, horizontal=True, key=key("what")))
     if choices:
-        st.caption(f"Testing: {choices[0].lower()}.")
+        say("caption", "Testing: {}.", choices[0].lower())
         return choices[0]
     st.caption("Testing: the production prompt.")
     return PRODUCTION
@@ -105,7 +105,7 @@ def _photo_picker(actor: Actor, key: Any) -> PhotoChoice | None:
     try:
         st.image(lab_photos.photo_preview(actor, photo=choice, max_side=320), width=240)
     except AiconsoleError as exc:
-        st.error(str(exc))
+        say("error", "{}", exc)
         return None
     return choice
 
@@ -137,7 +137,7 @@ def _run(actor: Actor, key: Any, photo: PhotoChoice | None, provider: str, model
             result = (prompt_lab.compare_with_production(actor, **args) if compare
                       else prompt_lab.run_test(actor, **args))
     except AiconsoleError as exc:
-        st.error(str(exc))
+        say("error", "{}", exc)
         return
     st.session_state[key("result")] = result
     st.session_state[key("tested_version")] = args["version_id"]
@@ -164,25 +164,25 @@ def _show_result(result: TestRun | Comparison) -> None:
     cols[3].metric("Jaccard", f"{d.jaccard:.2f}", help="Tags in both ÷ tags in either; 1.00 = the same tags.")
     for title, labels in (("Added", d.added), ("Removed", d.removed)):
         if labels:
-            st.markdown(f"**{title}:** " + ", ".join(inert(label) for label in labels))
+            say("markdown", "**{}:** {}", title, md_join(labels))
 
 
 def _show_run(run: TestRun, title: str) -> None:
     with st.container(border=True):
-        st.markdown(f"**{title}** · {inert(run.provider)} · {inert(run.model)}")
-        st.caption(f"Photo: {inert(run.photo.label)} ({run.photo.width}×{run.photo.height}) · prompt: "
-                   f"{inert(run.prompt_source)}")
+        say("markdown", "**{}** · {} · {}", title, run.provider, run.model)
+        say("caption", "Photo: {} ({}×{}) · prompt: {}", run.photo.label, run.photo.width, run.photo.height,
+            run.prompt_source)
         for note in run.notes:
-            st.caption(inert(note))
+            say("caption", "{}", note)
         if run.error is not None:
-            st.error(str(run.error), icon=":material/error:")
+            say("error", "{}", run.error, icon=":material/error:")
         else:
             cols = st.columns(3)
             cols[0].metric("Cost", run.cost_text)
             usage = f"{run.input_tokens:,} in / {run.output_tokens:,} out" if run.billing == "tokens" \
                 else f"{run.units:,} unit{'s' if run.units != 1 else ''}"
             cols[1].metric("Tokens" if run.billing == "tokens" else "Units", usage)
-            cols[2].metric("Latency", formatting.ms(run.latency_ms), help=f"Total {formatting.ms(run.total_ms)}")
+            cols[2].metric("Latency", formatting.ms(run.latency_ms), help=md("Total {}", formatting.ms(run.total_ms)))
             if run.tags:
                 st.dataframe(
                     [{"tag": t.label, "confidence": t.confidence, "verdict": VERDICT_ICONS.get(t.verdict, t.verdict)}
@@ -190,7 +190,7 @@ def _show_run(run: TestRun, title: str) -> None:
                     hide_index=True, width="stretch",
                     column_config={"confidence": st.column_config.ProgressColumn(
                         "confidence", min_value=0.0, max_value=1.0, format="%.2f")})
-                st.caption(f"Photo status under the current rules: {run.photo_status}")
+                say("caption", "Photo status under the current rules: {}", run.photo_status)
             else:
                 st.info("The provider answered with no tags for this photo.")
         if run.rendered_prompt is not None:

@@ -16,7 +16,7 @@ from aiconsole.prompts import transfer as prompt_io
 from aiconsole.prompts import versions as prompts
 from aiconsole.prompts.catalog import PromptRow, VersionRow
 from aiconsole.ui.control.prompt_editor import edit_tab, show_diff
-from aiconsole.ui.widgets import confirmed_action, flash
+from aiconsole.ui.widgets import confirmed_action, flash, md, say
 
 
 def render(actor: Actor) -> None:
@@ -80,11 +80,11 @@ def _new_prompt_form(actor: Actor, *, expanded: bool) -> None:
         if st.form_submit_button("Create prompt", type="primary"):
             try:
                 first = prompts.create_prompt(actor, name=name, description=description, content=content)
-                flash("success", f"Created {name} (version 1).")
+                flash("success", "Created {} (version 1).", name)
                 st.session_state["_prompt_select_next"] = first.prompt_id
                 st.rerun()
             except AiconsoleError as exc:
-                st.error(str(exc))
+                say("error", "{}", exc)
 
 
 def _versions_table(versions: list[VersionRow]) -> None:
@@ -132,21 +132,21 @@ def _labels_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> 
                                     "photo they claim.")
         elif st.button("Move label", key="label_move", icon=":material/label:"):
             try:
-                flash("success", move().message)
+                flash("success", "{}", move().message)
                 st.rerun()
             except AiconsoleError as exc:
-                st.error(str(exc))
+                say("error", "{}", exc)
         removable = sorted(k for k in prompt.labels if k != "production")
         if removable:
             c1, c2 = st.columns(2)
             gone = c1.selectbox("Remove a label", removable, key=f"label_remove_name_{prompt_id}")
-            if c2.button(f"Remove {gone}", key="label_remove", icon=":material/label_off:"):
+            if c2.button(md("Remove {}", gone), key="label_remove", icon=":material/label_off:"):
                 try:
-                    flash("success", prompts.remove_label(actor, prompt_id=prompt_id, label=gone,
-                                                          expected_version=seen.get(gone)).message)
+                    flash("success", "{}", prompts.remove_label(actor, prompt_id=prompt_id, label=gone,
+                                                                expected_version=seen.get(gone)).message)
                     st.rerun()
                 except AiconsoleError as exc:
-                    st.error(str(exc))
+                    say("error", "{}", exc)
     else:
         st.caption("Your role cannot move labels.")
     production = prompt.labels.get("production")
@@ -179,7 +179,7 @@ def _diff_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> No
     rows = catalog.diff_versions(actor, prompt_id=prompt_id, left_version_id=by_number[older].id,
                                  right_version_id=by_number[newer].id)
     changed = sum(r.kind != "equal" for r in rows)
-    st.caption(f"{changed} line(s) differ between v{older} and v{newer}.")
+    say("caption", "{} line(s) differ between v{} and v{}.", changed, older, newer)
     show_diff(rows, f"v{older}", f"v{newer}")
 
 
@@ -197,7 +197,7 @@ def _io_tab(actor: Actor, can_edit: bool) -> None:
         try:
             with st.spinner("Checking and importing..."):
                 report = prompt_io.import_prompts(actor, data=upload.getvalue() if upload else b"")
-            flash("success", report.message)
+            flash("success", "{}", report.message)
             st.rerun()
         except AiconsoleError as exc:
-            st.error(str(exc))
+            say("error", "{}", exc)

@@ -10,7 +10,7 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
 from aiconsole.providers.registry import capabilities
-from aiconsole.ui.widgets import confirmed_action, flash, inert
+from aiconsole.ui.widgets import code, confirmed_action, flash, inert, say
 
 KEY_HELP = {
     "gemini": "A Gemini API key from Google AI Studio: 39 characters starting with AIza.",
@@ -25,16 +25,16 @@ def render(actor: Actor) -> None:
                "4 characters." + ("" if can_configure else " Only admins can change these settings."))
     emulated = provider_admin.emulated_providers(actor)
     if emulated:
-        st.info(f"Demo organization: {' and '.join(emulated)} calls go to the local emulator at "
-                f"{next(iter(emulated.values()))}, not to Google. Answers are synthetic and nothing is billed; the "
-                "costs shown are what Google would charge. Enable a provider below and make it active on Pipeline "
-                "to watch it run.", icon=":material/dns:")
+        say("info", "Demo organization: {} calls go to the local emulator at {}, not to Google. Answers are "
+            "synthetic and nothing is billed; the costs shown are what Google would charge. Enable a provider "
+            "below and make it active on Pipeline to watch it run.", " and ".join(emulated),
+            code(next(iter(emulated.values()))), icon=":material/dns:")
     for row in provider_admin.list_providers(actor):
         status = "enabled" if row.enabled else "disabled"
         with st.expander(f"**{row.provider}** — {status}", expanded=can_configure):
             if row.version:
-                st.caption(f"Version {row.version}, last changed by {inert(row.updated_by or 'a system process')} "
-                           f"at {row.updated_at:%Y-%m-%d %H:%M} UTC.")
+                say("caption", "Version {}, last changed by {} at {} UTC.", row.version,
+                    row.updated_by or "a system process", f"{row.updated_at:%Y-%m-%d %H:%M}")
             else:
                 st.caption("Never changed here: the defaults apply.")
             if not can_configure:
@@ -85,17 +85,17 @@ def _settings_form(actor: Actor, row: provider_admin.ProviderRow, emulated: dict
                                      help="An http(s) URL, e.g. a regional endpoint or the emulator.")
             region = c5.text_input("Region", value=row.region or "", key=f"region_{p}", placeholder="default")
             if p in emulated:
-                c4.caption(f"While the emulator runs, this demo organization's {p} calls go to {emulated[p]} "
-                           "whatever is saved here.")
+                say("caption", "While the emulator runs, this demo organization's {} calls go to {} whatever is "
+                    "saved here.", p, code(emulated[p]), where=c4)
         if st.form_submit_button("Save settings", type="primary"):
             try:
                 provider_admin.save_provider(actor, provider=p, enabled=enabled, rate_limit_per_minute=int(rate),
                                              timeout_seconds=float(timeout), max_concurrency=int(concurrency),
                                              endpoint=endpoint, region=region, expected_version=row.version)
-                flash("success", f"Saved the {p} settings.")
+                flash("success", "Saved the {} settings.", p)
                 st.rerun()
             except AiconsoleError as exc:
-                st.error(str(exc))
+                say("error", "{}", exc)
 
 
 def _delete_key(actor: Actor, p: str) -> str:
@@ -109,7 +109,7 @@ def _save_key(actor: Actor, p: str) -> None:
     st.session_state[f"secret_{p}"] = ""
     try:
         saved = provider_admin.set_secret(actor, provider=p, secret=secret)
-        flash("success", f"Saved the {p} key ({saved.secret_masked}). Use Test connection to try it.")
+        flash("success", "Saved the {} key ({}). Use Test connection to try it.", p, saved.secret_masked)
     except AiconsoleError as exc:
         st.session_state[f"_key_error_{p}"] = str(exc)
 
@@ -118,17 +118,17 @@ def _key_section(actor: Actor, row: provider_admin.ProviderRow) -> None:
     p = row.provider
     st.markdown("**Key**")
     if row.has_secret:
-        st.markdown(f"Stored key: `{inert(row.secret_masked)}`")
+        say("markdown", "Stored key: {}", code(row.secret_masked))
     else:
-        st.info(f"No key stored: workers use {capabilities(p).env_credentials} if they have it. Paste a key below "
-                "to store one.")
+        say("info", "No key stored: workers use {} if they have it. Paste a key below to store one.",
+            capabilities(p).env_credentials)
     with st.form(f"key_form_{p}", border=False):
         st.text_input("Replace key" if row.has_secret else "Key", type="password", key=f"secret_{p}",
-                      help=KEY_HELP[p], placeholder=KEY_HELP[p])
+                      help=inert(KEY_HELP[p]), placeholder=KEY_HELP[p])
         st.form_submit_button("Save key", on_click=_save_key, args=(actor, p))
     error = st.session_state.pop(f"_key_error_{p}", None)
     if error:
-        st.error(error)
+        say("error", "{}", error)
     if row.has_secret:
         confirmed_action("Delete key", key=f"delete_key_{p}", icon=":material/delete:",
                          prompt=f"Delete the stored {p} key ({row.secret_masked})? This cannot be undone; "
@@ -145,13 +145,14 @@ def _test_section(actor: Actor, row: provider_admin.ProviderRow) -> None:
             try:
                 st.session_state[result_key] = provider_admin.test_connection(actor, provider=p)
             except AiconsoleError as exc:
-                st.error(str(exc))
+                say("error", "{}", exc)
     result = st.session_state.get(result_key)
     if result is None:
         return
     where = f"{result.model} at {result.endpoint}"
     if result.ok:
         tags = ", ".join(f"{label} ({conf:.0%})" for label, conf in result.tags) or "no tags"
-        st.success(f"Connected in {result.latency_ms:,} ms ({where}). Top tags: {inert(tags)}")
+        say("success", "Connected in {} ms ({}). Top tags: {}", f"{result.latency_ms:,}", where, tags)
     else:
-        st.error(f"{result.verdict.capitalize()} after {result.latency_ms:,} ms ({where}): {inert(result.error)}")
+        say("error", "{} after {} ms ({}): {}", result.verdict.capitalize(), f"{result.latency_ms:,}", where,
+            result.error)

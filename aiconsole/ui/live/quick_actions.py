@@ -10,15 +10,15 @@ from aiconsole.live import status as live_status
 from aiconsole.pipeline import intake
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.permissions import allowed
-from aiconsole.ui.widgets import confirmed_action, flash
+from aiconsole.ui.widgets import Markdown, confirmed_action, flash, md, say
 
 
 def render(actor: Actor) -> None:
     """The four action buttons (disabled, with the reason, where the role may not) and the upload expander."""
     org = actor.organization_id
 
-    def why_not(permission: str) -> str | None:
-        return None if allowed(actor.role, permission) else f"Your role ({actor.role}) cannot do this."
+    def why_not(permission: str) -> Markdown | None:
+        return None if allowed(actor.role, permission) else md("Your role ({}) cannot do this.", actor.role)
 
     a1, a2, a3, a4 = st.columns(4)
     status = live_status.live_snapshot(organization_id=org).status  # the same cached snapshot the panel drew
@@ -56,7 +56,7 @@ def render(actor: Actor) -> None:
     with st.expander("Upload photos to the queue", icon=":material/upload:", expanded=False):
         refused = why_not("photos.upload")
         if refused:
-            st.info(refused)
+            say("info", "{}", refused)
         else:
             _upload(actor)
 

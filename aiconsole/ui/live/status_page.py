@@ -14,11 +14,13 @@ from aiconsole.platform import health
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.ui.live import quick_actions
-from aiconsole.ui.widgets import inert
+from aiconsole.ui.widgets import Markdown, inert, md, say
 
 AUTO_KEY, EVERY_KEY = "live_auto", "live_every"
-STATUS_ICON = {"healthy": ":material/check_circle:", "degraded": ":material/warning:",
-               "down": ":material/error:", "unknown": ":material/help:", "not_configured": ":material/remove:"}
+STATUS_ICON = {"healthy": Markdown(":material/check_circle:"), "degraded": Markdown(":material/warning:"),
+               "down": Markdown(":material/error:"), "unknown": Markdown(":material/help:"),
+               "not_configured": Markdown(":material/remove:")}
+NO_ICON = Markdown("")
 
 
 def toolbar() -> None:
@@ -48,21 +50,20 @@ def _live_panel(organization_id: int, every: int | None) -> None:
     try:
         snap = live_status.live_snapshot(organization_id=organization_id)
     except AiconsoleError as exc:
-        st.error(str(exc))
+        say("error", "{}", exc)
         return
     _status_cards(snap)
     _queue(snap)
     _costs(snap)
     _providers(snap)
     _system()
-    st.caption(f"Updated {datetime.now(UTC):%H:%M:%S} UTC" + (f" · every {every} s" if every else " · paused"))
+    say("caption", "Updated {} UTC · {}", f"{datetime.now(UTC):%H:%M:%S}", f"every {every} s" if every else "paused")
 
 
 def _status_cards(snap: live_status.LiveSnapshot) -> None:
     s = snap.status
     if s.paused:
-        st.error(f"Processing is paused — {inert(s.pause_reason or 'no reason given')}",
-                 icon=":material/pause_circle:")
+        say("error", "Processing is paused — {}", s.pause_reason or "no reason given", icon=":material/pause_circle:")
     row1 = st.columns(5)
     row1[0].metric("Processed today", f"{s.processed_today.value or 0:,}",
                    fmt.signed(s.processed_today.delta), border=True,
@@ -78,15 +79,17 @@ def _status_cards(snap: live_status.LiveSnapshot) -> None:
     err = s.error_rate_last_hour
     row2[1].metric("Error rate (last hour)", fmt.pct(err.value),
                    None if err.delta is None else f"{err.delta * 100:+.1f} pts", delta_color="inverse", border=True,
-                   help=f"{s.results_last_hour:,} results in the last hour; delta vs the same hour yesterday.")
+                   help=md("{} results in the last hour; delta vs the same hour yesterday.",
+                           f"{s.results_last_hour:,}"))
     spend = s.spend_today_micros
     row2[2].metric("Spend today", fmt.usd(spend.value or 0),
                    fmt.usd_delta(spend.delta),
                    delta_color="inverse", border=True,
-                   help=f"Daily budget: {fmt.usd(s.daily_budget_micros)} ({fmt.pct(s.daily_budget_used, 0)} used)")
+                   help=md("Daily budget: {} ({} used)", fmt.usd(s.daily_budget_micros),
+                           fmt.pct(s.daily_budget_used, 0)))
     month_used = fmt.pct(s.monthly_budget_used, 0)
     row2[3].metric("Month to date", fmt.usd(s.spend_month_micros), border=True,
-                   help=f"Monthly budget: {fmt.usd(s.monthly_budget_micros)} ({month_used} used)")
+                   help=md("Monthly budget: {} ({} used)", fmt.usd(s.monthly_budget_micros), month_used))
 
 
 def _queue(snap: live_status.LiveSnapshot) -> None:
@@ -95,13 +98,13 @@ def _queue(snap: live_status.LiveSnapshot) -> None:
     cols = st.columns(4)
     cols[0].metric("Avg queue wait (24 h)", fmt.ms(q.avg_wait_ms))
     p95 = q.p95_wait
-    p95_help = ("No queue waits recorded in the last 24 h." if p95 is None else
-                f"Estimated from the wait histogram ({q.wait_samples:,} photos): the true value lies between "
-                f"{fmt.ms(p95.low)} and {fmt.ms(p95.high) if p95.high is not None else 'above'}.")
-    cols[1].metric("p95 queue wait (24 h)", fmt.ms(q.p95_wait_ms), help=p95_help)
+    cols[1].metric("p95 queue wait (24 h)", fmt.ms(q.p95_wait_ms), help=(
+        "No queue waits recorded in the last 24 h." if p95 is None else
+        md("Estimated from the wait histogram ({} photos): the true value lies between {} and {}.",
+           f"{q.wait_samples:,}", fmt.ms(p95.low), fmt.ms(p95.high) if p95.high is not None else "above")))
     cols[2].metric("Oldest pending", fmt.duration(q.oldest_due_pending_age),
                    help="Age of the oldest photo that is due for processing.")
-    cols[3].metric("Time to drain", fmt.duration(q.drain_eta), help=q.drain_note)
+    cols[3].metric("Time to drain", fmt.duration(q.drain_eta), help=inert(q.drain_note))
     left, right = st.columns([3, 1])
     left.plotly_chart(throughput_chart(q.throughput), width="stretch", key="throughput")
     right.plotly_chart(queue_status_chart(q.counts), width="stretch", key="queue_donut")
@@ -114,7 +117,7 @@ def _costs(snap: live_status.LiveSnapshot) -> None:
     cols[0].metric("Today", fmt.usd(c.today_micros))
     cols[1].metric("This month", fmt.usd(c.month_micros))
     cols[2].metric("Projected month end", fmt.usd(c.projected_month_micros),
-                   help=f"Month to date plus {fmt.usd(c.daily_average_micros)} a day for the rest of the month.")
+                   help=md("Month to date plus {} a day for the rest of the month.", fmt.usd(c.daily_average_micros)))
     left, right = st.columns(2)
     left.plotly_chart(spend_by_provider_chart(c.by_provider), width="stretch", key="spend")
     right.plotly_chart(budget_chart(c.budgets), width="stretch", key="budgets")
@@ -130,11 +133,12 @@ def _providers(snap: live_status.LiveSnapshot) -> None:
     now = report.as_of
     for col, p in zip(cols, report.providers, strict=True):
         with col.container(border=True):
-            st.markdown(f"{STATUS_ICON.get(p.status, '')} **{p.provider}** — {p.status}")
-            st.caption(f"last 15 min: {p.results:,} results, {p.failed:,} failed, error rate {fmt.pct(p.error_rate)}")
-            st.caption(f"latency p50 {fmt.ms(p.p50_latency_ms)} · p95 {fmt.ms(p.p95_latency_ms)}")
-            st.caption(f"last check: {fmt.ago(p.last_check, now)}"
-                       + (f" ({p.last_check_status})" if p.last_check_status else ""))
+            say("markdown", "{} **{}** — {}", STATUS_ICON.get(p.status, NO_ICON), p.provider, p.status)
+            say("caption", "last 15 min: {} results, {} failed, error rate {}", f"{p.results:,}", f"{p.failed:,}",
+                fmt.pct(p.error_rate))
+            say("caption", "latency p50 {} · p95 {}", fmt.ms(p.p50_latency_ms), fmt.ms(p.p95_latency_ms))
+            say("caption", "last check: {}{}", fmt.ago(p.last_check, now),
+                f" ({p.last_check_status})" if p.last_check_status else "")
 
 
 def _system() -> None:
@@ -143,5 +147,6 @@ def _system() -> None:
     cols = st.columns(len(report["checks"]))
     for col, check in zip(cols, report["checks"], strict=True):
         with col.container(border=True):
-            st.markdown(f"{STATUS_ICON.get(check['status'], '')} **{check['name']}** — {check['status']}")
-            st.caption(inert(check["message"]))
+            say("markdown", "{} **{}** — {}", STATUS_ICON.get(check["status"], NO_ICON), check["name"],
+                check["status"])
+            say("caption", "{}", check["message"])
