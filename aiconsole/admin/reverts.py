@@ -8,20 +8,20 @@ actor's organization, refuses what cannot be reverted, dispatches, and marks the
 transaction: the restore, the new entry and the mark commit together or not at all.
 
 The owners are imported functions, so moving or renaming one breaks this module's import (and every test
-that imports it), not the Revert button. This is the one place admin reaches into control (lead: the named
-crossing in the layers contract); no owner imports this module back.
+that imports it), not the Revert button. Control's owners come through its public module
+(`aiconsole.control.public`), the one import between areas the contracts allow; no owner imports this
+module back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aiconsole.admin import users
-from aiconsole.control import pipeline_settings, provider_admin, queue_actions
+from aiconsole.control.public import ACTION_REVERT_OWNERS, REVERT_OWNERS, RevertFunction
 from aiconsole.platform import audit, cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.engine import get_engine, org_session
@@ -33,20 +33,13 @@ from aiconsole.prompts import versions as prompt_versions
 REVERT_ACTION = "revert"
 MAX_CHAIN = 1000
 
-RevertFunction = Callable[..., int]
-
 # entity_type -> the function that restores it.
 OWNERS: dict[str, RevertFunction] = {
-    "pipeline_config": pipeline_settings.revert_audit,
+    **REVERT_OWNERS,
     "prompt_label": prompt_versions.revert_audit,
-    provider_admin.ENTITY: provider_admin.revert_audit,
     "user": users.revert_audit,
 }
-# Pause and resume are recorded against pipeline_config but only flip the pause flag, which the queue owns.
-ACTION_OWNERS: dict[str, RevertFunction] = {
-    "queue.pause": queue_actions.revert_audit,
-    "queue.resume": queue_actions.revert_audit,
-}
+ACTION_OWNERS: dict[str, RevertFunction] = dict(ACTION_REVERT_OWNERS)
 
 
 @dataclass(frozen=True)
