@@ -1,15 +1,20 @@
-"""Provider configuration per organization: limits, endpoint, the encrypted key, and "Test connection".
+"""Provider configuration per organization: limits, endpoint and the encrypted key.
 
 Secrets are written only through `set_secret` (format-checked, Fernet-encrypted, only the last 4 kept in
 clear) and never leave this module in clear except into a provider client: rows carry a mask, the audit
 log says "key replaced, ends with …abcd" (such entries cannot be reverted: the old key is not kept), and
-provider error messages are scrubbed of the key before they are returned.
+provider error messages are scrubbed of the key and cut short before they are returned.
+
+A stored key goes only where it was saved for: an endpoint must pass `aiconsole.providers.endpoints`
+(https to the provider's own host or an allow-listed one; the demo emulator for demo organizations), and
+changing the endpoint or region removes the stored key (the save's notice says so), so it cannot be
+redirected to another host. Test connection (`aiconsole.control.provider_connection`) checks the endpoint
+again before it calls.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,14 +28,15 @@ from aiconsole.platform import audit, secrets_box
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.audit import AuditRow
 from aiconsole.platform.db.engine import get_engine, org_session
-from aiconsole.platform.db.models import PROVIDERS, PipelineConfig, ProviderConfig, User
+from aiconsole.platform.db.models import PROVIDERS, ProviderConfig, User
 from aiconsole.platform.db.types import utcnow
-from aiconsole.platform.errors import AiconsoleError, ConflictError, NotFound, ProviderError, ValidationFailed
+from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.settings import Settings, get_settings
 from aiconsole.platform.strict_numbers import NOT_A_NUMBER, Float, Int
-from aiconsole.providers.emulation import EMULATOR_KEY, emulated_endpoint, emulator_url, is_demo_org
-from aiconsole.providers.keys import check_secret, scrub
-from aiconsole.providers.registry import build_provider, capabilities, provider_names
+from aiconsole.providers.emulation import emulator_url, is_demo_org
+from aiconsole.providers.endpoints import ALLOWLIST_SETTING, endpoint_refusal
+from aiconsole.providers.keys import check_secret
+from aiconsole.providers.registry import capabilities, provider_names
 
 ENTITY = "provider_config"
 FIELDS = ("enabled", "rate_limit_per_minute", "timeout_seconds", "max_concurrency", "endpoint", "region")
@@ -56,6 +62,7 @@ class ProviderRow:
     version: int  # 0: nothing saved yet, the defaults apply
     updated_at: datetime | None
     updated_by: str | None
+    notice: str = ""  # what a save did beyond the fields, e.g. removing the key after an endpoint change
 
 
 class ProviderSettingsInput(BaseModel):
@@ -132,14 +139,15 @@ def validate_settings(values: dict[str, Any], *, provider: str, settings: Settin
     return checked
 
 
-def _state(pc: ProviderConfig | None) -> dict[str, Any]:
+def settings_state(pc: ProviderConfig | None) -> dict[str, Any]:
+    """The non-secret settings a provider row (or, without one, the defaults) gives the worker."""
     if pc is None:
         return dict(DEFAULTS)
     return {f: getattr(pc, f) for f in FIELDS}
 
 
 def _row(pc: ProviderConfig | None, provider: str, updated_by: str | None) -> ProviderRow:
-    state = _state(pc)
+    state = settings_state(pc)
     return ProviderRow(
         provider=provider, enabled=bool(state["enabled"]), rate_limit_per_minute=int(state["rate_limit_per_minute"]),
         timeout_seconds=float(state["timeout_seconds"]), max_concurrency=int(state["max_concurrency"]),
@@ -150,7 +158,8 @@ def _row(pc: ProviderConfig | None, provider: str, updated_by: str | None) -> Pr
         updated_by=updated_by)
 
 
-def _load(s: Session, organization_id: int, provider: str, *, lock: bool = False) -> ProviderConfig | None:
+def load_config(s: Session, organization_id: int, provider: str, *, lock: bool = False) -> ProviderConfig | None:
+    """The organization's row for `provider` (locked for update when `lock`), or None."""
     query = select(ProviderConfig).where(ProviderConfig.organization_id == organization_id,
                                          ProviderConfig.provider == provider)
     return s.scalar(query.with_for_update() if lock else query)
@@ -192,7 +201,7 @@ def _touch(pc: ProviderConfig, actor: Actor) -> None:
 
 
 def _row_for_update(s: Session, actor: Actor, provider: str) -> ProviderConfig:
-    pc = _load(s, actor.organization_id, provider, lock=True)
+    pc = load_config(s, actor.organization_id, provider, lock=True)
     if pc is None:
         pc = ProviderConfig(organization_id=actor.organization_id, provider=provider, price_overrides={},
                             version=0, **DEFAULTS)
@@ -200,10 +209,46 @@ def _row_for_update(s: Session, actor: Actor, provider: str) -> ProviderConfig:
     return pc
 
 
+def _check_endpoint(s: Session, actor: Actor, provider: str, endpoint: str | None, settings: Settings) -> None:
+    """ValidationFailed unless `endpoint` may receive this organization's `provider` calls and key."""
+    emulator = emulator_url(is_demo=is_demo_org(s, organization_id=actor.organization_id), settings=settings)
+    refusal = endpoint_refusal(provider, endpoint, settings=settings, emulator=emulator)
+    if refusal is not None:
+        raise ValidationFailed(f"{provider}: {refusal[0].upper()}{refusal[1:]}. Nothing was saved.",
+                               hint=f"Leave the endpoint empty for the provider's own, or have whoever runs "
+                                    f"aiconsole add the host to {ALLOWLIST_SETTING}.")
+
+
+def _remove_key(s: Session, actor: Actor, pc: ProviderConfig, provider: str, *, why: str = "") -> str:
+    """Remove the stored key and audit it; returns the key's last 4 (the caller has locked the row)."""
+    last4 = pc.secret_last4 or ""
+    pc.encrypted_secret, pc.secret_last4 = None, None
+    s.flush()
+    audit.record(s, actor=actor, action="provider.key_delete", entity_type=ENTITY, entity_id=provider,
+                 before={"stored_key": f"ends with …{last4}"}, after={"stored_key": "none"},
+                 summary=f"Deleted the {provider} key (it ended with …{last4}){why}", reversible=False)
+    return last4
+
+
+def _key_follows_endpoint(s: Session, actor: Actor, pc: ProviderConfig, provider: str, before: dict[str, Any],
+                          after: dict[str, Any]) -> str:
+    """Remove the stored key when the endpoint or region changed; the notice saying so ('' when kept)."""
+    moved = " and ".join(f for f in ("endpoint", "region") if before[f] != after[f])
+    if not moved or pc.encrypted_secret is None:
+        return ""
+    last4 = _remove_key(s, actor, pc, provider, why=f": the {moved} changed")
+    return (f"The stored key (…{last4}) was removed because the {moved} changed: a key is sent only where it "
+            "was saved for. Paste it again to use it there.")
+
+
 def save_provider(actor: Actor, *, provider: str, enabled: bool, rate_limit_per_minute: int,
                   timeout_seconds: float, max_concurrency: int, endpoint: str | None, region: str | None,
                   expected_version: int, settings: Settings | None = None) -> ProviderRow:
-    """Save a provider's non-secret settings if nobody changed them since `expected_version` (audited)."""
+    """Save a provider's non-secret settings if nobody changed them since `expected_version` (audited).
+
+    The endpoint must be one the key may go to (`aiconsole.providers.endpoints`); changing the endpoint or
+    region removes the stored key, which the returned row's `notice` says.
+    """
     actor.require("providers.configure")
     capabilities(provider)  # NotFound for an unknown provider
     settings = settings or get_settings()
@@ -212,6 +257,7 @@ def save_provider(actor: Actor, *, provider: str, enabled: bool, rate_limit_per_
          "max_concurrency": max_concurrency, "endpoint": endpoint, "region": region},
         provider=provider, settings=settings)
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        _check_endpoint(s, actor, provider, checked.endpoint, settings)
         pc = _row_for_update(s, actor, provider)
         if pc.version != expected_version:
             who = _email(s, pc.updated_by) or "someone"
@@ -219,9 +265,10 @@ def save_provider(actor: Actor, *, provider: str, enabled: bool, rate_limit_per_
             raise ConflictError(f"The {provider} settings were changed by {who}{when} (version {pc.version}) after "
                                 f"you opened them (version {expected_version}); nothing was saved.",
                                 hint="Reload the page to see their change, then make yours again.")
-        before = _state(pc)
+        before = settings_state(pc)
         after = checked.model_dump()
         changed = {f: after[f] for f in FIELDS if before[f] != after[f]}
+        notice = ""
         if changed:
             for name, value in changed.items():
                 setattr(pc, name, value)
@@ -232,10 +279,11 @@ def save_provider(actor: Actor, *, provider: str, enabled: bool, rate_limit_per_
                          summary=f"Changed {provider} settings: " + ", ".join(
                              f"{_LABELS[f].lower()} {before[f]} → {changed[f]}" for f in changed),
                          reversible=True)
+            notice = _key_follows_endpoint(s, actor, pc, provider, before, after)
         elif pc in s.new:  # saving the defaults unchanged creates nothing
             s.expunge(pc)
             return _row(None, provider, None)
-        return _row(pc, provider, _email(s, pc.updated_by))
+        return replace(_row(pc, provider, _email(s, pc.updated_by)), notice=notice)
 
 
 def set_secret(actor: Actor, *, provider: str, secret: str, settings: Settings | None = None) -> ProviderRow:
@@ -265,16 +313,11 @@ def delete_secret(actor: Actor, *, provider: str, settings: Settings | None = No
     actor.require("providers.configure")
     capabilities(provider)  # NotFound for an unknown provider
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        pc = _load(s, actor.organization_id, provider, lock=True)
+        pc = load_config(s, actor.organization_id, provider, lock=True)
         if pc is None or pc.encrypted_secret is None:
             raise NotFound(f"There is no stored {provider} key to delete.", hint="Reload the page.")
-        last4 = pc.secret_last4
-        pc.encrypted_secret, pc.secret_last4 = None, None
         _touch(pc, actor)
-        s.flush()
-        audit.record(s, actor=actor, action="provider.key_delete", entity_type=ENTITY, entity_id=provider,
-                     before={"stored_key": f"ends with …{last4}"}, after={"stored_key": "none"},
-                     summary=f"Deleted the {provider} key (it ended with …{last4})", reversible=False)
+        _remove_key(s, actor, pc, provider)
         return _row(pc, provider, actor.email)
 
 
@@ -288,100 +331,22 @@ def revert_audit(session: Session, *, actor: Actor, entry: AuditRow) -> int:
         raise ValidationFailed(f"Audit entry #{entry.id} changed no revertible {provider} setting (a key change "
                                "cannot be undone: the old key is not kept).",
                                hint="Enter the key again on the Providers page.")
-    pc = _load(session, actor.organization_id, provider, lock=True)
-    current = _state(pc)
+    pc = load_config(session, actor.organization_id, provider, lock=True)
+    current = settings_state(pc)
     after, before = entry.after or {}, entry.before or {}
     if pc is None or any(current[f] != after[f] for f in fields):
         raise ConflictError(f"The {provider} settings changed again since audit entry #{entry.id}; nothing was "
                             "reverted.", hint="Revert the later change first.")
+    restored = {**current, **{f: before[f] for f in fields}}
+    _check_endpoint(session, actor, provider, restored["endpoint"], get_settings())
     for f in fields:
         setattr(pc, f, before[f])
     _touch(pc, actor)
     session.flush()
-    return audit.record(session, actor=actor, action="revert", entity_type=ENTITY, entity_id=provider,
-                        before={f: after[f] for f in fields}, after={f: before[f] for f in fields},
-                        summary=f"Reverted {provider} settings of audit entry #{entry.id}: " + ", ".join(
-                            f"{_LABELS[f].lower()} {after[f]} → {before[f]}" for f in fields),
-                        reversible=True)
-
-
-# ------------------------------------------------------------------------------------ test connection
-
-KIND_LABELS = {"auth": "bad key", "connection": "unreachable", "rate_limited": "rate limited",
-               "timeout": "timeout", "server_error": "provider error", "bad_request": "bad request",
-               "blocked": "blocked", "malformed": "unusable answer", "config": "key cannot be decrypted",
-               "internal": "internal error"}
-TEST_SAMPLE = "chelsea"
-TEST_MAX_LABELS = 5
-
-
-@dataclass(frozen=True)
-class ConnectionResult:
-    """What one test call with the saved settings did: latency and top tags, or the classified error."""
-
-    provider: str
-    model: str
-    endpoint: str
-    ok: bool
-    latency_ms: int
-    tags: tuple[tuple[str, float], ...]
-    error_kind: str | None
-    error: str | None
-    used_stored_key: bool
-
-    @property
-    def verdict(self) -> str:
-        """'ok' or the error in a word or two ('bad key', 'unreachable', 'rate limited', 'timeout'...)."""
-        return "ok" if self.ok else KIND_LABELS.get(self.error_kind or "", self.error_kind or "error")
-
-
-def test_connection(actor: Actor, *, provider: str, settings: Settings | None = None) -> ConnectionResult:
-    """Call the provider once with the SAVED settings on a small sample photo and report what happened."""
-    from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
-    from aiconsole.providers.samples import demo_photo, sample_photo
-
-    actor.require("providers.configure")
-    caps = capabilities(provider)
-    with org_session(actor.organization_id, engine=get_engine(settings)) as s:
-        pc = _load(s, actor.organization_id, provider)
-        cfg = s.scalar(select(PipelineConfig).where(PipelineConfig.organization_id == actor.organization_id))
-        state, token = _state(pc), pc.encrypted_secret if pc is not None else None
-        emulated_at = emulated_endpoint(provider, is_demo=is_demo_org(s, organization_id=actor.organization_id),
-                                        settings=settings)
-        if emulated_at is not None:
-            state["endpoint"] = emulated_at
-        model = caps.default_model
-        if cfg is not None and cfg.active_provider == provider and cfg.active_model in caps.models:
-            model = cfg.active_model
-    endpoint = state["endpoint"] or caps.default_endpoint or "in-process"
-
-    def failed(kind: str, message: str, latency_ms: int = 0, key: str | None = None) -> ConnectionResult:
-        return ConnectionResult(provider, model, endpoint, False, latency_ms, (), kind, scrub(message, key),
-                                token is not None)
-
-    key: str | None = None
-    if token is not None:
-        try:
-            key = secrets_box.decrypt(token, settings=settings)
-        except AiconsoleError as exc:
-            return failed("config", str(exc))
-    if emulated_at is not None:
-        key = key or EMULATOR_KEY
-    photo = demo_photo(TEST_SAMPLE, 0)
-    image = ImageInput(sample_photo(TEST_SAMPLE, 0), "image/jpeg", photo.width, photo.height, photo.sha256)
-    timeout = float(state["timeout_seconds"])
-    started = time.perf_counter()
-    try:
-        client = build_provider(provider, ProviderSettings(api_key=key, endpoint=state["endpoint"],
-                                                           timeout_s=timeout))
-        result = client.analyze(image, AnalysisRequest(model=model, max_labels=TEST_MAX_LABELS, timeout_s=timeout))
-    except ProviderError as exc:
-        return failed(exc.kind, str(exc), round((time.perf_counter() - started) * 1000), key)
-    except Exception as exc:  # a client library failing in a way it should not: say so, never a traceback
-        return failed("internal", f"{provider} failed unexpectedly: {type(exc).__name__}: {str(exc)[:300]}",
-                      round((time.perf_counter() - started) * 1000), key)
-    tags = tuple((t.label, round(t.confidence, 3)) for t in result.tags[:TEST_MAX_LABELS])
-    return ConnectionResult(provider, model, endpoint, True, result.latency_ms, tags, None, None, token is not None)
-
-
-test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, despite its name
+    entry_id = audit.record(session, actor=actor, action="revert", entity_type=ENTITY, entity_id=provider,
+                            before={f: after[f] for f in fields}, after={f: before[f] for f in fields},
+                            summary=f"Reverted {provider} settings of audit entry #{entry.id}: " + ", ".join(
+                                f"{_LABELS[f].lower()} {after[f]} → {before[f]}" for f in fields),
+                            reversible=True)
+    _key_follows_endpoint(session, actor, pc, provider, current, restored)
+    return entry_id

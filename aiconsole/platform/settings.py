@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -60,6 +61,10 @@ class Settings(BaseSettings):
     demo_emulator_url: str | None = Field(
         default=None, description="Send demo organizations' google-vision and gemini calls to this emulator "
                                   "(set by `aiconsole up --emulate`).")
+    provider_host_allowlist: str = Field(
+        default="", description="Comma-separated hosts, besides each provider's own, that provider calls and stored "
+                                "keys may go to over https; http://host also allows plain http to that host (a "
+                                "loopback emulator, a proxy inside the network). See aiconsole.providers.endpoints.")
 
     @field_validator("database_url", "service_database_url")
     @classmethod
@@ -75,6 +80,16 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"'{v[:200]}' is not an http(s) URL such as http://127.0.0.1:8787")
         return v.rstrip("/")
+
+    @field_validator("provider_host_allowlist")
+    @classmethod
+    def _host_allowlist(cls, v: str) -> str:
+        for entry in (e.strip() for e in v.split(",")):
+            host = entry.lower().removeprefix("https://").removeprefix("http://")
+            if entry and not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host):
+                raise ValueError(f"'{entry[:100]}' is not a host name (or http://host): write hosts only, without "
+                                 "a port, path or wildcard, separated by commas")
+        return v
 
     @model_validator(mode="after")
     def _service_beside_database(self) -> Settings:

@@ -137,6 +137,9 @@ def secret_fragments(secret: str) -> list[str]:
     return parts
 
 
+REFLECTED_CHARS = 200
+
+
 def scrub(text: str, secret: str | None) -> str:
     """`text` with every fragment of `secret` replaced by a mask (for provider error messages)."""
     if not secret:
@@ -145,3 +148,10 @@ def scrub(text: str, secret: str | None) -> str:
         if part:
             text = text.replace(part, "••••")
     return text
+
+
+def reflected(text: str, secret: str | None, *, limit: int = REFLECTED_CHARS) -> str:
+    """Provider-supplied text made fit to show: `secret` scrubbed first, whitespace collapsed, at most `limit`
+    characters (a hostile endpoint's answer is not echoed at length)."""
+    text = " ".join(scrub(text, secret).split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"

@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from aiconsole.control import provider_admin
+from aiconsole.platform.settings import get_settings
 from aiconsole.providers.emulator import EmulatorServer
 from aiconsole.ui.session import ACTOR_KEY
 from aiconsole.ui.widgets import shown
@@ -56,6 +57,16 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
             lg.removeHandler(caplog.handler)
 
 
+@pytest.fixture
+def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The admin allow-lists plain http to 127.0.0.1, where the test emulators listen (see providers.endpoints)."""
+    monkeypatch.setenv("AICONSOLE_PROVIDER_HOST_ALLOWLIST", "http://127.0.0.1")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.delenv("AICONSOLE_PROVIDER_HOST_ALLOWLIST")
+    get_settings.cache_clear()
+
+
 def _submit(at: AppTest, label: str, form: str) -> None:
     next(b for b in at.button if b.label == label and b.proto.form_id == form).click().run()
     assert not at.exception, at.exception
@@ -65,6 +76,7 @@ def _logged(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
 
 
+@pytest.mark.usefixtures("allow_loopback")
 def test_a_saved_key_is_only_ever_shown_masked_and_never_logged(
         app_as: Callable[[str], AppTest], emulator_factory: Callable[..., EmulatorServer],
         all_logs: pytest.LogCaptureFixture) -> None:
@@ -116,6 +128,7 @@ def test_a_saved_key_is_only_ever_shown_masked_and_never_logged(
         assert part not in logged
 
 
+@pytest.mark.usefixtures("allow_loopback")
 def test_a_wrong_key_shows_the_exact_error(app_as: Callable[[str], AppTest],
                                            emulator_factory: Callable[..., EmulatorServer],
                                            all_logs: pytest.LogCaptureFixture) -> None:

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from aiconsole.control import provider_admin
+from aiconsole.control import provider_admin, provider_connection
 from aiconsole.pipeline.context import load_org_context
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import service_session
@@ -93,7 +93,7 @@ def test_a_demo_organizations_photos_are_tagged_by_the_emulator(
 
 def test_test_connection_of_a_demo_organization_reaches_the_emulator(emulated: str, settings: Settings) -> None:
     org = _demo_org("gemini")
-    got = provider_admin.test_connection(_admin(org), provider="gemini", settings=get_settings())
+    got = provider_connection.test_connection(_admin(org), provider="gemini", settings=get_settings())
     assert got.ok, got.error
     assert got.endpoint == emulated and got.tags
     assert provider_admin.emulated_providers(_admin(org)) == {"google-vision": emulated, "gemini": emulated}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import select
 
 from aiconsole.admin import users
-from aiconsole.control import provider_admin
+from aiconsole.control import provider_admin, provider_connection
 from aiconsole.pipeline.context import load_org_context
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
@@ -16,7 +17,7 @@ from aiconsole.platform.db import get_engine, org_session, service_session
 from aiconsole.platform.db.models import ROLES, AuditLog, ProviderConfig
 from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied, ProviderError, ValidationFailed
 from aiconsole.platform.settings import Settings
-from aiconsole.providers.keys import check_secret, scrub
+from aiconsole.providers.keys import check_secret, reflected, scrub
 
 KEY = "AIzaSyD-unit_test_key_0123456789abcdWXYZ"[:39]
 OTHER_KEY = "AIzaSyOther-key_for_replacing_012345qrst"[:39]
@@ -148,6 +149,11 @@ def test_a_refused_key_saves_nothing(lite: dict[str, Actor], settings: Settings)
         assert s.scalar(select(AuditLog).where(AuditLog.entity_type == "provider_config")) is None
 
 
+def _allowing(settings: Settings, hosts: str) -> Settings:
+    """`settings` with an admin's AICONSOLE_PROVIDER_HOST_ALLOWLIST."""
+    return settings.model_copy(update={"provider_host_allowlist": hosts})
+
+
 def _save(actor: Actor, settings: Settings, version: int, **changes: object) -> provider_admin.ProviderRow:
     values: dict[str, object] = {"enabled": True, "rate_limit_per_minute": 600, "timeout_seconds": 30.0,
                                  "max_concurrency": 8, "endpoint": None, "region": None}
@@ -196,7 +202,8 @@ def test_save_is_audited_and_a_stale_version_is_a_conflict_naming_who(
     admin, other = world["admin"], world["admin2"]
     unchanged = _save(admin, any_settings, 0)
     assert unchanged.version == 0  # saving the defaults as they are creates nothing
-    row = _save(admin, any_settings, 0, rate_limit_per_minute=120, endpoint="http://127.0.0.1:9/", region="eu")
+    row = _save(admin, _allowing(any_settings, "http://127.0.0.1"), 0, rate_limit_per_minute=120,
+                endpoint="http://127.0.0.1:9/", region="eu")
     assert (row.version, row.rate_limit_per_minute, row.endpoint, row.region, row.updated_by) == (
         1, 120, "http://127.0.0.1:9/", "eu", admin.email)
     [entry] = audit.list_entries(admin, entity_type="provider_config", settings=any_settings)
@@ -223,7 +230,7 @@ def test_only_admins_change_providers_but_everyone_reads(lite: dict[str, Actor],
         version = provider_admin.get_provider(actor, provider="gemini", settings=settings).version
         actions = [lambda: _save(actor, settings, version, rate_limit_per_minute=61 + version),
                    lambda: provider_admin.set_secret(actor, provider="gemini", secret=KEY, settings=settings),
-                   lambda: provider_admin.test_connection(actor, provider="local", settings=settings),
+                   lambda: provider_connection.test_connection(actor, provider="local", settings=settings),
                    lambda: provider_admin.delete_secret(actor, provider="gemini", settings=settings)]
         if role in ("admin", "platform_admin"):
             for act in actions:
@@ -299,11 +306,127 @@ def test_the_audit_log_reverts_a_settings_change_but_not_a_key_change(lite: dict
     from aiconsole.admin import reverts
 
     admin = lite["admin"]
-    _save(admin, settings, 0, enabled=False, endpoint="https://eu-vision.example.com")
+    _save(admin, _allowing(settings, "eu-vision.example.com"), 0, enabled=False,
+          endpoint="https://eu-vision.example.com")
     provider_admin.set_secret(admin, provider="gemini", secret=KEY, settings=settings)
     key_entry, change = audit.list_entries(admin, entity_type="provider_config", settings=settings)
     with pytest.raises(ValidationFailed):
         reverts.revert(admin, audit_id=key_entry.id, settings=settings)
     reverts.revert(admin, audit_id=change.id, settings=settings)
     row = provider_admin.get_provider(admin, provider="gemini", settings=settings)
-    assert (row.enabled, row.endpoint, row.has_secret) == (True, None, True)  # the key is left alone
+    # The key was saved for the reverted endpoint, so it goes too: a key is sent only where it was saved for.
+    assert (row.enabled, row.endpoint, row.has_secret) == (True, None, False)
+    removed = audit.list_entries(admin, entity_type="provider_config", settings=settings)[0]
+    assert (removed.action, removed.summary) == (
+        "provider.key_delete", f"Deleted the gemini key (it ended with …{KEY[-4:]}): the endpoint changed")
+
+
+# ---------------------------------------------------- the stored key goes only where it was saved for (item 9)
+
+@pytest.mark.parametrize(("endpoint", "words"), [
+    ("http://generativelanguage.googleapis.com", "generativelanguage.googleapis.com is reached over https only"),
+    ("https://evil.example", "evil.example is neither generativelanguage.googleapis.com nor in "
+                             "AICONSOLE_PROVIDER_HOST_ALLOWLIST (now: empty)"),
+    ("https://generativelanguage.googleapis.com.evil.example", "is neither"),
+    ("https://evil.example/generativelanguage.googleapis.com", "evil.example is neither"),
+    ("https://vision.googleapis.com", "is neither generativelanguage"),  # another provider's host
+    ("http://127.0.0.1:9", "127.0.0.1 is neither"),
+])
+def test_an_endpoint_off_the_providers_host_is_refused_and_nothing_saved(
+        lite: dict[str, Actor], settings: Settings, endpoint: str, words: str) -> None:
+    admin = lite["admin"]
+    provider_admin.set_secret(admin, provider="gemini", secret=KEY, settings=settings)
+    with pytest.raises(ValidationFailed, match=re.escape(words)) as err:
+        _save(admin, settings, 1, endpoint=endpoint)
+    assert "Nothing was saved" in err.value.message and "AICONSOLE_PROVIDER_HOST_ALLOWLIST" in str(err.value.hint)
+    row = provider_admin.get_provider(admin, provider="gemini", settings=settings)
+    assert (row.version, row.endpoint, row.has_secret) == (1, None, True)
+
+
+def test_the_providers_host_and_allow_listed_hosts_are_accepted(lite: dict[str, Actor], settings: Settings) -> None:
+    admin = lite["admin"]
+    assert _save(admin, settings, 0, endpoint="https://generativelanguage.googleapis.com/v1beta").version == 1
+    allowing = _allowing(settings, "proxy.corp.example, http://127.0.0.1")
+    assert _save(admin, allowing, 1, endpoint="https://proxy.corp.example:8443/gemini").version == 2
+    assert _save(admin, allowing, 2, endpoint="http://127.0.0.1:8787").version == 3  # listed as http://
+    with pytest.raises(ValidationFailed, match=r"proxy\.corp\.example is allow-listed for https only"):
+        _save(admin, allowing, 3, endpoint="http://proxy.corp.example")
+    # The same endpoint is refused once the admin takes the host off the list.
+    with pytest.raises(ValidationFailed, match=r"127\.0\.0\.1 is neither"):
+        _save(admin, settings, 3, endpoint="http://127.0.0.1:8787", rate_limit_per_minute=60)
+
+
+def test_the_demo_emulator_is_the_exception_for_demo_organizations_only(settings: Settings) -> None:
+    emulator = settings.model_copy(update={"demo_emulator_url": "http://127.0.0.1:8787"})
+    demo = users.create_organization(name="Demo", is_demo=True, settings=settings)
+    real = users.create_organization(name="Real", settings=settings)
+    for org, allowed in ((demo, True), (real, False)):
+        admin = Actor(user_id=None, email=f"admin@{org.slug}.example", role="admin", organization_id=org.id)
+        if allowed:
+            assert _save(admin, emulator, 0, endpoint="http://127.0.0.1:8787").endpoint == "http://127.0.0.1:8787"
+        else:
+            with pytest.raises(ValidationFailed, match=r"127\.0\.0\.1 is neither"):
+                _save(admin, emulator, 0, endpoint="http://127.0.0.1:8787")
+        with pytest.raises(ValidationFailed, match="is neither"):  # another port is not the emulator
+            _save(admin, emulator, 1 if allowed else 0, endpoint="http://127.0.0.1:8788")
+
+
+def test_changing_the_endpoint_or_region_removes_the_stored_key(world: dict[str, Actor],
+                                                                 any_settings: Settings) -> None:
+    admin = world["admin"]
+    allowing = _allowing(any_settings, "eu.example, us.example")
+    provider_admin.set_secret(admin, provider="gemini", secret=KEY, settings=any_settings)
+    kept = _save(admin, allowing, 1, rate_limit_per_minute=60)  # other fields: the key stays
+    assert kept.has_secret and kept.notice == ""
+    moved = _save(admin, allowing, 2, rate_limit_per_minute=60, endpoint="https://eu.example")
+    assert (moved.has_secret, moved.secret_masked, moved.endpoint) == (False, "", "https://eu.example")
+    assert moved.notice == (f"The stored key (…{KEY[-4:]}) was removed because the endpoint changed: a key is sent "
+                            "only where it was saved for. Paste it again to use it there.")
+    entries = audit.list_entries(admin, entity_type="provider_config", settings=any_settings)
+    assert [(e.action, e.reversible) for e in entries[:2]] == [("provider.key_delete", False),
+                                                               ("provider.update", True)]
+    assert entries[0].summary == f"Deleted the gemini key (it ended with …{KEY[-4:]}): the endpoint changed"
+    # A key pasted for the new endpoint stays with it; a region change removes it again.
+    provider_admin.set_secret(admin, provider="gemini", secret=OTHER_KEY, settings=any_settings)
+    assert _save(admin, allowing, 4, rate_limit_per_minute=60, endpoint="https://eu.example").has_secret
+    both = _save(admin, allowing, 4, rate_limit_per_minute=60, endpoint="https://us.example", region="us")
+    assert not both.has_secret and "because the endpoint and region changed" in both.notice
+    assert not _save(admin, allowing, 5, rate_limit_per_minute=60, endpoint="https://us.example").notice
+    with service_session() as s:
+        pc = s.scalar(select(ProviderConfig).where(ProviderConfig.provider == "gemini",
+                                                   ProviderConfig.organization_id == admin.organization_id))
+        assert pc is not None and pc.encrypted_secret is None and pc.secret_last4 is None
+
+
+@pytest.mark.parametrize("entry", ["*.example.com", "https://x.example/path", "x.example:443", "user@x.example",
+                                   "ftp://x.example", "x..example"])
+def test_the_allow_list_setting_takes_host_names_only(entry: str) -> None:
+    with pytest.raises(ValueError, match="is not a host name"):
+        Settings(provider_host_allowlist=f"ok.example, {entry}")
+    assert Settings(provider_host_allowlist=" a.example ,HTTP://127.0.0.1,").provider_host_allowlist
+
+
+def test_reflected_provider_text_is_scrubbed_then_cut_short() -> None:
+    body = f"HTTP 400: {KEY} " + "<html>" + "x" * 5000
+    shown = reflected(body, KEY)
+    assert len(shown) == 200 and shown.endswith("…") and KEY not in shown and "••••" in shown
+    # Scrubbing comes first: a key that straddles the cut leaves no prefix behind.
+    assert KEY[:20] not in reflected("y" * 180 + KEY, KEY)
+    assert reflected("a\n  b\t c", None) == "a b c"
+
+
+def test_test_connection_sends_nothing_to_an_endpoint_that_is_not_allowed(lite: dict[str, Actor],
+                                                                         settings: Settings) -> None:
+    admin = lite["admin"]
+    provider_admin.set_secret(admin, provider="gemini", secret=KEY, settings=settings)
+    with service_session() as s:  # saved before the endpoint rules existed
+        pc = s.scalar(select(ProviderConfig).where(ProviderConfig.provider == "gemini",
+                                                   ProviderConfig.organization_id == admin.organization_id))
+        assert pc is not None
+        pc.endpoint = "https://collector.evil.example"
+    result = provider_connection.test_connection(admin, provider="gemini", settings=settings)
+    assert (result.ok, result.error_kind, result.verdict, result.latency_ms) == (
+        False, "endpoint", "endpoint not allowed", 0)
+    assert result.error is not None and result.error.startswith(
+        "Not called: the gemini endpoint https://collector.evil.example is not allowed")
+    assert KEY not in result.error

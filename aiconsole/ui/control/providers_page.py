@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from aiconsole.control import provider_admin
+from aiconsole.control import provider_admin, provider_connection
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
@@ -82,17 +82,20 @@ def _settings_form(actor: Actor, row: provider_admin.ProviderRow, emulated: dict
             c4, c5 = st.columns([3, 1])
             endpoint = c4.text_input("Endpoint", value=row.endpoint or "", key=f"endpoint_{p}",
                                      placeholder="default (Google's public endpoint)",
-                                     help="An http(s) URL, e.g. a regional endpoint or the emulator.")
+                                     help="An https URL on the provider's own host or one allow-listed in "
+                                          "AICONSOLE_PROVIDER_HOST_ALLOWLIST. Changing it removes the stored key.")
             region = c5.text_input("Region", value=row.region or "", key=f"region_{p}", placeholder="default")
             if p in emulated:
                 say("caption", "While the emulator runs, this demo organization's {} calls go to {} whatever is "
                     "saved here.", p, code(emulated[p]), where=c4)
         if st.form_submit_button("Save settings", type="primary"):
             try:
-                provider_admin.save_provider(actor, provider=p, enabled=enabled, rate_limit_per_minute=int(rate),
-                                             timeout_seconds=float(timeout), max_concurrency=int(concurrency),
-                                             endpoint=endpoint, region=region, expected_version=row.version)
-                flash("success", "Saved the {} settings.", p)
+                saved = provider_admin.save_provider(actor, provider=p, enabled=enabled,
+                                                     rate_limit_per_minute=int(rate),
+                                                     timeout_seconds=float(timeout),
+                                                     max_concurrency=int(concurrency), endpoint=endpoint,
+                                                     region=region, expected_version=row.version)
+                flash("success", "Saved the {} settings.{}", p, f" {saved.notice}" if saved.notice else "")
                 st.rerun()
             except AiconsoleError as exc:
                 say("error", "{}", exc)
@@ -143,7 +146,7 @@ def _test_section(actor: Actor, row: provider_admin.ProviderRow) -> None:
                  help="One real call with the saved settings and key on a small sample photo."):
         with st.spinner(f"Calling {p} with the saved settings…"):
             try:
-                st.session_state[result_key] = provider_admin.test_connection(actor, provider=p)
+                st.session_state[result_key] = provider_connection.test_connection(actor, provider=p)
             except AiconsoleError as exc:
                 say("error", "{}", exc)
     result = st.session_state.get(result_key)
