@@ -10,6 +10,7 @@ import typer
 from aiconsole.admin import users
 from aiconsole.cli.common import handles_errors, load_settings, migrate_database
 from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import roles
 from aiconsole.platform.errors import NotFound, ValidationFailed
 from aiconsole.platform.health import mask_secrets, system_health
 
@@ -98,3 +99,19 @@ def health(as_json: Annotated[bool, typer.Option("--json", help="Print the repor
             typer.secho(f"  {check.name:<9} {check.status:<9} {check.message}", fg=colors.get(check.status))
     if report.status != "healthy":
         raise typer.Exit(1)
+
+
+@commands.command("db-roles")
+@handles_errors
+def db_roles(
+    console_role: Annotated[str, typer.Option("--console", help="The console's role (owns nothing).")] = (
+        roles.DEFAULT_CONSOLE_ROLE),
+    service_role: Annotated[str, typer.Option("--service", help="The service role (owns the tables).")] = (
+        roles.DEFAULT_SERVICE_ROLE),
+) -> None:
+    """Print the SQL that creates the two PostgreSQL roles (run it with psql as a superuser)."""
+    try:
+        script = roles.role_setup_sql(console_role, service_role)
+    except ValueError as exc:  # a role name that is not a plain identifier
+        raise ValidationFailed(str(exc)) from exc
+    typer.echo(script, nl=False)

@@ -219,3 +219,19 @@ def test_up_serves_the_console_and_forwards_signals(settings: Settings, sig: sig
         assert "Demo logins" not in output  # --no-demo on an empty database seeds nothing
         with service_session(engine=get_engine(settings)) as s:
             assert s.query(Organization).count() == 0
+
+
+def test_db_roles_prints_the_documented_script_and_refuses_a_non_identifier() -> None:
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from aiconsole.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["db-roles"])
+    assert result.exit_code == 0, result.output
+    assert result.output == (Path(__file__).resolve().parents[2] / "docs" / "postgres-roles.sql").read_text()
+    bad = runner.invoke(app, ["db-roles", "--console", "x;drop"])
+    assert bad.exit_code == 2
+    assert "not a plain role name" in bad.output
