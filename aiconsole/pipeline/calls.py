@@ -58,6 +58,7 @@ class CallOptions:
     breaker_window_s: float = 30.0
     breaker_min_calls: int = 10
     breaker_open_s: float = 30.0
+    breaker_max_open_s: float = 300.0  # the open period doubles each time a provider fails again, up to this
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Caller:
                 o = self.options
                 b = self._breakers[(org, provider)] = CircuitBreaker(
                     f"{provider}@{org}", error_rate=o.breaker_error_rate, window_s=o.breaker_window_s,
-                    min_calls=o.breaker_min_calls, open_s=o.breaker_open_s)
+                    min_calls=o.breaker_min_calls, open_s=o.breaker_open_s, max_open_s=o.breaker_max_open_s)
             return b
 
     def breakers(self) -> dict[tuple[int, str], CircuitBreaker]:

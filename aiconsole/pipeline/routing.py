@@ -1,7 +1,8 @@
 """Routing a photo to a provider: circuit breakers and fallback.
 
 - `CircuitBreaker`: per provider, per process; opens on an error rate over a window, half-opens after
-  a pause to let one probe through, closes when the probe succeeds.
+  a pause to let one probe through, closes when the probe succeeds. The pause backs off (doubling up to a
+  cap) while the provider keeps failing again soon after each probe; a real recovery resets it.
 - `route()`: the primary provider, or the fallback while the primary's breaker is open.
 
 The shared rate limit is `aiconsole.pipeline.rate_limit`, the budget guard `aiconsole.pipeline.budget`.
@@ -29,12 +30,41 @@ PROVIDER_FAULT_KINDS = frozenset({"rate_limited", "server_error", "timeout", "co
 
 # ------------------------------------------------------------------------------------ circuit breaker
 
+CIRCUIT_STATES = ("closed", "open", "half_open")
+MAX_LEVEL = 30  # 2 ** 30 times any base is past every cap; keeps the arithmetic small
+
+
+def open_interval(level: int, *, open_s: float, max_open_s: float) -> float:
+    """How long a breaker opened `level` times in a row without a real recovery stays open: doubling, capped."""
+    return min(max(open_s, max_open_s), open_s * 2 ** min(max(0, level), MAX_LEVEL))
+
+
+@dataclass(frozen=True)
+class BreakerSnapshot:
+    """A breaker at one moment, as health rows and Live Status report it."""
+
+    state: str  # closed, open or half_open
+    failure_rate: float  # of the calls in the window (when open: of the window that opened it)
+    calls: int  # calls in the window (0 while open: the window starts again on closing)
+    level: int  # consecutive opens without a real recovery (0: the first one)
+    open_for_s: float  # the current (or last) open period
+    reopens_in_s: float  # until an open breaker lets a probe through (0 unless open)
+    opened_at: float | None  # on the breaker's clock; None if it never opened
+    on_probation: bool  # closed by a probe, but not yet for `recovery_s`: reopening now doubles the period
+
 
 class CircuitBreaker:
-    """Closed -> open on `error_rate` over `window_s` (at least `min_calls`); half-open after `open_s`."""
+    """Closed -> open on `error_rate` over `window_s` (at least `min_calls`); half-open after the open period.
+
+    The open period backs off: `open_s` the first time, doubling every time the breaker opens again without a
+    real recovery in between, up to `max_open_s`. A probe that fails reopens it (doubled); a probe that
+    succeeds closes it on probation; staying closed for `recovery_s` (default: a window) is a real recovery,
+    after which the next open lasts `open_s` again. In half-open state one probe goes out at a time.
+    """
 
     def __init__(self, name: str, error_rate: float = 0.5, window_s: float = 30, min_calls: int = 10,
-                 open_s: float = 30, *, clock: Callable[[], float] = time.monotonic) -> None:
+                 open_s: float = 30, *, max_open_s: float | None = None, recovery_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < error_rate <= 1:
             raise ValidationFailed(f"A breaker error rate of {error_rate} is out of range.",
                                    hint="Use a fraction above 0 and at most 1, e.g. 0.5.")
@@ -43,12 +73,17 @@ class CircuitBreaker:
         self.window_s = window_s
         self.min_calls = max(1, min_calls)
         self.open_s = open_s
+        self.max_open_s = max(open_s, 10 * open_s if max_open_s is None else max_open_s)
+        self.recovery_s = window_s if recovery_s is None else recovery_s
         self._clock = clock
         self._lock = threading.Lock()
         self._calls: deque[tuple[float, bool]] = deque()
         self._failures = 0
         self._state = "closed"
-        self._opened_at = 0.0
+        self._opened_at: float | None = None
+        self._open_for = open_s
+        self._level = 0
+        self._closed_at: float | None = None  # set while on probation
         self._probe_out = False
         self.last_error_rate = 0.0
 
@@ -60,15 +95,32 @@ class CircuitBreaker:
             return self._state
 
     def _advance(self) -> None:
-        if self._state == "open" and self._clock() - self._opened_at >= self.open_s:
+        now = self._clock()
+        if self._state == "open" and now - (self._opened_at or now) >= self._open_for:
             self._state = "half_open"
             self._probe_out = False
+        elif self._state == "closed" and self._closed_at is not None and now - self._closed_at >= self.recovery_s:
+            self._closed_at = None  # a real recovery: the next open starts from `open_s` again
+            self._level = 0
+
+    def _reopens_in(self) -> float:
+        if self._state != "open" or self._opened_at is None:
+            return 0.0
+        return max(0.0, self._opened_at + self._open_for - self._clock())
 
     def reopens_in_s(self) -> float:
         """Seconds until an open breaker lets a probe through (0 unless open)."""
         with self._lock:
             self._advance()
-            return max(0.0, self._opened_at + self.open_s - self._clock()) if self._state == "open" else 0.0
+            return self._reopens_in()
+
+    def snapshot(self) -> BreakerSnapshot:
+        """The breaker's state, failure rate, back-off level and schedule right now."""
+        with self._lock:
+            self._advance()
+            return BreakerSnapshot(state=self._state, failure_rate=self.last_error_rate, calls=len(self._calls),
+                                   level=self._level, open_for_s=self._open_for, reopens_in_s=self._reopens_in(),
+                                   opened_at=self._opened_at, on_probation=self._closed_at is not None)
 
     def allow(self) -> bool:
         """Whether a call may go out now; in half-open state only one probe at a time."""
@@ -95,9 +147,7 @@ class CircuitBreaker:
             if self._state == "half_open":
                 self._probe_out = False
                 if success:
-                    self._state = "closed"
-                    self._calls.clear()
-                    self._failures = 0
+                    self._close(now)
                 else:
                     self._open(now)
                 return
@@ -112,12 +162,46 @@ class CircuitBreaker:
             if len(self._calls) >= self.min_calls and self.last_error_rate >= self.error_rate:
                 self._open(now)
 
-    def _open(self, now: float) -> None:
-        self._state = "open"
-        self._opened_at = now
+    def hold_open(self, level: int) -> None:
+        """Adopt a higher back-off level decided elsewhere (the organization's shared circuit) while open."""
+        with self._lock:
+            self._advance()
+            if self._state == "closed" or self._probe_out or level <= self._level:
+                return
+            self._level = min(level, MAX_LEVEL)
+            self._open_for = open_interval(self._level, open_s=self.open_s, max_open_s=self.max_open_s)
+            self._state = "open"
+            self._advance()  # half-open again at once if the longer period is over too
+
+    def close_on_probation(self, level: int) -> None:
+        """Close because a probe elsewhere succeeded after this breaker opened; `level` carries its back-off."""
+        with self._lock:
+            self._advance()
+            if self._state == "closed":
+                return
+            self._level = max(self._level, min(level, MAX_LEVEL))
+            self._close(self._clock())
+
+    def _close(self, now: float) -> None:
+        self._state = "closed"
+        self._probe_out = False
+        self._closed_at = now
         self._calls.clear()
         self._failures = 0
-        log.warning("circuit breaker %s opened (error rate %.0f%%)", self.name, 100 * self.last_error_rate)
+        log.info("circuit breaker %s closed (on probation for %.0f s)", self.name, self.recovery_s)
+
+    def _open(self, now: float) -> None:
+        # Opening again before a real recovery (from half-open, or on probation) doubles the period.
+        again = self._state == "half_open" or self._closed_at is not None
+        self._level = min(self._level + 1, MAX_LEVEL) if again else 0
+        self._open_for = open_interval(self._level, open_s=self.open_s, max_open_s=self.max_open_s)
+        self._state = "open"
+        self._opened_at = now
+        self._closed_at = None
+        self._calls.clear()
+        self._failures = 0
+        log.warning("circuit breaker %s opened for %.0f s (error rate %.0f%%)", self.name, self._open_for,
+                    100 * self.last_error_rate)
 
 
 def is_provider_fault(error: BaseException | None) -> bool:

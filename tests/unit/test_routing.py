@@ -190,7 +190,7 @@ def test_breaker_opens_exactly_at_threshold() -> None:
     assert b.state == "open"
 
 
-def test_failed_probe_reopens_for_another_pause() -> None:
+def test_failed_probe_reopens_for_a_doubled_pause() -> None:
     clock = FakeClock()
     b = CircuitBreaker("v", error_rate=0.5, window_s=30, min_calls=2, open_s=5, clock=clock)
     b.record(False)
@@ -198,7 +198,7 @@ def test_failed_probe_reopens_for_another_pause() -> None:
     clock.t += 5
     assert b.allow()
     b.record(False)
-    assert b.state == "open" and b.reopens_in_s() == pytest.approx(5)
+    assert b.state == "open" and b.reopens_in_s() == pytest.approx(10)  # backs off (tests/unit/test_breaker_backoff.py)
 
 
 def test_old_failures_leave_the_window() -> None:
