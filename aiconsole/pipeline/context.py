@@ -32,10 +32,11 @@ from aiconsole.platform.db.models import (
     ProviderConfig,
 )
 from aiconsole.platform.errors import ConfigError
-from aiconsole.platform.settings import Settings
+from aiconsole.platform.settings import Settings, get_settings
 from aiconsole.prompts.render import PromptSpec
 from aiconsole.providers.base import ProviderSettings, provider_error
 from aiconsole.providers.emulation import EMULATOR_KEY, emulator_url, is_demo_org
+from aiconsole.providers.endpoints import endpoint_refusal
 from aiconsole.providers.registry import DEFAULT_PROVIDER, default_model, provider_names
 
 PRODUCTION_LABEL = "production"
@@ -59,10 +60,15 @@ class ProviderSetup:
     # The decrypted stored key (never in a repr); None: the worker's environment credentials apply.
     api_key: str | None = field(default=None, repr=False)
     key_error: str | None = None
+    endpoint_refused: str | None = None  # why the stored endpoint may not receive the key (nothing is sent)
     emulated: bool = False  # a demo organization's call goes to the local emulator (aiconsole.emulation)
 
     def settings(self) -> ProviderSettings:
         """The provider's ProviderSettings with the stored key; an auth ProviderError if it cannot be decrypted."""
+        if self.endpoint_refused is not None:
+            raise provider_error("auth", f"{self.provider}: {self.endpoint_refused}",
+                                 hint="Set an allowed endpoint on the Providers page (or clear it for the "
+                                      "provider's own), then enter the key again.")
         if self.key_error is not None:
             raise provider_error("auth", f"{self.provider}: {self.key_error}",
                                  hint="Restore the secret key the worker had, or enter the provider's key again "
@@ -134,14 +140,18 @@ def load_org_context(session: Session, *, organization_id: int, now: datetime | 
         ctx.max_retries = max(1, int(cfg.max_retries))
         ctx.max_cost_per_photo_micros = cfg.max_cost_per_photo_micros
         ctx.has_budget = cfg.daily_budget_micros is not None or cfg.monthly_budget_micros is not None
+    url = emulator_url(is_demo=is_demo_org(session, organization_id=organization_id), settings=settings)
     for pc in session.scalars(select(ProviderConfig).where(ProviderConfig.organization_id == organization_id)):
         api_key, key_error = _stored_key(pc.encrypted_secret, settings)
+        # A stored key goes only where the endpoint rules allow: an endpoint saved before they existed (or
+        # allowed by a since-shortened list) never gets it; the provider fails with the reason instead.
+        refusal = None if pc.encrypted_secret is None else endpoint_refusal(
+            pc.provider, pc.endpoint or None, settings=settings or get_settings(), emulator=url)
         ctx.providers[pc.provider] = ProviderSetup(
             provider=pc.provider, enabled=pc.enabled, rate_limit_per_minute=max(1, pc.rate_limit_per_minute),
             timeout_s=float(pc.timeout_seconds), endpoint=pc.endpoint or None,
             price_overrides=dict(pc.price_overrides or {}), has_stored_key=pc.encrypted_secret is not None,
-            api_key=api_key, key_error=key_error)
-    url = emulator_url(is_demo=is_demo_org(session, organization_id=organization_id), settings=settings)
+            api_key=None if refusal else api_key, key_error=key_error, endpoint_refused=refusal)
     if url is not None:
         for name in provider_names(emulatable=True):
             base = ctx.providers.get(name) or ProviderSetup(name)

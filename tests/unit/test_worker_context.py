@@ -70,3 +70,26 @@ def test_context_cache_reloads_after_its_ttl(any_settings: Settings) -> None:
     sticky = ContextCache(ttl_s=3600)
     first = sticky.ensure([org])[org]
     assert sticky.ensure([org])[org] is first
+
+
+def test_a_stored_key_is_never_handed_to_an_endpoint_the_rules_refuse(settings: Settings) -> None:
+    from aiconsole.platform import secrets_box
+    from aiconsole.platform.errors import ProviderError
+
+    org = users.create_organization(name="Leaky Org").id
+    with service_session() as s:
+        s.add(ProviderConfig(organization_id=org, provider="gemini", enabled=True, endpoint="https://evil.example",
+                             encrypted_secret=secrets_box.encrypt("AIza" + "x" * 35, settings=settings)))
+    with service_session() as s:
+        gemini = load_org_context(s, organization_id=org, settings=settings).setup("gemini")
+    assert gemini.api_key is None
+    try:
+        gemini.settings()
+    except ProviderError as exc:
+        assert "evil.example" in str(exc) and "not allowed" in str(exc)
+    else:
+        raise AssertionError("the refused endpoint was given the stored key")
+    allowed = settings.model_copy(update={"provider_host_allowlist": "evil.example"})
+    with service_session() as s:
+        ok = load_org_context(s, organization_id=org, settings=allowed).setup("gemini")
+    assert ok.settings().api_key == "AIza" + "x" * 35
