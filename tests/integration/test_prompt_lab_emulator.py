@@ -23,8 +23,10 @@ from aiconsole.platform.db.models import (
     PromptVersion,
     ProviderConfig,
 )
-from aiconsole.platform.settings import Settings
-from aiconsole.providers.emulator import EmulatorServer, emulated_labels
+from aiconsole.platform.settings import Settings, get_settings
+from aiconsole.providers.base import make_tags
+from aiconsole.providers.emulated_model import gemini_labels, vision_labels
+from aiconsole.providers.emulator import EmulatorServer
 from aiconsole.providers.pricing import gemini_cost_micros, gemini_image_tokens
 from aiconsole.providers.samples import demo_photo, sample_photo
 
@@ -69,8 +71,11 @@ def org(settings: Settings, emulator: EmulatorServer) -> Org:
         return Org(org_id, v1.id)
 
 
-def _expected_tags() -> list[tuple[str, float]]:
-    return emulated_labels(sample_photo(SAMPLE, 0))[:15]
+def _expected_tags(prompt: str | None = None) -> list[tuple[str, float]]:
+    """What the prompt lab shows for the sample: Gemini's answer to `prompt`, or Vision's (15 at most)."""
+    data = sample_photo(SAMPLE, 0)
+    answered = vision_labels(data)[:15] if prompt is None else gemini_labels(data, prompt)
+    return [(t.label, t.confidence) for t in make_tags(answered, max_labels=15)]
 
 
 def test_gemini_draft_is_rendered_into_the_request_with_tokens_and_cost(org: Org, emulator: EmulatorServer) -> None:
@@ -83,7 +88,8 @@ def test_gemini_draft_is_rendered_into_the_request_with_tokens_and_cost(org: Org
     sent = emulator.last_request
     assert sent is not None and sent["contents"][0]["parts"][1]["text"] == expected_prompt
     assert [p.split("/")[-1] for _, p, _ in emulator.request_log] == ["gemini-2.5-flash-lite:generateContent"]
-    assert [(t.label, t.confidence) for t in run.tags] == [(lbl, pytest.approx(c)) for lbl, c in _expected_tags()]
+    assert [(t.label, t.confidence) for t in run.tags] == [(lbl, pytest.approx(c))
+                                                           for lbl, c in _expected_tags(expected_prompt)]
     assert {t.verdict for t in run.tags} <= {"accepted", "needs_review", "rejected"}
     for t in run.tags:
         assert t.verdict == ("accepted" if t.confidence >= 0.8 else "rejected" if t.confidence < 0.5
@@ -118,8 +124,13 @@ def test_compare_with_production_calls_both_configs(org: Org, emulator: Emulator
     assert cmp.production.rendered_prompt == "Return up to 15 labels for this photo as JSON."
     paths = sorted(p for _, p, _ in emulator.request_log)
     assert paths[0] == "/v1/images:annotate" and paths[1].endswith("gemini-2.5-flash:generateContent")
-    # The emulator labels by the image's bytes, so both providers agree on this photo.
-    assert cmp.diff is not None and cmp.diff.jaccard == 1.0 and cmp.diff.common == tuple(sorted(cmp.test.labels()))
+    # Both see the same rocket, but Gemini words it as its prompt asks: the two answers differ.
+    vision = {label for label, _ in _expected_tags()}
+    gemini = {label for label, _ in _expected_tags("Return up to 15 labels for this photo as JSON.")}
+    assert set(cmp.test.labels()) == vision and set(cmp.production.labels()) == gemini
+    assert cmp.diff is not None and cmp.diff.common == tuple(sorted(vision & gemini)) and "rocket" in cmp.diff.common
+    assert cmp.diff.jaccard == pytest.approx(len(vision & gemini) / len(vision | gemini))
+    assert cmp.diff.jaccard < 1.0
 
 
 def test_server_error_is_shown_exactly(org: Org, emulator: EmulatorServer) -> None:
@@ -151,7 +162,10 @@ def test_vision_server_error(org: Org, emulator: EmulatorServer) -> None:
 
 
 def test_the_orgs_stored_key_is_used_and_never_shown(org: Org, emulator: EmulatorServer,
-                                                     settings: Settings) -> None:
+                                                     settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stored key goes only to an allowed endpoint: an admin allow-lists the local emulator.
+    monkeypatch.setenv("AICONSOLE_PROVIDER_HOST_ALLOWLIST", "http://127.0.0.1")
+    get_settings.cache_clear()
     key = "AIzaSyLabTestKey0123456789abcdefghijklm"
     emulator.configure(api_key=key)
     photo = PhotoChoice.from_sample(SAMPLE)
