@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from aiconsole.ui import session
+from aiconsole.ui import browser_session, session
 from aiconsole.ui.widgets import say
 
 
@@ -33,3 +33,4 @@ def render() -> None:
     if session.oidc_configured():
         st.divider()
         st.button("Log in with single sign-on", on_click=st.login, icon=":material/key:")
+    browser_session.sync()

@@ -1,5 +1,6 @@
-"""Who is logged in. The browser holds nothing but a random token in Streamlit's server-side session
-state; every script run re-validates it against the database (expiry, revocation, disabled users)."""
+"""Who is logged in. The browser holds nothing but a random token: in Streamlit's server-side session state,
+and in an HttpOnly cookie (browser_session) that brings it back after a reload or in a new tab. Every script
+run re-validates it against the database (expiry, revocation, disabled users)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from aiconsole.admin import users
 from aiconsole.platform import auth
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError, AuthError, PermissionDenied
+from aiconsole.ui import browser_session
 from aiconsole.ui.widgets import say
 
 TOKEN_KEY = "_aiconsole_token"  # noqa: S105  (a session-state key name, not a secret)
@@ -16,6 +18,7 @@ ACTOR_KEY = "_aiconsole_actor"
 ORG_KEY = "_aiconsole_org"
 NOTICE_KEY = "_aiconsole_notice"
 SSO_KEY = "_aiconsole_sso_email"
+ENDED_KEY = "_aiconsole_ended_cookie"  # the cookie token this session logged out of or found invalid
 
 
 def oidc_configured() -> bool:
@@ -31,14 +34,16 @@ def oidc_configured() -> bool:
 def resolve_actor() -> Actor | None:
     """The actor for this run, or None when nobody is logged in (or the session ended)."""
     st.session_state.pop(ACTOR_KEY, None)
-    token = st.session_state.get(TOKEN_KEY)
+    token = st.session_state.get(TOKEN_KEY) or _cookie_token()
     actor: Actor | None = None
     if token:
         try:
             actor = auth.resume(token)
+            st.session_state[TOKEN_KEY] = token
         except AuthError as exc:
             st.session_state.pop(TOKEN_KEY, None)
             st.session_state[NOTICE_KEY] = str(exc)
+            _end_cookie()
             return None
     elif oidc_configured() and getattr(st.user, "is_logged_in", False):
         email = str(st.user.get("email", ""))
@@ -65,6 +70,20 @@ def resolve_actor() -> Actor | None:
     return actor
 
 
+def _cookie_token() -> str | None:
+    """The browser's cookie token, unless this session already logged out of it or found it invalid."""
+    token = browser_session.cookie_token()
+    return None if token is None or token == st.session_state.get(ENDED_KEY) else token
+
+
+def _end_cookie() -> None:
+    """This session stops reading the cookie it was opened with, and has the browser clear its cookie."""
+    token = browser_session.cookie_token()
+    if token is not None:
+        st.session_state[ENDED_KEY] = token
+    browser_session.forget()
+
+
 def current_actor() -> Actor | None:
     """The actor resolved for this run by app.py (None if not logged in)."""
     return st.session_state.get(ACTOR_KEY)
@@ -72,7 +91,8 @@ def current_actor() -> Actor | None:
 
 def signed_in() -> Actor:
     """Every page's first call: this run's actor, re-validated; without one the page says so and stops."""
-    actor = resolve_actor() if st.session_state.get(TOKEN_KEY) or oidc_configured() else current_actor()
+    actor = (resolve_actor() if st.session_state.get(TOKEN_KEY) or _cookie_token() or oidc_configured()
+             else current_actor())
     if actor is None:
         st.error("You are not logged in, or your session ended. Reload the page to log in.")
         st.stop()
@@ -96,13 +116,15 @@ def log_in(email: str, password: str) -> str | None:
         return str(exc)
     st.session_state[TOKEN_KEY] = result.token
     st.session_state.pop(ORG_KEY, None)
+    browser_session.remember(result.token, result.expires_at)
     return None
 
 
 def log_out() -> None:
-    """Revoke the server-side session and forget the token."""
+    """Revoke the server-side session, forget the token and have the browser clear its cookie."""
     token = st.session_state.pop(TOKEN_KEY, None)
     if token:
         auth.logout(token)
     for key in (ACTOR_KEY, ORG_KEY, SSO_KEY):
         st.session_state.pop(key, None)
+    _end_cookie()

@@ -4,7 +4,9 @@ calls `run_page(key)`."""
 
 from __future__ import annotations
 
+import re
 from functools import cache
+from urllib.parse import urlsplit
 
 import streamlit as st
 from PIL import Image, ImageDraw
@@ -50,8 +52,7 @@ def run() -> None:
     st.set_page_config(page_title="aiconsole", page_icon=favicon(), layout="wide")
     actor = session.resolve_actor()
     if actor is None:
-        st.navigation([st.Page(login.render, title="Log in", icon=":material/login:", url_path="login")],
-                      position="hidden").run()
+        st.navigation(login_pages(), position="hidden").run()
         return
     sections: dict[str, list[st.Page]] = {}
     for page in PAGES:
@@ -59,6 +60,27 @@ def run() -> None:
             sections.setdefault(page.section, []).append(
                 st.Page(page.script, title=page.title, icon=page.icon, url_path=page.url_path))
     st.navigation(sections).run()
+
+
+def login_pages() -> list[st.Page]:
+    """While logged out, every path shows the login form under its own URL: the address bar keeps a deep link
+    (or a reloaded page), and the rerun after the login opens that page. An unknown path gets the form too,
+    not "Page not found"."""
+    paths = dict.fromkeys(["login", *(p.url_path for p in PAGES), *_requested_path()])
+    return [st.Page(login.render, title="Log in", icon=":material/login:", url_path=path, default=path == "login")
+            for path in paths]
+
+
+def _requested_path() -> list[str]:
+    """The page path in the browser's address bar (without server.baseUrlPath), when it is one segment."""
+    url = st.context.url
+    if not url:
+        return []
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    path = urlsplit(url).path.strip("/")
+    if base and (path == base or path.startswith(base + "/")):
+        path = path[len(base):].strip("/")
+    return [path] if re.fullmatch(r"[A-Za-z0-9_-]+", path) else []
 
 
 def run_page(key: str) -> None:

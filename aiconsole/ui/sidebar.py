@@ -10,7 +10,7 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
 from aiconsole.providers.emulation import emulator_url
-from aiconsole.ui import session
+from aiconsole.ui import browser_session, session
 from aiconsole.ui.widgets import say
 
 
@@ -44,3 +44,4 @@ def render(actor: Actor) -> None:
             session.log_out()
             st.rerun()
         say("caption", "aiconsole {}", __version__)
+        browser_session.sync()
