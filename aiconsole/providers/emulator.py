@@ -6,11 +6,12 @@ Tests, benchmarks and the offline demo point the real google-cloud-vision and go
   Gemini  POST /v1/models/<m>:generateContent              (genai.Client, HttpOptions(base_url=...))
           POST /v1beta/models/<m>:generateContent
 
-Labels are derived from the sha256 of the image bytes, so the same photo always gets the same labels and
-scores. Faults are drawn per request from one seeded generator: HTTP 429/500/503 at set rates, timeouts
-(the server holds the request for `timeout_s`, then answers 504), malformed answers, and for Gemini safety
-blocks. Every request is logged as (monotonic arrival time, path, status) so callers can measure the rate
-the server actually saw.
+Answers come from what is in the photo (emulated_model: the local object tagger's tags and descriptions,
+cached per image content); Gemini's follow the prompt's observable asks (tag limit, casing, language, JSON
+shape, wording), so the same photo and prompt always get the same labels and scores. Faults are drawn per
+request from one seeded generator: HTTP 429/500/503 at set rates, timeouts (the server holds the request
+for `timeout_s`, then answers 504), malformed answers, and for Gemini safety blocks. Every request is logged
+as (monotonic arrival time, path, status) so callers can measure the rate the server actually saw.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 from aiconsole.platform.errors import ValidationFailed
+from aiconsole.providers.emulated_model import answer_shape, gemini_labels, vision_labels
 from aiconsole.providers.pricing import gemini_image_tokens
 
 VISION_PATH = "/v1/images:annotate"
@@ -42,34 +44,11 @@ MALFORMED_MODES = ("mixed", "body", "text", "schema")
 # Vision Feature.Type numbers as the REST client sends them (it sends enums as integers).
 FEATURE_TYPES = {4: "LABEL_DETECTION", 19: "OBJECT_LOCALIZATION"}
 
-VOCABULARY = (
-    "animal", "architecture", "art", "automotive", "beach", "bicycle", "bird", "boat", "book", "bottle",
-    "bread", "bridge", "building", "bus", "cake", "camera", "car", "castle", "cat", "chair", "child",
-    "city", "cloud", "coast", "coffee", "computer", "crowd", "cup", "desk", "dog", "door", "dress",
-    "drink", "eyewear", "face", "fence", "field", "flower", "food", "forest", "fruit", "furniture",
-    "garden", "glass", "grass", "guitar", "hair", "hand", "hat", "highway", "hill", "horse", "house",
-    "ice", "insect", "interior design", "jacket", "jewelry", "keyboard", "kitchen", "lake", "lamp",
-    "landscape", "leaf", "light", "logo", "machine", "map", "meal", "metal", "mountain", "music",
-    "night", "ocean", "office", "painting", "paper", "park", "pattern", "people", "person", "pet",
-    "phone", "plant", "plate", "portrait", "rain", "river", "road", "rock", "roof", "room", "sand",
-    "screen", "sculpture", "shoe", "sign", "sky", "smile", "snow", "sport", "stadium", "street",
-    "sunlight", "sunset", "table", "text", "textile", "toy", "train", "tree", "truck", "umbrella",
-    "vehicle", "wall", "water", "wheel", "window", "wood",
-)
-
 _ERROR_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
                  500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 _ERROR_MESSAGE = {429: "Resource has been exhausted (e.g. check quota).", 500: "Internal error encountered.",
                   503: "The service is currently unavailable.",
                   504: "Deadline expired before operation could complete."}
-
-
-def emulated_labels(data: bytes) -> list[tuple[str, float]]:
-    """The (label, score) pairs the emulator answers for these image bytes, best first (deterministic)."""
-    rng = random.Random(hashlib.sha256(data).hexdigest())
-    labels = rng.sample(VOCABULARY, rng.randint(6, 12))
-    scores = sorted((round(rng.uniform(0.35, 0.99), 4) for _ in labels), reverse=True)
-    return list(zip(labels, scores, strict=True))
 
 
 def parse_latency_ms(text: str) -> tuple[float, float]:
@@ -330,7 +309,7 @@ def _vision_answer(request: dict[str, Any], malformed: str | None) -> tuple[int,
             kind = feature.get("type")
             kind = FEATURE_TYPES.get(kind, kind) if isinstance(kind, int) else kind
             limit = int(feature.get("maxResults") or 10)
-            pairs = emulated_labels(data)[:limit]
+            pairs = vision_labels(data)[:limit]
             if kind == "LABEL_DETECTION":
                 answer["labelAnnotations"] = [
                     {"mid": _mid(label), "description": label.capitalize(), "score": score, "topicality": score}
@@ -380,16 +359,16 @@ def _gemini_answer(model: str, request: dict[str, Any], malformed: str | None, *
                               "promptTokensDetails": details},
             "modelVersion": model,
         }).encode()
-    limit = 10_000
+    prompt = "\n".join(texts)
     schema = (request.get("generationConfig") or {}).get("responseSchema") or {}
-    if isinstance(schema.get("maxItems"), (int, str)):
-        limit = int(schema["maxItems"])
+    max_items = int(schema["maxItems"]) if isinstance(schema.get("maxItems"), (int, str)) else None
+    labels = gemini_labels(image, prompt, max_items=max_items)
     if malformed == "text":
-        text = "Sure! This photo shows: " + ", ".join(label for label, _ in emulated_labels(image)[:5])
+        text = "Sure! This photo shows: " + ", ".join(label for label, _ in labels[:5])
     elif malformed == "schema":
-        text = json.dumps([{"name": label, "score": "high"} for label, _ in emulated_labels(image)[:5]])
+        text = json.dumps([{"name": label, "score": "high"} for label, _ in labels[:5]])
     else:
-        text = json.dumps([{"label": label, "confidence": score} for label, score in emulated_labels(image)[:limit]])
+        text = answer_shape(prompt, schema).render(labels)
     output_tokens = math.ceil(len(text) / 4)
     answer: dict[str, Any] = {
         "candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP",

@@ -38,6 +38,9 @@ GRAPH_VERSION = 1  # bump when lite0_graph changes the graph it builds, so cache
 CROP_FRACTION = 224 / 256
 MEAN, STD = 127.0, 128.0
 MODEL_NAME = "efficientnet-lite0 (ImageNet-1k)"
+# Under this many pixels on the shorter side a photo shows nothing the model could name (upscaled to 224 it
+# answers noise), so it is not run: no object tags, and an 8-pixel test image costs no model time.
+MIN_SIDE = 32
 
 
 def weights_path() -> Path:
@@ -87,6 +90,8 @@ class Classification:
     def top_classes(self, k: int = 5) -> list[tuple[str, float]]:
         """The k most probable ImageNet classes as (readable name, probability)."""
         names = tag_table().class_labels
+        if not self.probabilities.any():
+            return []
         return [(names[i], round(float(self.probabilities[i]), 4)) for i in np.argsort(-self.probabilities)[:k]]
 
 
@@ -119,7 +124,10 @@ class ObjectTagger:
         return np.asarray(out[0])
 
     def classify(self, image: Image.Image, *, min_confidence: float = 0.1) -> Classification:
-        """The class probabilities of one image and its tags of at least `min_confidence`."""
+        """The class probabilities of one image and its tags of at least `min_confidence` (all zero and no
+        tags for an image under MIN_SIDE pixels on its shorter side)."""
+        if min(image.size) < MIN_SIDE:
+            return Classification(np.zeros(len(tag_table().class_labels), dtype=np.float32), ())
         probs = self.probabilities(preprocess(image))[0]
         return Classification(probs, tuple(object_tags(probs, min_confidence=min_confidence)))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 import socket
 import time
@@ -15,8 +14,9 @@ import pytest
 from PIL import Image
 
 from aiconsole.platform.errors import ProviderError
-from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
-from aiconsole.providers.emulator import EmulatorServer, emulated_labels
+from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings, make_tags
+from aiconsole.providers.emulated_model import Shape, gemini_labels
+from aiconsole.providers.emulator import EmulatorServer
 from aiconsole.providers.gemini import DEFAULT_PROMPT, GeminiProvider
 from aiconsole.providers.samples import sample_photo
 
@@ -53,13 +53,14 @@ def _flash_micros(inp: int, out: int) -> int:
 def test_labels_tokens_cost_and_what_was_sent(emulator: EmulatorServer) -> None:
     image = _input()
     result = _provider(emulator).analyze(image, _request(max_labels=4))
-    labels = emulated_labels(IMAGE_BYTES)
-    assert [(t.label, t.confidence) for t in result.tags] == [(lbl, pytest.approx(s)) for lbl, s in labels[:4]]
+    labels = gemini_labels(IMAGE_BYTES, PROMPT)  # the emulator's whole answer
+    expected = [(t.label, t.confidence) for t in make_tags(labels, max_labels=4)]
+    assert [(t.label, t.confidence) for t in result.tags] == [(lbl, pytest.approx(s)) for lbl, s in expected]
     assert result.provider == "gemini" and result.model == "gemini-2.5-flash" and result.units == 1
     tiles = math.ceil(image.width / 768) * math.ceil(image.height / 768)
     image_tokens = 258 if max(image.width, image.height) <= 384 else 258 * tiles
     assert result.input_tokens == image_tokens + 13
-    answer_text = json.dumps([{"label": lbl, "confidence": s} for lbl, s in labels])  # the emulator's whole answer
+    answer_text = Shape().render(labels)
     assert result.output_tokens == math.ceil(len(answer_text) / 4)
     assert result.cost_micros == _flash_micros(result.input_tokens, result.output_tokens)
     assert [s["step"] for s in result.trace] == ["request", "parse", "cost"]
@@ -193,5 +194,6 @@ def test_concurrent_calls_share_one_provider(emulator: EmulatorServer) -> None:
     images = [_input(sample_photo(name, v)) for name in ("coffee", "chelsea") for v in range(10)]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda i: provider.analyze(i, _request()), images))
-    assert [r.tags[0].label for r in results] == [emulated_labels(i.data)[0][0] for i in images]
+    assert [r.tags[0].label for r in results] == [make_tags(gemini_labels(i.data, PROMPT), max_labels=15)[0].label
+                                                  for i in images]
     assert len(emulator.request_log) == 20 and {s for _, _, s in emulator.request_log} == {200}

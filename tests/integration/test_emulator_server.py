@@ -17,7 +17,9 @@ import pytest
 from PIL import Image
 
 from aiconsole.platform.errors import ValidationFailed
-from aiconsole.providers.emulator import VOCABULARY, EmulatorServer, emulated_labels, parse_latency_ms
+from aiconsole.providers.emulated_model import gemini_labels, vision_labels
+from aiconsole.providers.emulator import EmulatorServer, parse_latency_ms
+from aiconsole.providers.samples import sample_photo
 
 pytest_plugins = ["emulator_fixture"]
 
@@ -43,12 +45,15 @@ def _conn(server: EmulatorServer, timeout: float = 10) -> http.client.HTTPConnec
     return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
 
 
-def test_labels_are_deterministic_per_image() -> None:
-    a, b = emulated_labels(_png((1, 2, 3))), emulated_labels(_png((1, 2, 4)))
-    assert a == emulated_labels(_png((1, 2, 3))) and a != b
-    for pairs in (a, b):
-        assert 6 <= len(pairs) <= 12 and len({lbl for lbl, _ in pairs}) == len(pairs)
-        assert all(lbl in VOCABULARY and 0.35 <= s <= 0.99 for lbl, s in pairs)
+def test_labels_follow_the_photos_content() -> None:
+    coffee, chelsea = vision_labels(sample_photo("coffee", 0)), vision_labels(sample_photo("chelsea", 0))
+    assert "espresso" in dict(coffee) and "cat" in dict(chelsea) and "cat" not in dict(coffee)
+    # Variant 12 is look 0 again with another JPEG comment: other bytes, the same pixels, the same labels.
+    assert sample_photo("coffee", 12) != sample_photo("coffee", 0)
+    assert vision_labels(sample_photo("coffee", 12)) == coffee
+    for pairs in (coffee, chelsea, vision_labels(_png())):
+        assert len(pairs) >= 3 and len({lbl for lbl, _ in pairs}) == len(pairs)
+        assert all(0 < s <= 1 for _, s in pairs)
         assert [s for _, s in pairs] == sorted((s for _, s in pairs), reverse=True)
 
 
@@ -56,7 +61,8 @@ def test_vision_answer_shape(emulator: EmulatorServer) -> None:
     status, body = _post(_conn(emulator), "/v1/images:annotate", VISION_BODY)
     assert status == 200
     labels = json.loads(body)["responses"][0]["labelAnnotations"]
-    assert [(x["description"].lower(), x["score"]) for x in labels] == emulated_labels(_png())[:3]
+    assert [(x["description"].lower(), x["score"]) for x in labels] == [(lbl.lower(), s)
+                                                                         for lbl, s in vision_labels(_png())[:3]]
     assert all(x["mid"].startswith("/m/0") for x in labels)
 
 
@@ -120,7 +126,7 @@ def test_gemini_path_versions(emulator: EmulatorServer) -> None:
         assert status == 200
         assert answer["usageMetadata"]["promptTokenCount"] == 258 + 10  # one small image + 40 characters
         labels = json.loads(answer["candidates"][0]["content"]["parts"][0]["text"])
-        assert [(x["label"], x["confidence"]) for x in labels] == emulated_labels(_png())
+        assert [(x["label"], x["confidence"]) for x in labels] == gemini_labels(_png(), "abcd" * 10)
 
 
 def test_stop_releases_held_requests_and_closes_the_port(emulator_factory) -> None:

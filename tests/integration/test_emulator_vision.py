@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from aiconsole.platform.errors import ProviderError
-from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
-from aiconsole.providers.emulator import EmulatorServer, emulated_labels
+from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings, make_tags
+from aiconsole.providers.emulated_model import vision_labels
+from aiconsole.providers.emulator import EmulatorServer
 from aiconsole.providers.google_vision import GoogleVisionProvider
 from aiconsole.providers.samples import sample_photo
 
@@ -42,12 +43,14 @@ def _error(provider: GoogleVisionProvider, request: AnalysisRequest | None = Non
 def test_labels_units_cost_and_what_was_sent(emulator: EmulatorServer) -> None:
     result = _provider(emulator).analyze(_input(), AnalysisRequest(model="builtin/latest", max_labels=5,
                                                                    month_units_before=1500))
-    expected = emulated_labels(IMAGE_BYTES)[:5]
+    answered = vision_labels(IMAGE_BYTES)[:5]  # what the emulator sends for maxResults 5
+    expected = [(t.label, t.confidence) for t in make_tags(answered, max_labels=5)]
     assert [(t.label, t.confidence) for t in result.tags] == [(lbl, pytest.approx(s)) for lbl, s in expected]
+    assert "cat" in dict(expected)  # chelsea
     assert result.provider == "google-vision" and result.model == "builtin/latest"
     assert result.units == 1 and result.cost_micros == 1500  # past the free tier: $1.50 per 1,000
     assert result.input_tokens == result.output_tokens == 0
-    assert result.raw_response["labelAnnotations"][0]["description"] == expected[0][0].capitalize()
+    assert result.raw_response["labelAnnotations"][0]["description"] == answered[0][0].capitalize()
     assert [s["step"] for s in result.trace] == ["request", "parse", "cost"]
     assert result.latency_ms >= 0 and result.trace[0]["endpoint"] == emulator.url
     sent = emulator.last_request

@@ -54,7 +54,7 @@ def test_next_photo_uses_new_prompt_model_and_thresholds(any_settings: Settings,
         s.add(v2)
         s.flush()
         v1_id, v2_id, prompt_id = v1.id, v2.id, v1.prompt_id
-    # Emulator confidences lie in 0.35..0.99: accept at 1.0 and reject below 0 sends every tag to review.
+    # Emulator confidences lie in 0.01..0.99: accept at 1.0 and reject below 0 sends every tag to review.
     version = save_rules(admin, rules=_rules(1.0, 0.0), expected_version=1)
 
     with InProcessWorker(concurrency=2, context_ttl_s=CONTEXT_TTL_S):
@@ -66,7 +66,7 @@ def test_next_photo_uses_new_prompt_model_and_thresholds(any_settings: Settings,
 
         version = switch_model(admin, provider="gemini", model="gemini-2.5-flash-lite", fallback_provider=None,
                                expected_version=version).version
-        save_rules(admin, rules=_rules(0.3, 0.3), expected_version=version)
+        save_rules(admin, rules=_rules(0.01, 0.01), expected_version=version)  # now every tag is accepted
         with service_session() as s:  # the prompt editor's "deploy": move the production label to v2
             s.execute(update(PromptLabel).where(PromptLabel.prompt_id == prompt_id, PromptLabel.label == "production")
                       .values(version_id=v2_id))

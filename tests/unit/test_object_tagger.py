@@ -142,3 +142,10 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
         fh.write(struct.pack("<q", 0))
     with pytest.raises(ConfigError, match="could not be read"):
         load_state_dict(path)
+
+
+def test_a_tiny_image_is_not_classified(tagger: ObjectTagger) -> None:
+    tiny = Image.new("RGB", (8, 8), (200, 30, 30))
+    found = tagger.classify(tiny)
+    assert found.tags == () and found.top_classes() == [] and not found.probabilities.any()
+    assert tagger.classify(tiny.resize((object_tagger.MIN_SIDE, 40))).top_classes(1)  # large enough: run
