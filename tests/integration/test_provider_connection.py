@@ -15,7 +15,7 @@ from aiconsole.control import provider_admin, provider_connection
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AiProcessingResult, Photo
-from aiconsole.platform.settings import Settings
+from aiconsole.platform.settings import Settings, get_settings
 from aiconsole.providers.emulator import EmulatorServer
 
 pytest_plugins = ["emulator_fixture"]
@@ -27,9 +27,14 @@ WRONG = "AIzaSyWrong-key-for-the-emulator_0123wxyz"[:39]
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The test settings with the admin's allow-list naming the emulators' host (plain http on loopback)."""
-    return settings.model_copy(update={"provider_host_allowlist": "http://127.0.0.1"})
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The test settings with the admin's allow-list naming the emulators' host (plain http on loopback), in
+    the environment too: the worker reads its own Settings, and gives a stored key only to allowed hosts."""
+    monkeypatch.setenv("AICONSOLE_PROVIDER_HOST_ALLOWLIST", "http://127.0.0.1")
+    get_settings.cache_clear()
+    allowed = get_settings()
+    assert allowed.provider_host_allowlist == "http://127.0.0.1" and allowed.data_dir == settings.data_dir
+    return allowed
 
 
 def _admin(org: int) -> Actor:
