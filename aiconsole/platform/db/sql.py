@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     CursorResult,
     Float,
-    Integer,
     Result,
     SQLColumnExpression,
     and_,
@@ -189,7 +189,7 @@ def grouped_percentiles(
         position = (n - 1) * literal(float(q), Float)
         wanted.append(and_(rn > position - 2, rn < position + 2))
     rows = session.execute(
-        select(ranked.c.g, rn.cast(Integer), n.cast(Integer), ranked.c.v)
+        select(ranked.c.g, rn.cast(BigInteger), n.cast(BigInteger), ranked.c.v)
         .where(or_(*wanted))
         .order_by(ranked.c.g, rn)
     ).all()
