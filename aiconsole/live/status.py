@@ -9,7 +9,10 @@ Where the figures come from:
   partial hours read from `ai_processing_results`, so every window is exact to the second
   (`aiconsole.pipeline.rollups.window_totals`, the figures the budget guard reads too);
 - the queue from `photos` (its status indexes) (`aiconsole.live.queue_stats`); provider health from the
-  last 15 minutes of results and the latest health check (`aiconsole.pipeline.health_report`).
+  last 15 minutes of results and the latest health check (`aiconsole.pipeline.health_report`);
+- each provider's circuit (and so the next probe of a circuit pause) from the organization's shared circuit
+  rows, which the workers write (`aiconsole.pipeline.circuits`): breakers live in the workers' memory, this
+  runs in the console.
 
 "Processed" means a result with tags: status completed or needs_review. Failed results are counted apart.
 """
@@ -25,7 +28,15 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from aiconsole.live import queue_stats as live_queue
-from aiconsole.pipeline.health_report import ProviderHealthReport, health_report, ordered_providers
+from aiconsole.pipeline import circuits
+from aiconsole.pipeline.config_row import CIRCUIT_OPEN
+from aiconsole.pipeline.health_report import (
+    CircuitView,
+    ProviderHealthReport,
+    circuit_view,
+    health_report,
+    ordered_providers,
+)
 from aiconsole.pipeline.rollups import Totals, sum_totals, window_totals
 from aiconsole.platform import cache
 from aiconsole.platform.clock import Clock, named_windows, org_clock
@@ -79,6 +90,9 @@ class StatusCards:
     paused: bool
     pause_reason: str | None
     paused_at: datetime | None
+    pause_kind: str | None = None
+    # A circuit pause: the circuit that paused it, with its next probe (None for other pauses).
+    paused_circuit: CircuitView | None = None
 
     @property
     def daily_budget_used(self) -> float | None:
@@ -180,6 +194,7 @@ class _Facts:
     config: PipelineConfig | None
     totals: dict[str, dict[str, Totals]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    circuit_rows: dict[str, circuits.Circuit] | None = None  # read when a part needs them
 
 
 def _facts(session: Session, organization_id: int, now: datetime | None, windows: Iterable[str],
@@ -191,7 +206,20 @@ def _facts(session: Session, organization_id: int, now: datetime | None, windows
                                  windows=named_windows(clock, windows))
     if counts:
         facts.counts = live_queue.queue_counts(session, organization_id=organization_id)
+    if config is not None and config.paused and config.pause_kind == CIRCUIT_OPEN:
+        facts.circuit_rows = circuits.latest(session, organization_id, now=clock.now)
     return facts
+
+
+def _paused_circuit(facts: _Facts) -> CircuitView | None:
+    """The circuit a circuit pause waits on: the active provider's if it is not closed, else any that is not."""
+    cfg = facts.config
+    if cfg is None or not cfg.paused or cfg.pause_kind != CIRCUIT_OPEN:
+        return None
+    records = facts.circuit_rows or {}
+    views = [circuit_view(p, records[p], now=facts.clock.now)
+             for p in [cfg.active_provider, *sorted(set(records) - {cfg.active_provider})] if p in records]
+    return next((v for v in views if v.state != "closed"), None)
 
 
 # ------------------------------------------------------------------------------------------ builders
@@ -222,6 +250,8 @@ def _build_status(facts: _Facts) -> StatusCards:
         paused=bool(cfg and cfg.paused),
         pause_reason=cfg.pause_reason if cfg and cfg.paused else None,
         paused_at=cfg.paused_at if cfg and cfg.paused else None,
+        pause_kind=cfg.pause_kind if cfg and cfg.paused else None,
+        paused_circuit=_paused_circuit(facts),
     )
 
 
@@ -317,7 +347,7 @@ def live_snapshot(*, organization_id: int, now: datetime | None = None,
                 queue=_build_queue(session, organization_id, facts),
                 cost=_build_cost(facts),
                 providers=health_report(session, organization_id=organization_id, clock=facts.clock,
-                                        config=facts.config),
+                                        config=facts.config, records=facts.circuit_rows),
             )
 
     if not use_cache or now is not None:

@@ -1,8 +1,13 @@
-"""Provider health as people see it: each provider's status, its last 15 minutes of traffic, its last check.
+"""Provider health as people see it: each provider's status, its last 15 minutes of traffic, its last check,
+and its circuit.
 
 A fresh health-check row (at most HEALTH_CHECK_FRESH old) decides a provider's status; without one, the
 share of its recent results that failed does (`health_status`, the same thresholds the worker's own health
-rows use). Live Status shows this report; the operator's health check records it.
+rows use). The circuit is the organization's shared one (`aiconsole.pipeline.circuits`, written by the
+workers whose breakers change it): closed, open until its next probe, or half-open while a probe is due or
+out; its failure rate is the one that opened it, or while closed the share of the workers' calls in the
+window that failed for the provider's sake. Live Status shows this report; the operator's health check
+records it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
+from aiconsole.pipeline import circuits
 from aiconsole.platform.clock import Clock, org_clock
 from aiconsole.platform.db.engine import org_session
 from aiconsole.platform.db.models import PROVIDERS, AiProcessingResult, AiProviderHealth, PipelineConfig, ProviderConfig
@@ -38,6 +44,20 @@ def health_status(*, error_rate: float, circuit: str) -> str:
 
 
 @dataclass(frozen=True)
+class CircuitView:
+    """A provider's circuit for the organization at the report's time."""
+
+    provider: str
+    state: str  # closed, open or half_open
+    failure_rate: float | None  # open: of the window that opened it; closed: of the workers' calls in the window
+    calls: int | None  # the calls that rate is of (None: not known)
+    next_probe_at: datetime | None  # open: when a worker may probe next
+    probing: str | None  # half_open: the worker whose probe is out (None: the probe is due)
+    since: datetime | None  # when the circuit last changed (None: not within circuits.LOOKBACK)
+    level: int  # consecutive opens without a real recovery: the open period is base x 2^level, capped
+
+
+@dataclass(frozen=True)
 class ProviderHealth:
     """One provider's health: status, where it came from, and its last 15 minutes of traffic."""
 
@@ -52,6 +72,7 @@ class ProviderHealth:
     last_check: datetime | None
     last_check_status: str | None
     last_check_response_ms: int | None
+    circuit: CircuitView
 
 
 @dataclass(frozen=True)
@@ -126,11 +147,47 @@ def _status(check: Any, *, results: int, error_rate: float | None, now: datetime
     return "unknown", "none"
 
 
-def health_report(session: Session, *, organization_id: int, clock: Clock,
-                  config: PipelineConfig | None) -> ProviderHealthReport:
-    """The report at `clock.now` in the caller's session (`config`: the organization's pipeline_config row)."""
+def _call_faults(session: Session, organization_id: int, now: datetime) -> dict[str, tuple[int, int]]:
+    """Per provider: (calls, provider faults) the workers reported over the health window."""
+    sums: dict[str, tuple[int, int]] = {}
+    for provider, details in session.execute(
+            select(AiProviderHealth.provider_name, AiProviderHealth.error_details)
+            .where(AiProviderHealth.organization_id == organization_id,
+                   AiProviderHealth.last_check > now - HEALTH_WINDOW, AiProviderHealth.last_check <= now,
+                   AiProviderHealth.error_details["source"].as_string() == "worker")):
+        calls, faults = sums.get(provider, (0, 0))
+        sums[provider] = (calls + int(details.get("calls") or 0), faults + int(details.get("failures") or 0))
+    return sums
+
+
+def circuit_view(provider: str, record: circuits.Circuit | None, *, now: datetime,
+                 calls: tuple[int, int] | None = None) -> CircuitView:
+    """How a provider's circuit reads at `now` from its newest record and (while closed) its recent calls."""
+    state = record.state_at(now) if record is not None else "closed"
+    if state == "closed":
+        n, faults = calls or (0, 0)
+        rate, count = (faults / n if n else None), n
+    else:
+        assert record is not None
+        rate, count = record.failure_rate, None
+    if record is None:
+        return CircuitView(provider=provider, state=state, failure_rate=rate, calls=count, next_probe_at=None,
+                           probing=None, since=None, level=0)
+    out = record.state == "half_open" and not record.probe_due(now)  # a claim that lapsed: the probe is due
+    return CircuitView(provider=provider, state=state, failure_rate=rate, calls=count,
+                       next_probe_at=record.next_probe_at if state == "open" else None,
+                       probing=record.worker if out else None, since=record.at, level=record.level)
+
+
+def health_report(session: Session, *, organization_id: int, clock: Clock, config: PipelineConfig | None,
+                  records: dict[str, circuits.Circuit] | None = None) -> ProviderHealthReport:
+    """The report at `clock.now` in the caller's session (`config`: the organization's pipeline_config row;
+    `records`: its circuits, when the caller read them already)."""
     now = clock.now
     traffic, latency = _traffic(session, organization_id, clock)
+    if records is None:
+        records = circuits.latest(session, organization_id, now=now)
+    faults = _call_faults(session, organization_id, now)
     report = []
     for provider in _used(session, organization_id, config, traffic):
         check = _latest_check(session, organization_id, provider, now)
@@ -144,6 +201,7 @@ def health_report(session: Session, *, organization_id: int, clock: Clock,
             last_check=check.last_check if check else None,
             last_check_status=check.status if check else None,
             last_check_response_ms=check.response_time_ms if check else None,
+            circuit=circuit_view(provider, records.get(provider), now=now, calls=faults.get(provider)),
         ))
     return ProviderHealthReport(as_of=now, window=HEALTH_WINDOW, providers=tuple(report))
 

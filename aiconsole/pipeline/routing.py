@@ -188,7 +188,7 @@ class CircuitBreaker:
         self._closed_at = now
         self._calls.clear()
         self._failures = 0
-        log.info("circuit breaker %s closed (on probation for %.0f s)", self.name, self.recovery_s)
+        log.info("circuit breaker %s closed (on probation for %.3g s)", self.name, self.recovery_s)
 
     def _open(self, now: float) -> None:
         # Opening again before a real recovery (from half-open, or on probation) doubles the period.
@@ -200,7 +200,7 @@ class CircuitBreaker:
         self._closed_at = None
         self._calls.clear()
         self._failures = 0
-        log.warning("circuit breaker %s opened for %.0f s (error rate %.0f%%)", self.name, self._open_for,
+        log.warning("circuit breaker %s opened for %.3g s (error rate %.0f%%)", self.name, self._open_for,
                     100 * self.last_error_rate)
 
 

@@ -308,9 +308,11 @@ class Worker:
             by_org[r.photo.organization_id].append(r)
         for org, items in by_org.items():
             self.report.released += q.release(worker_id=self.worker_id, photo_ids=[r.photo.id for r in items])
+            circuit = items[0].pause_kind == config_row.CIRCUIT_OPEN
+            if circuit and not self.health.circuit_opened(org, items[0].provider):
+                continue  # a probe elsewhere closed this circuit after this worker's breaker opened
             if config_row.auto_pause_org(org, kind=items[0].pause_kind, reason=items[0].reason):
                 log.warning("worker %s: paused organization %s: %s", self.worker_id, org, items[0].reason)
-            self.health.circuit_paused(org, items[0].provider)
 
     # ---------------------------------------------------------------------------------------- shutdown
 

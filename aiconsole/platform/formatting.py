@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from aiconsole.platform.money import format_usd
 
@@ -58,6 +59,20 @@ def ago(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never"
     return f"{duration(now - moment)} ago"
+
+
+def clock_time(moment: datetime | None, now: datetime, tz: str | None = None) -> str:
+    """'14:03:20 CEST (in 2 min)': a moment to the second in time zone `tz` (default UTC), with the date
+    when it is not today, and how far from `now` it is; '—' when unknown."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(ZoneInfo(tz) if tz else UTC)
+    same_day = local.date() == now.astimezone(local.tzinfo).date()
+    text = local.strftime("%H:%M:%S %Z" if same_day else "%Y-%m-%d %H:%M:%S %Z")
+    seconds = (moment - now).total_seconds()
+    if abs(seconds) < 1:
+        return f"{text} (now)"
+    return f"{text} (in {duration(seconds)})" if seconds > 0 else f"{text} ({duration(-seconds)} ago)"
 
 
 def signed(value: float | None, fmt: str = "{:+,.0f}") -> str | None:

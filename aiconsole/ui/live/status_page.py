@@ -9,6 +9,7 @@ import streamlit as st
 
 from aiconsole.charts.live import budget_chart, queue_status_chart, spend_by_provider_chart, throughput_chart
 from aiconsole.live import status as live_status
+from aiconsole.pipeline.health_report import CircuitView
 from aiconsole.platform import formatting as fmt
 from aiconsole.platform import health
 from aiconsole.platform.actor import Actor
@@ -21,6 +22,7 @@ STATUS_ICON = {"healthy": Markdown(":material/check_circle:"), "degraded": Markd
                "down": Markdown(":material/error:"), "unknown": Markdown(":material/help:"),
                "not_configured": Markdown(":material/remove:")}
 NO_ICON = Markdown("")
+CIRCUIT_LABEL = {"closed": "closed", "open": "open", "half_open": "half-open"}
 
 
 def toolbar() -> None:
@@ -63,7 +65,9 @@ def _live_panel(organization_id: int, every: int | None) -> None:
 def _status_cards(snap: live_status.LiveSnapshot) -> None:
     s = snap.status
     if s.paused:
-        say("error", "Processing is paused — {}", s.pause_reason or "no reason given", icon=":material/pause_circle:")
+        probe = _next_probe(s.paused_circuit, s.as_of, s.timezone)
+        say("error", "Processing is paused — {}{}", s.pause_reason or "no reason given",
+            f" {probe[0].upper()}{probe[1:]}." if probe else "", icon=":material/pause_circle:")
     row1 = st.columns(5)
     row1[0].metric("Processed today", f"{s.processed_today.value or 0:,}",
                    fmt.signed(s.processed_today.delta), border=True,
@@ -139,6 +143,28 @@ def _providers(snap: live_status.LiveSnapshot) -> None:
             say("caption", "latency p50 {} · p95 {}", fmt.ms(p.p50_latency_ms), fmt.ms(p.p95_latency_ms))
             say("caption", "last check: {}{}", fmt.ago(p.last_check, now),
                 f" ({p.last_check_status})" if p.last_check_status else "")
+            probe = _next_probe(p.circuit, now, snap.status.timezone)
+            say("caption", "circuit {} · {}{}", CIRCUIT_LABEL.get(p.circuit.state, p.circuit.state),
+                _circuit_failures(p.circuit), f" · {probe}" if probe else "")
+
+
+def _circuit_failures(c: CircuitView) -> str:
+    if c.failure_rate is None:
+        return "no calls in the last 15 min" if c.state == "closed" else "failure rate unknown"
+    if c.state == "closed":
+        return f"{fmt.pct(c.failure_rate)} of {c.calls or 0:,} calls failed (15 min)"
+    return f"opened at {fmt.pct(c.failure_rate, 0)} of recent calls failing"
+
+
+def _next_probe(c: CircuitView | None, now: datetime, tz: str) -> str:
+    """When the circuit's next probe goes out, for people ('' for a closed circuit)."""
+    if c is None or c.state == "closed":
+        return ""
+    if c.state == "open":
+        return f"next probe of {c.provider}: {fmt.clock_time(c.next_probe_at, now, tz)}"
+    if c.probing:
+        return f"a probe of {c.provider} is out now ({c.probing})"
+    return f"a probe of {c.provider} is due now"
 
 
 def _system() -> None:
