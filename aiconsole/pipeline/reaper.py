@@ -5,7 +5,9 @@ A photo with attempts left returns to pending; one that used the organization's 
 provider: the worker that held it is gone, and with it the record of which provider it was calling).
 The photo's earlier error stays in last_error after the lease message. Works in chunks of REAP_CHUNK
 photos, one transaction each; on PostgreSQL a worker reaps only while it holds REAPER_LOCK_KEY, so one
-worker reaps at a time (`reap_once`).
+worker reaps at a time (`reap_once`). A failed result row the database refuses fails no more than its own
+photo (with the reason ahead of the lease message): the chunk runs again row by row (`result_rows`), so the
+rest of it is reaped and nothing stays stuck in processing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from aiconsole.pipeline.queue import CONFIG, MAX_ERROR_CHARS, PHOTOS, write_session
-from aiconsole.pipeline.recording import write_results
+from aiconsole.pipeline.result_rows import again_row_by_row, write_results
 from aiconsole.platform.db.engine import get_service_engine
 from aiconsole.platform.db.sql import rowcount
 from aiconsole.platform.db.types import utcnow
@@ -63,15 +65,17 @@ def reap_expired(*, now: datetime | None = None, max_attempts_default: int = 3) 
         raise ValidationFailed(f"max_attempts_default is {max_attempts_default}; it must be at least 1.")
     now = now or utcnow()
     requeued = failed = 0
+    at = now
     while True:
-        chunk_requeued, chunk_failed, seen = _reap_chunk(now, max_attempts_default)
+        chunk_requeued, chunk_failed, seen = again_row_by_row(
+            lambda one_by_one: _reap_chunk(at, max_attempts_default, one_by_one), "reaper")
         requeued += chunk_requeued
         failed += chunk_failed
         if seen < REAP_CHUNK:
             return ReapReport(requeued=requeued, failed=failed)
 
 
-def _reap_chunk(now: datetime, max_attempts_default: int) -> tuple[int, int, int]:
+def _reap_chunk(now: datetime, max_attempts_default: int, one_by_one: bool) -> tuple[int, int, int]:
     p = PHOTOS.c
     max_attempts = func.coalesce(
         select(CONFIG.c.max_retries).where(CONFIG.c.organization_id == p.organization_id).scalar_subquery(),
@@ -103,11 +107,11 @@ def _reap_chunk(now: datetime, max_attempts_default: int) -> tuple[int, int, int
                         + previous, 1, MAX_ERROR_CHARS))
         ))
         if failed:
-            _record_failed(s, rows=failed, now=now)
+            _record_failed(s, rows=failed, now=now, one_by_one=one_by_one)
     return requeued, len(failed), len(ids)
 
 
-def _record_failed(session: Session, *, rows: Sequence[Row[Any]], now: datetime) -> None:
+def _record_failed(session: Session, *, rows: Sequence[Row[Any]], now: datetime, one_by_one: bool) -> None:
     """Failed result rows (and their rollups) for the photos given up on, in the reaper's transaction.
 
     `rows` carry id, organization_id, attempts, created_at, started_at and last_error of each photo.
@@ -133,4 +137,4 @@ def _record_failed(session: Session, *, rows: Sequence[Row[Any]], now: datetime)
             "trace": [{"step": "reaper", "outcome": "lease_expired", "attempts": r.attempts, "ms": ran_ms}],
             "worker_id": None, "created_at": now,
         })
-    write_results(session, results, {}, now=now)
+    write_results(session, results, {}, now=now, one_by_one=one_by_one)

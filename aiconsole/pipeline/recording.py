@@ -2,54 +2,31 @@
 
 In order: one UPDATE moves every photo this worker still holds (same lease owner, same attempt) to its new
 status and returns their ids; outcomes of photos it no longer holds are dropped, so a worker that lost its
-lease writes nothing. Then the result rows and their photo_tags (each tag's verdict from the org's rules):
-one statement on PostgreSQL, two bulk inserts on SQLite. Last the hourly rollup upsert
-(`ON CONFLICT ... DO UPDATE SET col = col + excluded.col`), so the one hot rollup row per org, hour and
-provider stays locked only until the commit right after it.
+lease writes nothing. Then the result rows, their photo_tags (each tag's verdict from the org's rules) and
+the hourly rollups, through `result_rows.write_results`, so the one hot rollup row per org, hour and
+provider stays locked only until the commit right after it. When the database refuses one row's values the
+transaction runs again row by row, and only that row's photo fails (see `result_rows`).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
-import orjson
-from sqlalchemy import Table, case, func, insert, literal, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import case, func, literal, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from aiconsole.pipeline.queue import PHOTOS, ClaimedPhoto, error_text, write_session
+from aiconsole.pipeline.result_rows import again_row_by_row, as_json, write_results
 from aiconsole.pipeline.rules import RuleSet
-from aiconsole.platform.db.models import (
-    LATENCY_BUCKETS_MS,
-    WAIT_BUCKETS_MS,
-    AiProcessingResult,
-    PhotoTag,
-    PipelineConfig,
-    ProcessingRollupHourly,
-)
-from aiconsole.platform.db.sql import floor_hour
+from aiconsole.platform.db.models import PipelineConfig
 from aiconsole.platform.db.types import UTCDateTime, utcnow
 from aiconsole.platform.errors import ProviderError, ValidationFailed
 
 if TYPE_CHECKING:
     from aiconsole.providers.base import ProviderResult
-
-RESULTS = cast(Table, AiProcessingResult.__table__)
-TAGS = cast(Table, PhotoTag.__table__)
-ROLLUPS = cast(Table, ProcessingRollupHourly.__table__)
-ROLLUP_KEY = ("organization_id", "hour", "ai_provider")
-_SUMS = ("results_count", "completed_count", "needs_review_count", "failed_count", "retry_count_sum", "tag_count",
-         "cost_micros", "input_tokens", "output_tokens", "units", "confidence_sum", "confidence_count",
-         "latency_ms_sum", "queue_wait_ms_sum",
-         *(f"latency_b{i}" for i in range(len(LATENCY_BUCKETS_MS) + 1)),
-         *(f"wait_b{i}" for i in range(len(WAIT_BUCKETS_MS) + 1)))
 
 
 @dataclass(frozen=True)
@@ -81,64 +58,15 @@ class Outcome:
 class RecordReport:
     """recorded: result rows written (successes and final failures); failed: final failures among them;
     retried: photos scheduled for another attempt; lost_lease: outcomes dropped because the lease was gone;
-    cost_micros: the cost of the recorded results."""
+    cost_micros: the cost of the recorded results; unrecordable: photos failed because the database refused
+    their result row (counted in failed; recorded counts the failed rows standing in for them)."""
 
     recorded: int
     lost_lease: int
     retried: int
     failed: int
     cost_micros: int
-
-
-def _bucket(value: int, bounds: Sequence[int]) -> int:
-    # Bucket i holds bounds[i-1] < value <= bounds[i]; len(bounds) is the open top bucket.
-    return bisect_left(bounds, value)
-
-
-class _Rollups:
-    """Per (org, hour, provider) sums of a batch, the same figures rollups.rollup_select computes in SQL."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[int, datetime, str], dict[str, Any]] = {}
-
-    def add(self, r: dict[str, Any], hour: datetime) -> None:
-        key = (r["organization_id"], hour, r["ai_provider"])
-        row = self.rows.get(key)
-        if row is None:
-            row = self.rows[key] = dict.fromkeys(_SUMS, 0)
-            row["confidence_sum"] = 0.0
-        row["results_count"] += 1
-        row[f"{r['status']}_count"] += 1
-        row["retry_count_sum"] += r["retry_count"]
-        row["tag_count"] += r["tag_count"]
-        row["cost_micros"] += r["api_cost_micros"]
-        row["input_tokens"] += r["input_tokens"]
-        row["output_tokens"] += r["output_tokens"]
-        row["units"] += r["units"]
-        if r["avg_confidence"] is not None:
-            row["confidence_sum"] += r["avg_confidence"]
-            row["confidence_count"] += 1
-        latency, wait = r["provider_response_time_ms"], r["queue_wait_time_ms"]
-        row["latency_ms_sum"] += latency
-        row["queue_wait_ms_sum"] += wait
-        row[f"latency_b{_bucket(latency, LATENCY_BUCKETS_MS)}"] += 1
-        row[f"wait_b{_bucket(wait, WAIT_BUCKETS_MS)}"] += 1
-
-    def upsert(self, session: Session) -> None:
-        if not self.rows:
-            return
-        # Sorted keys: two workers upserting the same rows lock them in the same order, never a deadlock.
-        values = [{"organization_id": k[0], "hour": k[1], "ai_provider": k[2], **self.rows[k]}
-                  for k in sorted(self.rows)]
-        session.execute(_rollup_upsert(session.get_bind().dialect.name), values)
-
-
-@lru_cache(maxsize=4)
-def _rollup_upsert(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (org, hour, provider) DO UPDATE SET col = col + excluded.col, built once per dialect."""
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(ROLLUPS)
-    return stmt.on_conflict_do_update(index_elements=[ROLLUPS.c[k] for k in ROLLUP_KEY],
-                                      set_={k: ROLLUPS.c[k] + stmt.excluded[k] for k in _SUMS})
+    unrecordable: int = 0
 
 
 def _rules(session: Session, organization_ids: set[int]) -> dict[int, RuleSet]:
@@ -236,83 +164,29 @@ RETURNING p.id
 """)
 
 
-def _as_json(rows: list[dict[str, Any]]) -> str:
-    # orjson: the recorder's JSON documents are a tenth of a worker's CPU with the standard library.
-    # Datetimes come out as RFC 3339; NaN cannot occur (Tag refuses it).
-    return orjson.dumps(rows).decode()
-
-
 def _fence(session: Session, worker_id: str, updates: list[_PhotoUpdate], now: datetime) -> set[int]:
     """Apply each photo's new state where this worker still holds it (owner and attempt); the ids it held."""
     if session.get_bind().dialect.name != "postgresql":
         return _fence_sqlite(session, worker_id, updates, now)
     return set(session.scalars(_PG_FENCE, {"now": now, "worker": worker_id,
-                                           "rows": _as_json([u.__dict__ for u in updates])}))
-
-
-@lru_cache(maxsize=8)
-def _pg_insert_results(names: tuple[str, ...], with_tags: bool) -> Any:
-    """Result rows from one JSON document; with_tags: their photo_tags too, in the same statement.
-
-    Each JSON row carries the result's columns plus `verdicts`, the review state of each of its tags in
-    order; the tags themselves are the result's own `tags` array, so they travel (and are parsed) once.
-    """
-    dialect = postgresql.dialect()
-    types = ", ".join(f"{n} {RESULTS.c[n].type.compile(dialect=dialect)}" for n in names)
-    cols = ", ".join(names)
-    rows = f"SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS j({types}, verdicts json)"
-    if not with_tags:
-        return text(f"INSERT INTO {RESULTS.name} ({cols}) SELECT {cols} FROM ({rows}) AS u")
-    return text(f"""
-WITH u AS MATERIALIZED ({rows}),
-r AS (INSERT INTO {RESULTS.name} ({cols}) SELECT {cols} FROM u RETURNING id, photo_id)
-INSERT INTO {TAGS.name} (organization_id, photo_id, result_id, label, confidence, source, review_state, created_at)
-SELECT u.organization_id, u.photo_id, r.id, e.tag ->> 'label', CAST(e.tag ->> 'confidence' AS double precision),
-       'ai', u.verdicts ->> CAST(e.i - 1 AS integer), u.created_at
-FROM u JOIN r ON r.photo_id = u.photo_id
-CROSS JOIN LATERAL jsonb_array_elements(u.tags) WITH ORDINALITY AS e(tag, i)
-ORDER BY u.photo_id, e.i
-""")
-
-
-def _insert_results(session: Session, results: list[dict[str, Any]], verdicts: dict[int, list[str]]) -> None:
-    """Insert result rows and, for each, one photo_tags row per tag with its verdict."""
-    if not results:
-        return
-    names = tuple(results[0])
-    if session.get_bind().dialect.name == "postgresql":
-        # One statement, one JSON parameter: psycopg would dump Python lists into arrays element by element
-        # in Python, while orjson runs in C; the SQL text is the same for every batch size.
-        doc = _as_json([{**r, "verdicts": verdicts.get(r["photo_id"], [])} for r in results])
-        session.execute(_pg_insert_results(names, bool(verdicts)), {"rows": doc})
-        return
-    returned = session.execute(insert(RESULTS).returning(RESULTS.c.id, RESULTS.c.photo_id), results)
-    ids = {int(photo_id): int(rid) for rid, photo_id in returned}
-    tags = [{"organization_id": r["organization_id"], "photo_id": r["photo_id"], "result_id": ids[r["photo_id"]],
-             "label": t["label"], "confidence": t["confidence"], "source": "ai", "review_state": v,
-             "created_at": r["created_at"]}
-            for r in results for t, v in zip(r["tags"], verdicts.get(r["photo_id"], []), strict=True)]
-    if tags:
-        session.execute(insert(TAGS), tags)
-
-
-def write_results(session: Session, results: list[dict[str, Any]], verdicts: dict[int, list[str]], *,
-                  now: datetime) -> None:
-    """Result rows, their tags (with each tag's verdict) and the hourly rollups of `now`, in the caller's session."""
-    _insert_results(session, results, verdicts)
-    rollups = _Rollups()
-    hour = floor_hour(now)
-    for r in results:
-        rollups.add(r, hour)
-    rollups.upsert(session)
+                                           "rows": as_json([u.__dict__ for u in updates])}))
 
 
 def record_batch(*, worker_id: str, outcomes: Sequence[Outcome], now: datetime | None = None) -> RecordReport:
-    """Record a batch of outcomes in one lease-fenced transaction: photos, results, tags, rollups."""
+    """Record a batch of outcomes in one lease-fenced transaction: photos, results, tags, rollups.
+
+    A row the database refuses fails its own photo only (`RecordReport.unrecordable`); any other database
+    error fails the whole batch, whose photos stay leased to the worker.
+    """
     if not outcomes:
         return RecordReport(recorded=0, lost_lease=0, retried=0, failed=0, cost_micros=0)
     _check(outcomes)
-    now = now or utcnow()
+    at = now or utcnow()
+    return again_row_by_row(lambda one_by_one: _record(worker_id, outcomes, at, one_by_one),
+                            f"worker {worker_id}: recording {len(outcomes)} outcomes")
+
+
+def _record(worker_id: str, outcomes: Sequence[Outcome], now: datetime, one_by_one: bool) -> RecordReport:
     with write_session() as s:
         rules = _rules(s, {o.photo.organization_id for o in outcomes})
         updates: list[_PhotoUpdate] = []
@@ -338,9 +212,11 @@ def record_batch(*, worker_id: str, outcomes: Sequence[Outcome], now: datetime |
         # Id order: concurrent writers to overlapping photos (a stale duplicate) lock them in the same order.
         updates.sort(key=lambda u: u.id)
         held = _fence(s, worker_id, updates, now)
-        results = [row for pid, row in rows.items() if pid in held]
-        write_results(s, results, {pid: v for pid, v in verdicts.items() if v and pid in held}, now=now)
-    return RecordReport(recorded=len(results), lost_lease=len(outcomes) - len(held),
+        written = write_results(s, [row for pid, row in rows.items() if pid in held],
+                                {pid: v for pid, v in verdicts.items() if v and pid in held},
+                                now=now, one_by_one=one_by_one)
+    failed = {r["photo_id"] for r in written.rows if r["status"] == "failed"} | set(written.unrecordable)
+    return RecordReport(recorded=len(written.rows), lost_lease=len(outcomes) - len(held),
                         retried=sum(1 for u in updates if u.status == "pending" and u.id in held),
-                        failed=sum(1 for r in results if r["status"] == "failed"),
-                        cost_micros=sum(r["api_cost_micros"] for r in results))
+                        failed=len(failed), cost_micros=sum(r["api_cost_micros"] for r in written.rows),
+                        unrecordable=len(written.unrecordable))

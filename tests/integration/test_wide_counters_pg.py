@@ -1,10 +1,14 @@
 """Waits longer than 24.8 days (2^31 ms) on PostgreSQL: a photo created 30 days ago is recorded with its true
 queue wait by the recorder, the reaper and a running worker, and its batch's other photos (another
-organization's included) are recorded beside it (issue 9 item 1)."""
+organization's included) are recorded beside it; a row PostgreSQL refuses fails its photo alone in a
+running worker, which calls the provider once per photo (issue 9 item 1)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import threading
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -16,10 +20,13 @@ from worker_processes import InProcessWorker, all_terminal, enqueue, make_org, w
 from aiconsole.admin import users
 from aiconsole.pipeline import reaper
 from aiconsole.pipeline.recording import RecordReport, record_batch
+from aiconsole.pipeline.worker import Worker, WorkerOptions
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AiProcessingResult, Photo, ProcessingRollupHourly
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.settings import Settings
+from aiconsole.providers.base import AnalysisRequest, ImageInput, Provider, ProviderResult, ProviderSettings
+from aiconsole.providers.registry import build_provider
 
 pytestmark = pytest.mark.postgres
 
@@ -102,3 +109,52 @@ def test_a_worker_records_a_photo_created_30_days_ago(pg_settings: Settings) -> 
     assert set(results) == set(ids + other_ids)
     assert all(r.status != "failed" for r in results.values()), {r.photo_id: r.error for r in results.values()}
     assert results[ids[0]].queue_wait_time_ms >= THIRTY_DAYS_MS > INT32_MAX
+
+
+class _CountingProvider:
+    """The real local provider, counting calls per photo; its answer for one photo names a model too long for
+    the model column (String(128)), which PostgreSQL refuses."""
+
+    def __init__(self, inner: Provider, poisoned_sha: str, calls: Counter[str], lock: threading.Lock) -> None:
+        self.name, self.inner, self.poisoned_sha, self.calls, self.lock = inner.name, inner, poisoned_sha, calls, lock
+
+    def analyze(self, image: ImageInput, request: AnalysisRequest) -> ProviderResult:
+        with self.lock:
+            self.calls[image.sha256] += 1
+        result = self.inner.analyze(image, request)
+        return dataclasses.replace(result, model="m" * 200) if image.sha256 == self.poisoned_sha else result
+
+
+def test_a_running_worker_fails_a_refused_row_alone_and_calls_the_provider_once_per_photo(
+        pg_settings: Settings) -> None:
+    org = make_org(provider="local", prompt=None)
+    other = make_org(provider="local", prompt=None)
+    ids = enqueue(org, 4, settings=pg_settings) + enqueue(other, 4, start=100, settings=pg_settings)
+    with service_session() as s:
+        shas = {int(i): str(h) for i, h in s.execute(select(Photo.id, Photo.sha256).where(Photo.id.in_(ids)))}
+    calls: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def factory(name: str, settings: ProviderSettings) -> Provider:
+        return _CountingProvider(build_provider(name, settings), shas[ids[1]], calls, lock)
+
+    # A short lease and a busy reaper: a batch that failed would be reaped and its photos called again.
+    worker = Worker("isolation-w", 4, 16, 2, 0.05, provider_factory=factory,
+                    options=WorkerOptions(install_signal_handlers=False, stop_timeout_s=10, reap_interval_s=0.5))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: all_terminal(org, 4) and all_terminal(other, 4), timeout_s=60,
+                   what="every photo recorded")
+    finally:
+        worker.stop()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    results = _results(ids)
+    bad = qt.photo(ids[1])
+    assert bad.status == "failed"
+    assert bad.last_error == "could not be recorded: value too long for type character varying(128)"
+    assert (results[ids[1]].status, results[ids[1]].error_kind) == ("failed", "unrecordable")
+    assert all(results[i].status != "failed" and qt.photo(i).status != "failed" for i in ids if i != ids[1])
+    assert set(results) == set(ids)
+    assert calls == Counter({shas[i]: 1 for i in ids})  # nobody's provider call was repeated
