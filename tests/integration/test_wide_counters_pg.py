@@ -6,15 +6,13 @@ running worker, which calls the provider once per photo (issue 9 item 1)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import threading
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from sqlalchemy import select, update
+from unit_helpers import load_unit_module
 from worker_processes import InProcessWorker, all_terminal, enqueue, make_org, wait_until
 
 from aiconsole.admin import users
@@ -30,22 +28,12 @@ from aiconsole.providers.registry import build_provider
 
 pytestmark = pytest.mark.postgres
 
-UNIT = Path(__file__).resolve().parent.parent / "unit"
 INT32_MAX = 2**31 - 1
 THIRTY_DAYS_MS = 30 * 86_400_000
 
 
-def _load(name: str) -> ModuleType:
-    # Shared helpers live with the unit tests; load them by path (tests/ is not a package).
-    spec = importlib.util.spec_from_file_location(f"{name}_helpers", UNIT / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-qt = _load("test_queue")
-rt = _load("test_recording")
+qt = load_unit_module("test_queue")
+rt = load_unit_module("test_recording")
 T0 = qt.T0
 
 

@@ -10,16 +10,14 @@ trigger (SQLite) that refuses one photo's rows.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import OperationalError
+from unit_helpers import load_unit_module
 
 from aiconsole.admin import users
 from aiconsole.pipeline import reaper
@@ -29,20 +27,8 @@ from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AiProcessingResult, Experiment, Photo, PhotoTag, ProcessingRollupHourly
 from aiconsole.platform.settings import Settings
 
-UNIT = Path(__file__).resolve().parent
-
-
-def _load(name: str) -> ModuleType:
-    # Shared helpers live with the other unit tests; load them by path (tests/ is not a package).
-    spec = importlib.util.spec_from_file_location(f"{name}_isolation_helpers", UNIT / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-qt = _load("test_queue")
-rt = _load("test_recording")
+qt = load_unit_module("test_queue")
+rt = load_unit_module("test_recording")
 T0 = qt.T0
 NOW = T0 + timedelta(hours=1, minutes=1)
 REASON = "could not be recorded: "
