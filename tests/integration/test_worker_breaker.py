@@ -28,8 +28,10 @@ from worker_processes import (  # noqa: E402 (tests/ is on sys.path through the 
 )
 
 pytestmark = pytest.mark.slow
-BREAKER = {"breaker_min_calls": 4, "breaker_window_s": 30, "breaker_open_s": 2.0, "breaker_error_rate": 0.5,
-           "retry_base_delay_s": 0.05, "retry_max_delay_s": 0.2}
+# A fixed open period (the cap at the base): these tests are about fallback, pause and recovery; the back-off
+# has its own (test_worker_breaker_backoff.py).
+BREAKER = {"breaker_min_calls": 4, "breaker_window_s": 30, "breaker_open_s": 2.0, "breaker_max_open_s": 2.0,
+           "breaker_error_rate": 0.5, "retry_base_delay_s": 0.05, "retry_max_delay_s": 0.2}
 
 
 def _results(org: int) -> list[AiProcessingResult]:
@@ -87,7 +89,7 @@ def test_without_fallback_the_org_pauses_itself_and_a_probe_resumes_it(
             return cfg
 
     with InProcessWorker(concurrency=2, batch_size=4, resume_check_interval_s=0.2,
-                         calls={**BREAKER, "breaker_open_s": 1.0}) as worker:
+                         calls={**BREAKER, "breaker_open_s": 1.0, "breaker_max_open_s": 1.0}) as worker:
         wait_until(lambda: config().paused, timeout_s=60, what="the automatic pause")
         reason = config().pause_reason or ""
         assert reason.startswith("Provider circuit open: gemini failed 100% of recent calls and no fallback")
