@@ -125,14 +125,15 @@ def all_terminal(org: int, total: int) -> bool:
     return sum(counts.get(s, 0) for s in TERMINAL) == total
 
 
-def start_workers(n: int, *, log_dir: Path, **config: Any) -> list[subprocess.Popen[bytes]]:
-    """Start `n` worker processes (this file as a script) with the current AICONSOLE_* environment."""
+def start_workers(n: int, *, log_dir: Path, env: dict[str, str] | None = None,
+                  **config: Any) -> list[subprocess.Popen[bytes]]:
+    """Start `n` worker processes (this file as a script) with the current AICONSOLE_* environment and `env`."""
     procs = []
     for i in range(n):
         cfg = {"worker_id": f"w{i}-{uuid.uuid4().hex[:6]}", **config}
         with open(log_dir / f"{cfg['worker_id']}.log", "wb") as log:  # the child keeps its own copy of the fd
             procs.append(subprocess.Popen([sys.executable, str(HERE), json.dumps(cfg)], stdout=log, stderr=log,
-                                          env=dict(os.environ), cwd=str(HERE.parent.parent)))
+                                          env={**os.environ, **(env or {})}, cwd=str(HERE.parent.parent)))
     return procs
 
 

@@ -32,7 +32,7 @@ from aiconsole.pipeline.rules import RuleSet, load_rules
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import get_engine, org_session
 from aiconsole.platform.db.models import Prompt, PromptVersion
-from aiconsole.platform.errors import NotFound, ProviderError, ValidationFailed
+from aiconsole.platform.errors import InfrastructureFault, NotFound, ProviderError, ValidationFailed
 from aiconsole.platform.formatting import usd
 from aiconsole.platform.settings import Settings, get_settings
 from aiconsole.prompts.render import PromptError, PromptSpec, prompt_values, render_prompt
@@ -314,6 +314,9 @@ def _execute(lab: _Lab, provider: str, model: str, prompt: _Prompt, rendered: st
                              rendered if sent else None, trace)
     except ProviderError as exc:
         return replace(run, error=RunError(exc.kind, exc.message, exc.hint, exc.retryable),
+                       total_ms=round((time.perf_counter() - started) * 1000))
+    except InfrastructureFault as exc:  # e.g. the shared rate limiter's Redis is down: nothing was sent
+        return replace(run, error=RunError("infrastructure", exc.message, exc.hint, True),
                        total_ms=round((time.perf_counter() - started) * 1000))
     finally:
         caller.drain_stats()  # tests are not worker traffic: nothing reports these stats, so none pile up

@@ -2,8 +2,10 @@
 
 `Caller.process` runs on the worker's call threads and returns what the recorder needs (an `Outcome`),
 or `Released` when no provider may be called at all (every circuit open, the provider disabled): the
-worker then gives the photo back untouched and pauses the organization with the reason. Every
-decision goes into the photo's trace with its timing.
+worker then gives the photo back untouched and pauses the organization with the reason. When Redis or
+the database fails (an `InfrastructureFault`, e.g. the shared rate limiter's Redis is down) it returns
+`Held`: that is nobody's photo's fault, so the worker gives it back without counting the attempt and
+waits for the fault to clear. Every decision goes into the photo's trace with its timing.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from aiconsole.pipeline.routing import (
     route,
 )
 from aiconsole.platform.db.types import utcnow
-from aiconsole.platform.errors import AiconsoleError, ProviderError
+from aiconsole.platform.errors import AiconsoleError, InfrastructureFault, ProviderError, infrastructure_fault
 from aiconsole.platform.settings import Settings
 from aiconsole.prompts.render import PromptError, PromptSpec, prompt_values, render_prompt
 from aiconsole.providers.base import AnalysisRequest, ImageInput, Provider, ProviderResult, ProviderSettings
@@ -69,6 +71,14 @@ class Released:
     reason: str
     provider: str
     pause_kind: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """A photo not processed because of `fault` (Redis, the database): given back, its attempt not counted."""
+
+    photo: ClaimedPhoto
+    fault: InfrastructureFault
 
 
 @dataclass(frozen=True)
@@ -187,7 +197,7 @@ class Caller:
         waited = time.perf_counter()
         try:
             got = self._limiter(org, setup).acquire(self.options.rate_limit_timeout_s)
-        except ProviderError:
+        except (ProviderError, InfrastructureFault):
             breaker.release()
             raise
         trace.append({"step": "rate_limit", "per_minute": setup.rate_limit_per_minute,
@@ -223,7 +233,8 @@ class Caller:
 
     # -- one photo ----------------------------------------------------------------------------------------
 
-    def process(self, photo: ClaimedPhoto, ctx: OrgContext, *, claimed_at: datetime) -> Outcome | Released:
+    def process(self, photo: ClaimedPhoto, ctx: OrgContext, *,
+                claimed_at: datetime) -> Outcome | Released | Held:
         """Run one claimed photo through the pipeline; never raises for a photo's own problems."""
         t0 = time.perf_counter()
         org = ctx.organization_id
@@ -300,6 +311,8 @@ class Caller:
             image = ImageInput(data=data, content_type=photo.content_type, width=photo.width, height=photo.height,
                                sha256=photo.sha256)
             result = self.call(ctx, decision, image, prompt, trace)
+        except InfrastructureFault as exc:  # raised by call() before any request went out; it freed the breaker
+            return Held(photo, exc)
         except ProviderError as exc:
             error = exc
         except AiconsoleError as exc:  # the photo's file or its prompt: trying again will not help
@@ -310,6 +323,9 @@ class Caller:
         except Exception as exc:
             if allowed:
                 self.breaker(org, decision.provider).release()
+            fault = infrastructure_fault(exc)
+            if fault is not None:
+                return Held(photo, fault)
             log.exception("photo %s failed unexpectedly", photo.id)
             error = ProviderError(f"Processing failed unexpectedly: {type(exc).__name__}: {str(exc)[:300]}",
                                   kind="internal", retryable=True, hint="This is a bug; please report it.")

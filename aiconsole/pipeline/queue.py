@@ -130,18 +130,22 @@ def claim_batch(*, worker_id: str, limit: int, lease_seconds: int, now: datetime
 
 
 def heartbeat(*, worker_id: str, hostname: str, pid: int, concurrency: int, processed: int,
-              status: str = "running", now: datetime | None = None) -> None:
-    """Insert or refresh this worker's row in `workers` (Live Status shows workers by their last heartbeat)."""
+              status: str = "running", last_error: str | None = None, now: datetime | None = None) -> None:
+    """Insert or refresh this worker's row in `workers` (Live Status shows workers by their last heartbeat).
+
+    `status` is running, unhealthy (then `last_error` says why) or stopped.
+    """
     now = now or utcnow()
     values = {"id": worker_id, "hostname": hostname[:255], "pid": pid, "concurrency": concurrency,
-              "status": status, "processed_count": processed, "started_at": now, "last_heartbeat_at": now}
+              "status": status, "processed_count": processed, "started_at": now, "last_heartbeat_at": now,
+              "last_error": last_error[:MAX_ERROR_CHARS] if last_error else None}
     with service_session() as s:
         insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
         stmt = insert(WORKERS).values(**values)
         s.execute(stmt.on_conflict_do_update(
             index_elements=[WORKERS.c.id],
             set_={k: stmt.excluded[k] for k in ("hostname", "pid", "concurrency", "status", "processed_count",
-                                                "last_heartbeat_at")},
+                                                "last_heartbeat_at", "last_error")},
         ))
 
 

@@ -4,6 +4,8 @@ Redis (the `limits` package's moving window) when AICONSOLE_REDIS_URL is set, so
 share one quota; in-process memory otherwise. A minute is enforced over the shortest whole-second window
 that expresses it exactly (600/min -> 10 per 1 s), so a minute's quota never goes out in one burst.
 Redis entries carry the workers' clock (time.time()): keep the machines' clocks in sync (NTP).
+A Redis that does not answer is an `InfrastructureFault`, not the photo's error: without it the limiter
+cannot vouch for the rate, so nothing is sent, and the worker holds its photos until `ping` succeeds.
 
 The in-process limiter reads and sleeps on a `Clock` (the system's by default), so tests drive it on
 simulated time instead of measuring a loaded machine's wall clock.
@@ -20,8 +22,9 @@ from typing import Any, Protocol
 from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
-from aiconsole.platform.errors import ProviderError, ValidationFailed
+from aiconsole.platform.errors import InfrastructureFault, ValidationFailed
 
 # Whole-second windows that divide a minute; the limiter picks the shortest exact one.
 _WINDOWS_S = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
@@ -114,6 +117,20 @@ class _Pacer:
 
 _redis_clients: dict[str, Any] = {}
 _pacers: dict[str, _Pacer] = {}
+
+
+def _redis_fault(who: str, exc: BaseException) -> InfrastructureFault:
+    return InfrastructureFault("Redis", f"{who} cannot use Redis ({type(exc).__name__}: {exc}).",
+                               hint="Check that Redis (AICONSOLE_REDIS_URL) is running; photos wait, no attempt "
+                                    "is counted.")
+
+
+def ping(redis_url: str) -> None:
+    """Check that the limiters' Redis answers; InfrastructureFault when it does not."""
+    try:
+        _redis_client(redis_url).ping()
+    except (RedisError, OSError) as exc:
+        raise _redis_fault("The shared rate limiter", exc) from exc
 
 
 def _redis_client(url: str) -> Any:
@@ -273,11 +290,8 @@ class RateLimiter:
                     return False
                 # A little jitter keeps waiting workers from all trying again at the same instant.
                 self._sleep(min(left, max(0.0, wait) + random.uniform(0.0002, 0.002)))
-        except Exception as exc:  # redis.ConnectionError and friends: the limiter cannot vouch for the rate
-            raise ProviderError(
-                f"The shared rate limiter for {self.provider} is unavailable ({type(exc).__name__}: {exc}).",
-                kind="connection", retryable=True,
-                hint="Check that Redis (AICONSOLE_REDIS_URL) is running; the photo will be retried.") from exc
+        except (RedisError, OSError) as exc:  # whatever Redis answers, the limiter cannot vouch for the rate
+            raise _redis_fault(f"The shared rate limiter for {self.provider}", exc) from exc
         finally:
             self._local.release()
 

@@ -4,12 +4,14 @@ The main thread claims whole batches (`queue.claim_batch`) and keeps up to `2 x 
 least two batches) in hand, so the call threads never wait for a claim. Call threads run `Caller.process` (variant,
 route, rate limit, provider, retry decision) and hand back outcomes; the main thread records them
 together (`recording.record_batch`: one lease-fenced transaction) once a batch is ready or
-`record_flush_s` has passed. Beside it:
+`record_flush_s` has passed. Beside it run `upkeep`'s heartbeat thread (the `workers` row, longer leases
+for every photo in hand) and maintenance thread (reaper, queue depth, provider health, lifting pauses).
 
-- a heartbeat thread: the `workers` row, and longer leases for every photo in hand;
-- a maintenance thread: the reaper (on PostgreSQL under an advisory lock, so one worker reaps at a time),
-  queue depth for Prometheus, provider health rows from this worker's calls every `health_interval_s`,
-  probes of providers whose circuit paused an organization, and lifting of budget pauses after midnight.
+Redis or the database failing (`faults`: an `InfrastructureFault`) is not the photos' fault: the worker
+claims nothing, gives back what it holds without counting the attempt (`Held`), keeps what it could not
+record for when the database answers, logs one line per change and per retry, heartbeats "unhealthy"
+with the reason, and resumes by itself once the probe of the failed part succeeds. A database that is
+down (or not migrated) at start is waited for the same way.
 
 SIGTERM/SIGINT (or `stop()`): no more claims; photos not started go back to the queue at once; calls in
 flight get `stop_timeout_s` to finish and be recorded; whatever is still running then is released too
@@ -22,34 +24,28 @@ SKIP LOCKED, results are fenced by the lease, rate limits are shared through Red
 from __future__ import annotations
 
 import logging
-import os
 import queue as stdlib_queue
 import signal
-import socket
 import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import FrameType
-from typing import Any
-
-from sqlalchemy import func, select
 
 from aiconsole.pipeline import config_row
 from aiconsole.pipeline import queue as q
 from aiconsole.pipeline.budget import BudgetGuard
-from aiconsole.pipeline.calls import Caller, CallOptions, ProviderFactory, Released
+from aiconsole.pipeline.calls import Caller, CallOptions, Held, ProviderFactory, Released
 from aiconsole.pipeline.context import ContextCache, OrgContext
+from aiconsole.pipeline.faults import FaultWatch, database_ready, probes
 from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.provider_health import HealthReporter
-from aiconsole.pipeline.reaper import reap_once
 from aiconsole.pipeline.recording import Outcome, RecordReport, record_batch
-from aiconsole.platform.db.engine import service_session
-from aiconsole.platform.db.models import Photo
+from aiconsole.pipeline.upkeep import Heartbeat, Maintenance
 from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.errors import infrastructure_fault
 from aiconsole.platform.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +63,8 @@ class WorkerOptions:
     idle_probe_interval_s: float = 900.0
     resume_check_interval_s: float = 10.0
     context_ttl_s: float = 5.0
+    infra_retry_s: float = 1.0  # first retry after Redis or the database failed; doubles each time
+    infra_max_retry_s: float = 30.0
     calls: CallOptions = field(default_factory=CallOptions)
     metrics_port: int | None = None
     metrics_addr: str = "127.0.0.1"
@@ -118,16 +116,26 @@ class Worker:
         self.health = HealthReporter(worker_id=worker_id, caller=self.caller, contexts=self.contexts,
                                      idle_probe_interval_s=self.options.idle_probe_interval_s)
         self.report = WorkerReport()
-        self.hostname = socket.gethostname()
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        # A fault going away or coming up makes the heartbeat write it at once.
+        self.faults = FaultWatch(worker_id, retry_s=self.options.infra_retry_s,
+                                 max_retry_s=self.options.infra_max_retry_s, on_change=lambda: self.heartbeat.wake())
+        self._probes = probes(self.settings.redis_url)
+        self.heartbeat = Heartbeat(worker_id, concurrency=concurrency, lease_seconds=lease_seconds,
+                                   interval_s=self.options.heartbeat_interval_s, faults=self.faults,
+                                   held_ids=self.held_ids, processed=lambda: self.report.recorded)
+        self.maintenance = Maintenance(worker_id, options=self.options,
+                                       breaker_open_s=self.options.calls.breaker_open_s, faults=self.faults,
+                                       health=self.health, budget=self.budget, metrics=self.metrics)
         self._held: dict[int, q.ClaimedPhoto] = {}
         self._tasks: stdlib_queue.Queue[tuple[q.ClaimedPhoto, OrgContext, datetime] | None] = stdlib_queue.Queue()
-        self._done: stdlib_queue.Queue[tuple[int, Outcome | Released]] = stdlib_queue.Queue()
+        self._done: stdlib_queue.Queue[tuple[int, Outcome | Released | Held]] = stdlib_queue.Queue()
         self._ready: list[Outcome] = []
         self._released: list[Released] = []
+        self._giving_back: list[int] = []  # photos to release uncounted, kept while the database is down
         self._ready_since: float | None = None
         # Photos in hand: enough that call threads never wait for a claim, and a batch being recorded while
         # the next one is processed.
@@ -142,6 +150,7 @@ class Worker:
         if self._stop.is_set():
             self._abort.set()
         self._stop.set()
+        self.heartbeat.stop()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.warning("worker %s: %s received, stopping (again to release everything now)", self.worker_id,
@@ -167,9 +176,15 @@ class Worker:
         if self.options.metrics_port is not None:
             port = self.metrics.serve(self.options.metrics_port, self.options.metrics_addr)
             log.info("worker %s: metrics on http://%s:%s/metrics", self.worker_id, self.options.metrics_addr, port)
-        self._beat("running")
-        threads = [threading.Thread(target=self._heartbeat_loop, name=f"{self.worker_id}-heartbeat", daemon=True),
-                   threading.Thread(target=self._maintenance_loop, name=f"{self.worker_id}-maint", daemon=True)]
+        try:
+            database_ready()
+        except Exception as exc:
+            if not self.faults.check(exc):
+                raise
+        self.heartbeat.beat()
+        threads = [threading.Thread(target=self.heartbeat.loop, name=f"{self.worker_id}-heartbeat", daemon=True),
+                   threading.Thread(target=self.maintenance.loop, args=(self._stop,), name=f"{self.worker_id}-maint",
+                                    daemon=True)]
         for t in threads:
             t.start()
         # Daemon call threads: a call still hanging after the stop timeout must not keep the process alive.
@@ -179,6 +194,9 @@ class Worker:
             t.start()
         try:
             while not self._stop.is_set():
+                if self.faults.down():
+                    self._ride_out()
+                    continue
                 claimed = self._claim()
                 self._collect(self.options.record_flush_s if self._held else 0.0)
                 self._flush(force=not self._held)
@@ -186,6 +204,7 @@ class Worker:
                     self._stop.wait(self.poll_interval_s)
         finally:
             self._shutdown()
+            self.heartbeat.stop()
             for _ in callers:
                 self._tasks.put(None)
             for t in threads:
@@ -203,19 +222,25 @@ class Worker:
         try:
             photos = q.claim_batch(worker_id=self.worker_id, limit=min(self.batch_size, room),
                                    lease_seconds=self.lease_seconds)
-        except Exception:
-            log.exception("worker %s: claim failed; retrying after the poll interval", self.worker_id)
-            self._stop.wait(self.poll_interval_s)
+        except Exception as exc:
+            if not self.faults.check(exc):
+                log.exception("worker %s: claim failed; retrying after the poll interval", self.worker_id)
+                self._stop.wait(self.poll_interval_s)
             return 0
         if not photos:
             return 0
         claimed_at = utcnow()
         self.report.claimed += len(photos)
-        contexts = self.contexts.ensure({p.organization_id for p in photos})
-        over = self._over_budget(contexts)
+        try:
+            contexts = self.contexts.ensure({p.organization_id for p in photos})
+            over = self._over_budget(contexts)
+        except Exception as exc:
+            if not self.faults.check(exc):
+                raise
+            self._give_back([p.id for p in photos])
+            return 0
         if over:
-            back = [p.id for p in photos if p.organization_id in over]
-            self.report.released += q.release(worker_id=self.worker_id, photo_ids=back)
+            self._give_back([p.id for p in photos if p.organization_id in over])
             photos = [p for p in photos if p.organization_id not in over]
         with self._lock:
             for photo in photos:
@@ -235,14 +260,22 @@ class Worker:
             with self._lock:
                 if photo.id not in self._held:
                     continue  # released (shutdown) before a thread got to it
+            fault = self.faults.current()
+            if fault is not None:  # no call while Redis or the database is down: the photo goes back uncounted
+                self._done.put((photo.id, Held(photo, fault)))
+                continue
             self._run_one(photo, ctx, claimed_at)
 
     def _run_one(self, photo: q.ClaimedPhoto, ctx: OrgContext, claimed_at: datetime) -> None:
         try:
-            out: Outcome | Released = self.caller.process(photo, ctx, claimed_at=claimed_at)
+            out: Outcome | Released | Held = self.caller.process(photo, ctx, claimed_at=claimed_at)
         except Exception as exc:  # Caller.process handles a photo's own problems; this is a bug in it
-            log.exception("worker %s: photo %s crashed its call thread", self.worker_id, photo.id)
-            out = self.caller.crash_outcome(photo, ctx, exc, claimed_at)
+            fault = infrastructure_fault(exc)
+            if fault is not None:
+                out = Held(photo, fault)
+            else:
+                log.exception("worker %s: photo %s crashed its call thread", self.worker_id, photo.id)
+                out = self.caller.crash_outcome(photo, ctx, exc, claimed_at)
         self._done.put((photo.id, out))
 
     def _collect(self, timeout_s: float) -> None:
@@ -256,17 +289,49 @@ class Worker:
                 items.append(self._done.get_nowait())
             except stdlib_queue.Empty:
                 break
+        held: list[Held] = []
         with self._lock:
             for photo_id, out in items:
                 if self._held.pop(photo_id, None) is None:
                     continue  # released during shutdown; its late answer is dropped
                 if isinstance(out, Released):
                     self._released.append(out)
+                elif isinstance(out, Held):
+                    held.append(out)
                 else:
                     self._ready.append(out)
             self.metrics.in_flight.set(len(self._held))
         if self._ready and self._ready_since is None:
             self._ready_since = time.monotonic()
+        for h in held:
+            self.faults.report(h.fault)
+        if held:
+            self._give_back([h.photo.id for h in held])
+
+    def _give_back(self, photo_ids: list[int]) -> None:
+        """Release photos with their attempt not counted; kept for later while the database is down."""
+        self._giving_back.extend(photo_ids)
+        if not self._giving_back or self.faults.down("database"):
+            return
+        try:
+            self.report.released += q.release(worker_id=self.worker_id, photo_ids=self._giving_back)
+        except Exception as exc:
+            if not self.faults.check(exc):
+                raise
+            return
+        self._giving_back = []
+
+    def _ride_out(self) -> None:
+        """A step while Redis or the database is down: hold photos, record what can be, probe when due."""
+        self._collect(0.05)
+        if not self.faults.down("database"):
+            self._give_back([])
+            self._flush(force=True)
+        wait = self.faults.wait_s()
+        if wait > 0:
+            self._stop.wait(min(wait, 0.2))
+        else:
+            self.faults.retry(self._probes)
 
     def _flush(self, *, force: bool) -> None:
         if self._released:
@@ -279,16 +344,24 @@ class Worker:
         batch, self._ready, self._ready_since = self._ready, [], None
         try:
             report = record_batch(worker_id=self.worker_id, outcomes=batch)
-        except Exception:
+        except Exception as exc:
+            if self.faults.check(exc):
+                # Recorded once the database answers; the lease fence drops any photo another worker took.
+                self._ready, self._ready_since = batch + self._ready, time.monotonic()
+                return
             # The photos stay leased to us until the reaper returns them; nothing is lost or doubled.
             log.exception("worker %s: recording %d outcomes failed", self.worker_id, len(batch))
             return
         self.report.add(report)
         self._count(batch, report)
-        for org in {o.photo.organization_id for o in batch if o.result is not None}:
-            ctx = self.contexts.known().get(org)
-            if ctx is not None and ctx.has_budget:
-                self.budget.check(org)
+        try:
+            for org in {o.photo.organization_id for o in batch if o.result is not None}:
+                ctx = self.contexts.known().get(org)
+                if ctx is not None and ctx.has_budget:
+                    self.budget.check(org)
+        except Exception as exc:
+            if not self.faults.check(exc):
+                raise
 
     def _count(self, batch: list[Outcome], report: RecordReport) -> None:
         # Per-outcome labels; when a lease was lost the recorder does not say whose, so the counts
@@ -307,12 +380,17 @@ class Worker:
         for r in released:
             by_org[r.photo.organization_id].append(r)
         for org, items in by_org.items():
-            self.report.released += q.release(worker_id=self.worker_id, photo_ids=[r.photo.id for r in items])
-            circuit = items[0].pause_kind == config_row.CIRCUIT_OPEN
-            if circuit and not self.health.circuit_opened(org, items[0].provider):
-                continue  # a probe elsewhere closed this circuit after this worker's breaker opened
-            if config_row.auto_pause_org(org, kind=items[0].pause_kind, reason=items[0].reason):
-                log.warning("worker %s: paused organization %s: %s", self.worker_id, org, items[0].reason)
+            try:
+                self.report.released += q.release(worker_id=self.worker_id, photo_ids=[r.photo.id for r in items])
+                circuit = items[0].pause_kind == config_row.CIRCUIT_OPEN
+                if circuit and not self.health.circuit_opened(org, items[0].provider):
+                    continue  # a probe elsewhere closed this circuit after this worker's breaker opened
+                if config_row.auto_pause_org(org, kind=items[0].pause_kind, reason=items[0].reason):
+                    log.warning("worker %s: paused organization %s: %s", self.worker_id, org, items[0].reason)
+            except Exception as exc:
+                if not self.faults.check(exc):
+                    raise
+                self._released.extend(items)  # again once the database answers (release and pause are idempotent)
 
     # ---------------------------------------------------------------------------------------- shutdown
 
@@ -328,8 +406,7 @@ class Worker:
         with self._lock:
             for pid in not_started:
                 self._held.pop(pid, None)
-        if not_started:
-            self.report.released += q.release(worker_id=self.worker_id, photo_ids=not_started)
+        self._give_back(not_started)
         deadline = time.monotonic() + (0.0 if self._abort.is_set() else self.options.stop_timeout_s)
         while self._held and not self._abort.is_set() and time.monotonic() < deadline:
             self._collect(min(0.1, max(0.0, deadline - time.monotonic())))
@@ -338,61 +415,12 @@ class Worker:
         leftover = self.held_ids()
         if leftover:
             # Still running after the timeout: give them back; their answers, if any, are dropped.
-            self.report.released += q.release(worker_id=self.worker_id, photo_ids=leftover)
             with self._lock:
                 self._held.clear()
-        self._beat("stopped")
+            self._give_back(leftover)
+        if self._giving_back or self._ready:
+            log.warning("worker %s: stopping with the database down: %d photos not given back, %d results not "
+                        "recorded; the reaper returns them when their leases expire", self.worker_id,
+                        len(self._giving_back), len(self._ready))
+        self.heartbeat.beat("stopped")
         log.info("worker %s stopped: %s", self.worker_id, self.report)
-
-    # ---------------------------------------------------------------------------------------- threads
-
-    def _beat(self, status: str) -> None:
-        try:
-            q.heartbeat(worker_id=self.worker_id, hostname=self.hostname, pid=os.getpid(),
-                        concurrency=self.concurrency, processed=self.report.recorded, status=status)
-        except Exception:
-            log.exception("worker %s: heartbeat failed", self.worker_id)
-
-    def _heartbeat_loop(self) -> None:
-        interval = self.options.heartbeat_interval_s or max(0.5, self.lease_seconds / 3)
-        while not self._stopped.wait(interval) and not self._stop.is_set():
-            self._beat("running")
-            ids = self.held_ids()
-            if ids:
-                try:
-                    q.extend_leases(worker_id=self.worker_id, photo_ids=ids, lease_seconds=self.lease_seconds)
-                except Exception:
-                    log.exception("worker %s: extending leases failed", self.worker_id)
-
-    def _maintenance_loop(self) -> None:
-        o = self.options
-        tasks: list[tuple[float, Callable[[], Any]]] = [
-            (o.reap_interval_s, reap_once), (o.queue_depth_interval_s, self._queue_depth),
-            (o.health_interval_s, self.health.write_health), (o.resume_check_interval_s, self._resume_paused)]
-        due = [time.monotonic() + min(1.0, every) for every, _ in tasks]
-        while not self._stop.wait(0.2):
-            now = time.monotonic()
-            for i, (every, task) in enumerate(tasks):
-                if now >= due[i]:
-                    due[i] = now + every
-                    try:
-                        task()
-                    except Exception:
-                        log.exception("worker %s: %s failed", self.worker_id, getattr(task, "__name__", task))
-
-    def _queue_depth(self) -> None:
-        with service_session() as s:
-            counts = dict(s.execute(select(Photo.status, func.count()).where(
-                Photo.status.in_(("pending", "processing"))).group_by(Photo.status)).all())
-        self.metrics.set_queue_depth({str(k): int(v) for k, v in counts.items()})
-
-    def _resume_paused(self) -> None:
-        with service_session() as s:
-            pauses = config_row.auto_resumable(s)
-        for org, kind, paused_at in pauses:
-            if kind == config_row.CIRCUIT_OPEN:
-                reopen = (paused_at or utcnow()) + timedelta(seconds=self.options.calls.breaker_open_s)
-                if utcnow() >= reopen:
-                    self.health.probe_circuit(org)
-            else:
-                self.budget.resume_if_clear(org)

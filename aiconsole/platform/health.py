@@ -52,6 +52,7 @@ class WorkerBeat:
     last_heartbeat_at: datetime
     seconds_since_heartbeat: float
     stale: bool
+    last_error: str | None = None  # why an 'unhealthy' worker cannot work (Redis or the database down)
 
 
 @dataclass(frozen=True)
@@ -211,16 +212,18 @@ def worker_beats(settings: Settings, *, now: datetime | None = None) -> list[Wor
                                     concurrency=w.concurrency, processed_count=w.processed_count,
                                     last_heartbeat_at=w.last_heartbeat_at,
                                     seconds_since_heartbeat=round(age, 1),
-                                    stale=age > settings.worker_stale_seconds))
+                                    stale=age > settings.worker_stale_seconds, last_error=w.last_error))
         return beats
 
 
 def check_workers(settings: Settings) -> CheckResult:
-    """At least one worker with a heartbeat newer than `worker_stale_seconds`; none running is degraded."""
+    """At least one worker with a heartbeat newer than `worker_stale_seconds`; none running is degraded, and so
+    is any worker reporting itself unhealthy (it holds its photos until Redis or the database answers)."""
     beats = worker_beats(settings)
     live = [b for b in beats if b.status != "stopped" and not b.stale]
     stale = [b for b in beats if b.status != "stopped" and b.stale]
-    details: dict[str, Any] = {"live": len(live), "stale": len(stale),
+    unhealthy = [b for b in live if b.status == "unhealthy"]
+    details: dict[str, Any] = {"live": len(live), "stale": len(stale), "unhealthy": len(unhealthy),
                                "stale_after_seconds": settings.worker_stale_seconds,
                                "workers": [asdict(b) for b in beats]}
     if not live:
@@ -234,6 +237,12 @@ def check_workers(settings: Settings) -> CheckResult:
     if stale:
         # Workers killed without a clean shutdown leave rows behind; they are listed, not alarming.
         message += f" {len(stale)} other(s) silent for more than {settings.worker_stale_seconds} s."
+    if unhealthy:
+        named = "; ".join(f"{b.id}: {mask_secrets(b.last_error or 'no reason given')}" for b in unhealthy[:3])
+        more = f" (and {len(unhealthy) - 3} more)" if len(unhealthy) > 3 else ""
+        message = (f"{len(unhealthy)} of {len(live)} worker(s) unhealthy, holding their photos until it clears: "
+                   f"{named}{more}. {message}")
+        return CheckResult(name="workers", status="degraded", message=message, details=details)
     return CheckResult(name="workers", status="healthy", message=message, details=details)
 
 

@@ -56,6 +56,27 @@ def test_stale_workers_do_not_count_as_running(settings: Settings) -> None:
     assert "1 worker(s) running" in check.message and "1 other(s) silent" in check.message
 
 
+def test_a_worker_reporting_itself_unhealthy_degrades_health_with_its_reason(any_settings: Settings) -> None:
+    from aiconsole.pipeline import queue
+
+    _worker(any_settings, "w-ok", age_seconds=1)
+    queue.heartbeat(worker_id="w-held", hostname="box-2", pid=7, concurrency=4, processed=3, status="unhealthy",
+                    last_error="Redis does not answer (ConnectionError: redis://:pw@10.0.0.9:6379 refused).")
+    check = health.system_health(settings=any_settings).check("workers")
+    assert check.status == "degraded" and (check.details["live"], check.details["unhealthy"]) == (2, 1)
+    assert check.message.startswith("1 of 2 worker(s) unhealthy, holding their photos until it clears: w-held: "
+                                    "Redis does not answer"), check.message
+    assert "pw@" not in check.message and "redis://:***@10.0.0.9" in check.message
+    [held] = [w for w in check.details["workers"] if w["id"] == "w-held"]
+    assert held["status"] == "unhealthy" and "Redis" in held["last_error"]
+
+    # Back to work: the next heartbeat clears the reason, and health with it.
+    queue.heartbeat(worker_id="w-held", hostname="box-2", pid=7, concurrency=4, processed=9)
+    check = health.system_health(settings=any_settings).check("workers")
+    assert check.status == "healthy" and check.details["unhealthy"] == 0
+    assert [w["last_error"] for w in check.details["workers"]] == [None, None]
+
+
 def test_unreachable_database_is_down_and_the_password_never_shows(settings: Settings) -> None:
     broken = settings.model_copy(update={"database_url": "postgresql+psycopg://aic:s3cr3t-pw@127.0.0.1:1/nowhere",
                                          "redis_url": "redis://:r3d1s-pw@127.0.0.1:1/0"})

@@ -11,7 +11,7 @@ import pytest
 
 from aiconsole.pipeline.rate_limit import RateLimiter, rate_window
 from aiconsole.pipeline.routing import CircuitBreaker, NoRouteAvailable, is_provider_fault, route
-from aiconsole.platform.errors import ProviderError, ValidationFailed
+from aiconsole.platform.errors import InfrastructureFault, ProviderError, ValidationFailed
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:
@@ -143,12 +143,12 @@ def test_scopes_do_not_share_a_quota() -> None:
     assert not a.acquire(0)
 
 
-def test_unreachable_redis_is_a_retryable_connection_error() -> None:
+def test_unreachable_redis_is_an_infrastructure_fault_not_the_photos() -> None:
     limiter = RateLimiter("gemini", 600, "redis://127.0.0.1:1/0", scope=uuid.uuid4().hex)
-    with pytest.raises(ProviderError) as err:
+    with pytest.raises(InfrastructureFault) as err:
         limiter.acquire(0.5)
-    assert err.value.kind == "connection" and err.value.retryable
-    assert "AICONSOLE_REDIS_URL" in str(err.value)
+    assert not isinstance(err.value, ProviderError) and err.value.component == "Redis"
+    assert "AICONSOLE_REDIS_URL" in str(err.value) and "ConnectionError" in str(err.value)
 
 
 # ------------------------------------------------------------------------------------- circuit breaker

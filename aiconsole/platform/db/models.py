@@ -521,6 +521,8 @@ class Worker(Base):
     processed_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     started_at: Mapped[datetime] = _created()
     last_heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow, index=True)
+    # Why the worker is 'unhealthy' (Redis or the database down); NULL while it works.
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditLog(Base):
