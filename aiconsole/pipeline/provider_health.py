@@ -224,7 +224,7 @@ class HealthReporter:
                 circuits.write(s, organization_id, provider, state="open", level=level, worker=self.worker_id,
                                now=now, failure_rate=claim.failure_rate, error_kind=kind,
                                next_probe_at=now + timedelta(seconds=wait))
-                log.warning("probe of %s for organization %s failed (%s); next probe in %.0f s", provider,
+                log.warning("probe of %s for organization %s failed (%s); next probe in %.3g s", provider,
                             organization_id, kind, wait)
                 self._mark(organization_id, provider, breaker.snapshot())
                 return False
