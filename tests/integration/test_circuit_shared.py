@@ -95,3 +95,20 @@ def test_workers_share_the_circuit_its_probe_and_its_back_off(any_settings: Sett
     again = _circuit(org)
     assert (again.state, again.level) == ("open", 2) and _paused(org)
     assert (again.next_probe_at - again.at).total_seconds() == pytest.approx(1.2, abs=0.02)  # type: ignore[operator]
+
+
+def test_a_breaker_that_opens_while_routing_to_a_fallback_is_written_once_per_change(any_settings: Settings) -> None:
+    org = make_org(provider="gemini", endpoint="http://127.0.0.1:9", fallback="local")
+    a = _worker("worker-a", any_settings)
+    breaker = a.caller.breaker(org, "gemini")
+    assert a.write_health() == 0  # nothing changed: a closed breaker is not news
+    breaker.record(False)
+    breaker.record(False)
+    assert a.write_health() == 1
+    opened = _circuit(org)
+    assert (opened.state, opened.level, opened.failure_rate, opened.worker) == ("open", 0, 1.0, "worker-a")
+    assert a.write_health() == 0  # still the same opening
+    time.sleep(0.35)
+    assert breaker.allow()
+    breaker.record(True)  # a photo's half-open probe closed it
+    assert a.write_health() == 1 and _circuit(org).state == "closed"
