@@ -42,7 +42,7 @@ class _Down:
 class FaultWatch:
     """Infrastructure faults of one worker; thread-safe, on `clock` (monotonic seconds)."""
 
-    def __init__(self, worker_id: str, *, retry_s: float = 1.0, max_retry_s: float = 30.0,
+    def __init__(self, worker_id: str, *, retry_s: float = 1.0, max_retry_s: float = 10.0,
                  clock: Callable[[], float] = time.monotonic, on_change: Callable[[], None] | None = None) -> None:
         if retry_s <= 0 or max_retry_s < retry_s:
             raise ValueError("retry_s must be > 0 and max_retry_s >= retry_s")

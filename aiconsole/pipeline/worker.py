@@ -64,7 +64,7 @@ class WorkerOptions:
     resume_check_interval_s: float = 10.0
     context_ttl_s: float = 5.0
     infra_retry_s: float = 1.0  # first retry after Redis or the database failed; doubles each time
-    infra_max_retry_s: float = 30.0
+    infra_max_retry_s: float = 10.0  # a probe every 10 s costs nothing and resumes soon after the fault ends
     calls: CallOptions = field(default_factory=CallOptions)
     metrics_port: int | None = None
     metrics_addr: str = "127.0.0.1"

@@ -238,7 +238,8 @@ def check_workers(settings: Settings) -> CheckResult:
         # Workers killed without a clean shutdown leave rows behind; they are listed, not alarming.
         message += f" {len(stale)} other(s) silent for more than {settings.worker_stale_seconds} s."
     if unhealthy:
-        named = "; ".join(f"{b.id}: {mask_secrets(b.last_error or 'no reason given')}" for b in unhealthy[:3])
+        named = "; ".join(f"{b.id}: {mask_secrets(b.last_error or 'no reason given').rstrip('.')}"
+                          for b in unhealthy[:3])
         more = f" (and {len(unhealthy) - 3} more)" if len(unhealthy) > 3 else ""
         message = (f"{len(unhealthy)} of {len(live)} worker(s) unhealthy, holding their photos until it clears: "
                    f"{named}{more}. {message}")
