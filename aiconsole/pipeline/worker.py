@@ -325,7 +325,6 @@ class Worker:
         """A step while Redis or the database is down: hold photos, record what can be, probe when due."""
         self._collect(0.05)
         if not self.faults.down("database"):
-            self._give_back([])
             self._flush(force=True)
         wait = self.faults.wait_s()
         if wait > 0:
@@ -334,6 +333,8 @@ class Worker:
             self.faults.retry(self._probes)
 
     def _flush(self, *, force: bool) -> None:
+        if self._giving_back:  # held while the database was down
+            self._give_back([])
         if self._released:
             self._release_unroutable()
         if not self._ready:

@@ -42,6 +42,14 @@ from worker_processes import (  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
+def _pg_admin_url() -> str:
+    from conftest import PG_URL
+
+    if not PG_URL:
+        pytest.skip("needs AICONSOLE_TEST_DATABASE_URL")
+    return PG_URL
+
+
 # Short back-off so a test outage of a few seconds ends within a second of Redis's return.
 FAULT_OPTIONS = {"infra_retry_s": 0.25, "infra_max_retry_s": 1.0}
 
@@ -134,11 +142,7 @@ def test_worker_holds_its_photos_while_redis_is_down_and_resumes_by_itself(
 def test_worker_waits_for_a_database_that_is_not_there_yet(
         settings: Settings, emulator_factory: Callable[..., EmulatorServer], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import PG_URL
-
-    if not PG_URL:
-        pytest.skip("needs AICONSOLE_TEST_DATABASE_URL")
-    admin_url = normalize_database_url(PG_URL)
+    admin_url = normalize_database_url(_pg_admin_url())
     name = f"aict_late_{uuid.uuid4().hex[:10]}"
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     [proc] = start_workers(1, log_dir=tmp_path, env={"AICONSOLE_DATABASE_URL": url}, concurrency=2, batch_size=4,
@@ -174,3 +178,40 @@ def test_worker_waits_for_a_database_that_is_not_there_yet(
     assert any("does not exist" in line for line in waits), waits
     assert any("migration" in line for line in waits), waits
     assert "database available again" in log, log[-3000:]
+
+
+@pytest.mark.postgres
+def test_database_outage_mid_run_holds_results_and_resumes(
+        pg_settings: Settings, emulator_factory: Callable[..., EmulatorServer], tmp_path: Path) -> None:
+    """The database refuses every connection for ~5 s mid-run: nothing fails, every photo ends with one result."""
+    assert pg_settings.database_url
+    name = pg_settings.database_url.rsplit("/", 1)[1]
+    emulator = emulator_factory(latency_ms=(20, 40))
+    org = make_org(provider="google-vision", endpoint=emulator.url, rate_per_minute=1200)
+    ids = enqueue(org, 80, settings=pg_settings)
+    [proc] = start_workers(1, log_dir=tmp_path, concurrency=4, batch_size=8, lease_seconds=60, poll_interval_s=0.1,
+                           heartbeat_interval_s=0.5, **FAULT_OPTIONS)
+    wid = worker_id_of(proc)
+    admin = create_engine(normalize_database_url(_pg_admin_url()), isolation_level="AUTOCOMMIT")
+    try:
+        wait_until(lambda: _done(org) >= 10, timeout_s=60, what="some photos done")
+        dispose_engines()  # this process's pooled connections would be cut too
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                         {"d": name})
+        time.sleep(5)
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        wait_until(lambda: all_terminal(org, len(ids)), timeout_s=90, what="every photo processed")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+        assert stop_workers([proc]) == [0]
+    per_photo = results_per_photo(org)
+    assert Counter(per_photo.values()) == {1: len(ids)} and set(per_photo) == set(ids)
+    assert status_counts(org).get("failed", 0) == 0 and _attempts(org) == Counter({1: len(ids)})
+    log = (tmp_path / f"{wid}.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert "database unavailable" in log and "database available again" in log, log[-3000:]
