@@ -34,6 +34,17 @@ def test_cards_charts_and_health_render(app_as) -> None:  # type: ignore[no-unty
     assert "System health" in [s.value for s in at.subheader]
 
 
+def test_system_health_names_a_worker_holding_its_photos(app_as) -> None:  # type: ignore[no-untyped-def]
+    from aiconsole.pipeline import queue
+
+    queue.heartbeat(worker_id="w-held", hostname="box", pid=7, concurrency=4, processed=0, status="unhealthy",
+                    last_error="Redis does not answer (ConnectionError: refused).")
+    at = app_as("viewer")
+    captions = [shown(c.value) for c in at.caption]
+    assert any(c.startswith("1 of 1 worker(s) unhealthy") and "w-held: Redis does not answer" in c
+               for c in captions), captions
+
+
 def test_viewer_cannot_act(app_as) -> None:  # type: ignore[no-untyped-def]
     at = app_as("viewer")
     for key in ("pause", "retry_failed", "requeue_stuck", "health_check"):
