@@ -91,7 +91,8 @@ class ZeroProvider:
 
 def _child(mode: str, worker_id: str, concurrency: int, batch: int) -> None:
     """One worker process (run by the benchmark as `bench_queue.py --child ...`)."""
-    from aiconsole.pipeline.worker import Worker, WorkerOptions
+    from aiconsole.pipeline.worker import Worker
+    from aiconsole.pipeline.worker_config import WorkerOptions
 
     options = WorkerOptions(stop_timeout_s=10, reap_interval_s=60, health_interval_s=3600, queue_depth_interval_s=3600)
     factory = (lambda _name, _settings: ZeroProvider()) if mode == "zero" else None

@@ -162,7 +162,8 @@ def _main(raw: str) -> None:
     import logging
 
     from aiconsole.pipeline.calls import CallOptions
-    from aiconsole.pipeline.worker import Worker, WorkerOptions
+    from aiconsole.pipeline.worker import Worker
+    from aiconsole.pipeline.worker_config import WorkerOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = json.loads(raw)
@@ -186,7 +187,8 @@ class InProcessWorker:
         import threading
 
         from aiconsole.pipeline.calls import CallOptions
-        from aiconsole.pipeline.worker import Worker, WorkerOptions
+        from aiconsole.pipeline.worker import Worker
+        from aiconsole.pipeline.worker_config import WorkerOptions
 
         calls = CallOptions(**options.pop("calls", {}))
         self.worker = Worker(f"inproc-{uuid.uuid4().hex[:6]}", concurrency, batch_size, lease_seconds,

@@ -147,7 +147,8 @@ def worker(
 
     Run more workers (on more machines, against one PostgreSQL) to go faster.
     """
-    from aiconsole.pipeline.worker import Worker, WorkerOptions
+    from aiconsole.pipeline.worker import Worker
+    from aiconsole.pipeline.worker_config import WorkerOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()

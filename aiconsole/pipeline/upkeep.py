@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -28,26 +28,12 @@ from aiconsole.pipeline.faults import FaultWatch
 from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.provider_health import HealthReporter
 from aiconsole.pipeline.reaper import reap_once
+from aiconsole.pipeline.worker_config import WorkerOptions
 from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import Photo
 from aiconsole.platform.db.types import utcnow
 
 log = logging.getLogger(__name__)
-
-
-class UpkeepOptions(Protocol):
-    """The intervals upkeep reads (the worker's WorkerOptions has them)."""
-
-    @property
-    def heartbeat_interval_s(self) -> float | None: ...
-    @property
-    def reap_interval_s(self) -> float: ...
-    @property
-    def queue_depth_interval_s(self) -> float: ...
-    @property
-    def health_interval_s(self) -> float: ...
-    @property
-    def resume_check_interval_s(self) -> float: ...
 
 
 class Heartbeat:
@@ -110,7 +96,7 @@ class Heartbeat:
 class Maintenance:
     """The periodic tasks: reaper (PostgreSQL: one worker at a time), queue depth, health, pauses to lift."""
 
-    def __init__(self, worker_id: str, *, options: UpkeepOptions, breaker_open_s: float, faults: FaultWatch,
+    def __init__(self, worker_id: str, *, options: WorkerOptions, breaker_open_s: float, faults: FaultWatch,
                  health: HealthReporter, budget: BudgetGuard, metrics: WorkerMetrics) -> None:
         self.worker_id = worker_id
         self.breaker_open_s = breaker_open_s

@@ -30,66 +30,26 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from types import FrameType
 
 from aiconsole.pipeline import config_row
 from aiconsole.pipeline import queue as q
 from aiconsole.pipeline.budget import BudgetGuard
-from aiconsole.pipeline.calls import Caller, CallOptions, Held, ProviderFactory, Released
+from aiconsole.pipeline.calls import Caller, Held, ProviderFactory, Released
 from aiconsole.pipeline.context import ContextCache, OrgContext
 from aiconsole.pipeline.faults import FaultWatch, database_ready, probes
 from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.provider_health import HealthReporter
 from aiconsole.pipeline.recording import Outcome, RecordReport, record_batch
 from aiconsole.pipeline.upkeep import Heartbeat, Maintenance
+from aiconsole.pipeline.worker_config import WorkerOptions, WorkerReport
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import infrastructure_fault
 from aiconsole.platform.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class WorkerOptions:
-    """Intervals and limits of a worker beyond the basic shape (concurrency, batch, lease, poll)."""
-
-    stop_timeout_s: float = 30.0
-    record_flush_s: float = 0.1
-    heartbeat_interval_s: float | None = None  # default: a third of the lease
-    reap_interval_s: float = 15.0
-    queue_depth_interval_s: float = 10.0
-    health_interval_s: float = 60.0
-    idle_probe_interval_s: float = 900.0
-    resume_check_interval_s: float = 10.0
-    context_ttl_s: float = 5.0
-    infra_retry_s: float = 1.0  # first retry after Redis or the database failed; doubles each time
-    infra_max_retry_s: float = 10.0  # a probe every 10 s costs nothing and resumes soon after the fault ends
-    calls: CallOptions = field(default_factory=CallOptions)
-    metrics_port: int | None = None
-    metrics_addr: str = "127.0.0.1"
-    install_signal_handlers: bool = True
-
-
-@dataclass
-class WorkerReport:
-    """What a worker did between start and stop."""
-
-    claimed: int = 0
-    recorded: int = 0
-    retried: int = 0
-    failed: int = 0
-    lost_lease: int = 0
-    released: int = 0
-    cost_micros: int = 0
-
-    def add(self, r: RecordReport) -> None:
-        """Add one record_batch report."""
-        self.recorded += r.recorded
-        self.retried += r.retried
-        self.failed += r.failed
-        self.lost_lease += r.lost_lease
-        self.cost_micros += r.cost_micros
 
 
 class Worker:

@@ -18,7 +18,8 @@ from worker_processes import InProcessWorker, all_terminal, enqueue, make_org, w
 from aiconsole.admin import users
 from aiconsole.pipeline import reaper
 from aiconsole.pipeline.recording import RecordReport, record_batch
-from aiconsole.pipeline.worker import Worker, WorkerOptions
+from aiconsole.pipeline.worker import Worker
+from aiconsole.pipeline.worker_config import WorkerOptions
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AiProcessingResult, Photo, ProcessingRollupHourly
 from aiconsole.platform.db.types import utcnow
