@@ -35,10 +35,13 @@ def test_cards_charts_and_health_render(app_as) -> None:  # type: ignore[no-unty
 
 
 def test_system_health_names_a_worker_holding_its_photos(app_as) -> None:  # type: ignore[no-untyped-def]
+    import streamlit as st
+
     from aiconsole.pipeline import queue
 
     queue.heartbeat(worker_id="w-held", hostname="box", pid=7, concurrency=4, processed=0, status="unhealthy",
                     last_error="Redis does not answer (ConnectionError: refused).")
+    st.cache_data.clear()  # the page caches system health for 10 s; an earlier test of this module filled it
     at = app_as("viewer")
     captions = [shown(c.value) for c in at.caption]
     assert any(c.startswith("1 of 1 worker(s) unhealthy") and "w-held: Redis does not answer" in c

@@ -7,6 +7,7 @@ tracebacks), reports itself unhealthy in its heartbeat (hence in system health) 
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections import Counter
@@ -43,11 +44,11 @@ from worker_processes import (  # noqa: E402
 pytestmark = pytest.mark.slow
 
 def _pg_admin_url() -> str:
-    from conftest import PG_URL
-
-    if not PG_URL:
+    # Read the environment, not `conftest`: in a whole-suite run that name is another directory's conftest.
+    url = os.environ.get("AICONSOLE_TEST_DATABASE_URL")
+    if not url:
         pytest.skip("needs AICONSOLE_TEST_DATABASE_URL")
-    return PG_URL
+    return url
 
 
 # Short back-off so a test outage of a few seconds ends within a second of Redis's return.

@@ -29,8 +29,10 @@ except SystemExit as exc:
     if exc.code not in (0, None):
         raise
 import concurrent.futures, psycopg, redis, sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
+# A sibling bench_* script may be imported (shared set-up); anything else from the folder shadows a module.
 print("FROM-BENCHMARKS", sorted(name for name, module in sys.modules.items()
-                                if Path(getattr(module, "__file__", None) or "/").resolve().parent == script.parent))
+                                if Path(getattr(module, "__file__", None) or "/").resolve().parent == script.parent
+                                and not name.startswith("bench_")))
 """
 
 
