@@ -10,22 +10,20 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from pg_databases import database
+from sqlalchemy import Engine
 
 from aiconsole.platform.db import dispose_engines, get_engine
 from aiconsole.platform.migrate import upgrade
-from aiconsole.platform.settings import Settings, get_settings, normalize_database_url
+from aiconsole.platform.settings import Settings, get_settings
 
 # The Vision/Gemini wire emulator fixtures (`emulator`, `emulator_factory`) for every test directory.
 pytest_plugins = ["emulator_fixture"]
 
-PG_URL = os.environ.get("AICONSOLE_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("AICONSOLE_TEST_REDIS_URL")
 
 
@@ -81,35 +79,10 @@ def engine(settings: Settings) -> Engine:
     return get_engine(settings)
 
 
-def _pg_admin_url() -> str:
-    if not PG_URL:
-        pytest.skip("PostgreSQL tests need AICONSOLE_TEST_DATABASE_URL")
-    return normalize_database_url(PG_URL)
-
-
-@contextmanager
-def _database(*, template: str | None = None, prefix: str = "aict_") -> Iterator[tuple[str, str]]:
-    """A uniquely named PostgreSQL database (a copy of `template` when given), dropped WITH (FORCE)
-    afterwards: (name, url)."""
-    admin_url = _pg_admin_url()
-    name = f"{prefix}{uuid.uuid4().hex[:12]}"
-    copy_of = f' TEMPLATE "{template}"' if template else ""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"{copy_of}'))
-    try:
-        yield name, admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database (created and dropped around the test)."""
-    with _database() as (_, url):
+    with database() as (_, url):
         yield url
 
 
@@ -123,7 +96,7 @@ def pg_db_url(pg_settings: Settings) -> str:
 @pytest.fixture(scope="session")
 def _pg_template() -> Iterator[str]:
     """A PostgreSQL database migrated to head once per session, the template of every `pg_settings` database."""
-    with _database(prefix="aict_template_") as (name, url):
+    with database(prefix="aict_template_") as (name, url):
         upgrade(url)
         dispose_engines()  # CREATE DATABASE ... TEMPLATE needs the template free of connections
         yield name
@@ -132,7 +105,7 @@ def _pg_template() -> Iterator[str]:
 @pytest.fixture
 def pg_settings(_pg_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Settings pointed at a fresh, migrated PostgreSQL database (a copy of the session's template)."""
-    with _database(template=_pg_template) as (_, url):
+    with database(template=_pg_template) as (_, url):
         _own_environment(monkeypatch, tmp_path / "data", AICONSOLE_DATABASE_URL=url)
         try:
             yield get_settings()

@@ -7,22 +7,19 @@ with the database.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import pytest
+import pg_databases
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from aiconsole.platform.db.engine import make_engine
 from aiconsole.platform.db.roles import role_setup_statements
 from aiconsole.platform.migrate import upgrade
-from aiconsole.platform.settings import normalize_database_url
 
-PG_URL = os.environ.get("AICONSOLE_TEST_DATABASE_URL")
 # How the roles meet the schema: set up on an empty database and migrated as the service role, or set up
 # on a database a superuser migrated earlier (every table is handed over to the service role).
 KINDS = ("fresh", "adopted")
@@ -43,12 +40,6 @@ class TwoRoles:
     admin: Engine
 
 
-def _admin_url() -> str:
-    if not PG_URL:
-        pytest.skip("PostgreSQL tests need AICONSOLE_TEST_DATABASE_URL")
-    return normalize_database_url(PG_URL)
-
-
 def set_up_roles(admin: Engine, console_role: str, service_role: str) -> None:
     """Run the documented role script on `admin`'s database."""
     with admin.begin() as conn:
@@ -60,12 +51,10 @@ def set_up_roles(admin: Engine, console_role: str, service_role: str) -> None:
 def two_role_database(kind: str = "fresh") -> Iterator[TwoRoles]:
     """A new migrated database with a console and a service role; everything dropped afterwards."""
     assert kind in KINDS, kind
-    server = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
     tag = uuid.uuid4().hex[:10]
     database, console_role, service_role = f"aict_rls_{tag}", f"aict_con_{tag}", f"aict_svc_{tag}"
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{database}"'))
-    admin_url = make_url(_admin_url()).set(database=database)
+    pg_databases.create(database)
+    admin_url = make_url(pg_databases.url_of(database))
     urls = {role: admin_url.set(username=role, password=uuid.uuid4().hex) for role in (console_role, service_role)}
     engines: list[Engine] = []
     try:
@@ -90,8 +79,9 @@ def two_role_database(kind: str = "fresh") -> Iterator[TwoRoles]:
     finally:
         for engine in engines:
             engine.dispose()
+        pg_databases.drop(database)
+        server = create_engine(pg_databases.admin_url(), isolation_level="AUTOCOMMIT")
         with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
             for role in (console_role, service_role):
                 conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
         server.dispose()

@@ -7,9 +7,7 @@ tracebacks), reports itself unhealthy in its heartbeat (hence in system health) 
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +21,12 @@ from aiconsole.platform import health
 from aiconsole.platform.db import dispose_engines, service_session
 from aiconsole.platform.db.models import Photo
 from aiconsole.platform.migrate import upgrade
-from aiconsole.platform.settings import Settings, get_settings, normalize_database_url
+from aiconsole.platform.settings import Settings, get_settings
 from aiconsole.providers.emulator import EmulatorServer
 
 pytest_plugins = ["emulator_fixture"]
 
+import pg_databases  # noqa: E402
 from redis_server import RedisServer  # noqa: E402 (tests/ is on sys.path through the root conftest)
 from worker_processes import (  # noqa: E402
     all_terminal,
@@ -42,14 +41,6 @@ from worker_processes import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.slow
-
-def _pg_admin_url() -> str:
-    # Read the environment, not `conftest`: in a whole-suite run that name is another directory's conftest.
-    url = os.environ.get("AICONSOLE_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("needs AICONSOLE_TEST_DATABASE_URL")
-    return url
-
 
 # Short back-off so a test outage of a few seconds ends within a second of Redis's return.
 FAULT_OPTIONS = {"infra_retry_s": 0.25, "infra_max_retry_s": 1.0}
@@ -143,18 +134,15 @@ def test_worker_holds_its_photos_while_redis_is_down_and_resumes_by_itself(
 def test_worker_waits_for_a_database_that_is_not_there_yet(
         settings: Settings, emulator_factory: Callable[..., EmulatorServer], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    admin_url = normalize_database_url(_pg_admin_url())
-    name = f"aict_late_{uuid.uuid4().hex[:10]}"
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    name = pg_databases.unique_name("aict_late_")
+    url = pg_databases.url_of(name)
     [proc] = start_workers(1, log_dir=tmp_path, env={"AICONSOLE_DATABASE_URL": url}, concurrency=2, batch_size=4,
                            lease_seconds=10, poll_interval_s=0.1, **FAULT_OPTIONS)
     wid = worker_id_of(proc)
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         time.sleep(4)
         assert proc.poll() is None, "the worker gave up on the missing database"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        pg_databases.create(name)
         time.sleep(1)  # the worker now finds a database without tables: it must keep waiting, not crash
         upgrade(url)
         monkeypatch.setenv("AICONSOLE_DATABASE_URL", url)
@@ -167,10 +155,7 @@ def test_worker_waits_for_a_database_that_is_not_there_yet(
         assert status_counts(org).get("failed", 0) == 0
     finally:
         assert stop_workers([proc]) == [0]
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        pg_databases.drop(name)
     log = (tmp_path / f"{wid}.log").read_text()
     assert "Traceback" not in log, log[-3000:]
     waits = [line for line in log.splitlines() if "database" in line and "Retry" in line]
@@ -193,7 +178,7 @@ def test_database_outage_mid_run_holds_results_and_resumes(
     [proc] = start_workers(1, log_dir=tmp_path, concurrency=4, batch_size=8, lease_seconds=60, poll_interval_s=0.1,
                            heartbeat_interval_s=0.5, **FAULT_OPTIONS)
     wid = worker_id_of(proc)
-    admin = create_engine(normalize_database_url(_pg_admin_url()), isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_databases.admin_url(), isolation_level="AUTOCOMMIT")
     try:
         wait_until(lambda: _done(org) >= 10, timeout_s=60, what="some photos done")
         dispose_engines()  # this process's pooled connections would be cut too
