@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from aiconsole.pipeline import config_row
 from aiconsole.pipeline.health_report import provider_health
+from aiconsole.pipeline.queue import lease_expired
 from aiconsole.platform import audit, cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session
@@ -79,20 +80,27 @@ def resume(actor: Actor, *, now: datetime | None = None) -> ActionReport:
 def retry_failed(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     """Put every failed photo back in the queue with a fresh attempt budget (last error kept)."""
     actor.require("queue.retry_failed")
-    now = now or utcnow()
-    with org_session(actor.organization_id) as s:
-        where = and_(Photo.organization_id == actor.organization_id, Photo.status == "failed")
-        n = rowcount(s.execute(
-            update(Photo).where(where).values(status="pending", attempts=0, next_attempt_at=None,
-                                              lease_owner=None, lease_expires_at=None, updated_at=now)
-        ))
-        if n:
-            audit.record(s, actor=actor, action="queue.retry_failed", entity_type="photos", entity_id=None,
-                         before={"failed": n}, after={"pending": n},
-                         summary=f"Requeued {n} failed photo(s)")
-    cache.invalidate_live(actor.organization_id)
+    n = _requeue(actor, Photo.status == "failed", now=now or utcnow(), fresh_attempts=True,
+                 action="queue.retry_failed", was="failed", summary="Requeued {n} failed photo(s)")
     msg = f"Requeued {n} failed photo(s)." if n else "There were no failed photos to retry."
     return ActionReport("retry_failed", n, msg)
+
+
+def _requeue(actor: Actor, which: ColumnElement[bool], *, now: datetime, fresh_attempts: bool, action: str,
+             was: str, summary: str) -> int:
+    """Put the organization's photos matching `which` back in the queue, audited; how many moved."""
+    values: dict[str, object] = {"status": "pending", "next_attempt_at": None, "lease_owner": None,
+                                 "lease_expires_at": None, "updated_at": now}
+    if fresh_attempts:
+        values["attempts"] = 0
+    with org_session(actor.organization_id) as s:
+        n = rowcount(s.execute(
+            update(Photo).where(Photo.organization_id == actor.organization_id, which).values(**values)))
+        if n:
+            audit.record(s, actor=actor, action=action, entity_type="photos", entity_id=None,
+                         before={was: n}, after={"pending": n}, summary=summary.format(n=n))
+    cache.invalidate_live(actor.organization_id)
+    return n
 
 
 def stuck_count(*, organization_id: int, now: datetime | None = None) -> int:
@@ -100,9 +108,7 @@ def stuck_count(*, organization_id: int, now: datetime | None = None) -> int:
     now = now or utcnow()
     with org_session(organization_id) as s:
         return int(s.scalar(
-            select(func.count()).select_from(Photo).where(
-                Photo.organization_id == organization_id, Photo.status == "processing",
-                or_(Photo.lease_expires_at.is_(None), Photo.lease_expires_at < now))
+            select(func.count()).select_from(Photo).where(Photo.organization_id == organization_id, lease_expired(now))
         ) or 0)
 
 
@@ -110,18 +116,8 @@ def requeue_stuck(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     """Return photos with expired leases to the queue now instead of waiting for the reaper."""
     actor.require("queue.requeue_stuck")
     now = now or utcnow()
-    with org_session(actor.organization_id) as s:
-        where = and_(Photo.organization_id == actor.organization_id, Photo.status == "processing",
-                     or_(Photo.lease_expires_at.is_(None), Photo.lease_expires_at < now))
-        n = rowcount(s.execute(
-            update(Photo).where(where).values(status="pending", lease_owner=None, lease_expires_at=None,
-                                              next_attempt_at=None, updated_at=now)
-        ))
-        if n:
-            audit.record(s, actor=actor, action="queue.requeue_stuck", entity_type="photos", entity_id=None,
-                         before={"stuck": n}, after={"pending": n},
-                         summary=f"Requeued {n} photo(s) with expired leases")
-    cache.invalidate_live(actor.organization_id)
+    n = _requeue(actor, lease_expired(now), now=now, fresh_attempts=False,
+                 action="queue.requeue_stuck", was="stuck", summary="Requeued {n} photo(s) with expired leases")
     msg = f"Requeued {n} stuck photo(s)." if n else "No photo is stuck: every lease is still live."
     return ActionReport("requeue_stuck", n, msg)
 

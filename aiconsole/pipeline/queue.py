@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Integer,
     String,
     Table,
@@ -39,6 +40,12 @@ from aiconsole.platform.errors import ValidationFailed
 
 PHOTOS = cast(Table, Photo.__table__)
 CONFIG = cast(Table, PipelineConfig.__table__)
+
+
+def lease_expired(now: datetime) -> ColumnElement[bool]:
+    """The one definition of a stuck photo: in processing, its lease ended (or was never set) by `now`."""
+    p = PHOTOS.c
+    return and_(p.status == "processing", or_(p.lease_expires_at.is_(None), p.lease_expires_at < now))
 WORKERS = cast(Table, Worker.__table__)
 MAX_ERROR_CHARS = 4000
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, String, func, literal, or_, select, text, update
+from sqlalchemy import Engine, Row, String, func, literal, select, text, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
-from aiconsole.pipeline.queue import CONFIG, MAX_ERROR_CHARS, PHOTOS, write_session
+from aiconsole.pipeline.queue import CONFIG, MAX_ERROR_CHARS, PHOTOS, lease_expired, write_session
 from aiconsole.pipeline.result_rows import again_row_by_row, write_results
 from aiconsole.platform.db.engine import get_service_engine
 from aiconsole.platform.db.sql import rowcount
@@ -87,7 +87,7 @@ def _reap_chunk(now: datetime, max_attempts_default: int, one_by_one: bool) -> t
         # Lock the expired rows first, in id order, skipping rows locked right now: those belong to a worker
         # recording its outcome at this very moment (it was alive after all) or to another reaper.
         ids = list(s.scalars(
-            select(p.id).where(p.status == "processing", or_(p.lease_expires_at.is_(None), p.lease_expires_at < now))
+            select(p.id).where(lease_expired(now))
             .order_by(p.id).limit(REAP_CHUNK).with_for_update(skip_locked=True)))
         if not ids:
             return 0, 0, 0
