@@ -29,6 +29,7 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.audit import AuditRow
 from aiconsole.platform.db.engine import get_engine, org_session
 from aiconsole.platform.db.models import PROVIDERS, ProviderConfig, User
+from aiconsole.platform.db.sql import user_email
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.settings import Settings, get_settings
@@ -165,10 +166,6 @@ def load_config(s: Session, organization_id: int, provider: str, *, lock: bool =
     return s.scalar(query.with_for_update() if lock else query)
 
 
-def _email(s: Session, user_id: int | None) -> str | None:
-    return None if user_id is None else s.scalar(select(User.email).where(User.id == user_id))
-
-
 def list_providers(actor: Actor, *, settings: Settings | None = None) -> list[ProviderRow]:
     """Every provider's settings for the actor's organization (defaults where nothing was saved)."""
     actor.require("pipeline.view")
@@ -260,7 +257,7 @@ def save_provider(actor: Actor, *, provider: str, enabled: bool, rate_limit_per_
         _check_endpoint(s, actor, provider, checked.endpoint, settings)
         pc = _row_for_update(s, actor, provider)
         if pc.version != expected_version:
-            who = _email(s, pc.updated_by) or "someone"
+            who = user_email(s, pc.updated_by) or "someone"
             when = f" at {pc.updated_at:%Y-%m-%d %H:%M} UTC" if pc.updated_at else ""
             raise ConflictError(f"The {provider} settings were changed by {who}{when} (version {pc.version}) after "
                                 f"you opened them (version {expected_version}); nothing was saved.",
@@ -283,7 +280,7 @@ def save_provider(actor: Actor, *, provider: str, enabled: bool, rate_limit_per_
         elif pc in s.new:  # saving the defaults unchanged creates nothing
             s.expunge(pc)
             return _row(None, provider, None)
-        return replace(_row(pc, provider, _email(s, pc.updated_by)), notice=notice)
+        return replace(_row(pc, provider, user_email(s, pc.updated_by)), notice=notice)
 
 
 def set_secret(actor: Actor, *, provider: str, secret: str, settings: Settings | None = None) -> ProviderRow:

@@ -25,6 +25,7 @@ from aiconsole.platform.clock import Clock, org_clock
 from aiconsole.platform.db.engine import org_session
 from aiconsole.platform.db.models import PROVIDERS, AiProcessingResult, AiProviderHealth, PipelineConfig, ProviderConfig
 from aiconsole.platform.db.sql import grouped_percentiles
+from aiconsole.providers.registry import DEFAULT_PROVIDER
 
 HEALTH_WINDOW = timedelta(minutes=15)
 # A health-check row older than this no longer decides a provider's status; its traffic does.
@@ -112,7 +113,7 @@ def _traffic(session: Session, organization_id: int,
 
 def _used(session: Session, organization_id: int, config: PipelineConfig | None,
           with_traffic: Iterable[str]) -> list[str]:
-    """The providers enabled, configured as active or fallback, or with traffic ("local" when none)."""
+    """The providers enabled, configured as active or fallback, or with traffic (the default one when none)."""
     configured = set(session.execute(
         select(ProviderConfig.provider).where(ProviderConfig.organization_id == organization_id,
                                               ProviderConfig.enabled.is_(True))
@@ -121,7 +122,7 @@ def _used(session: Session, organization_id: int, config: PipelineConfig | None,
         configured.add(config.active_provider)
         if config.fallback_provider:
             configured.add(config.fallback_provider)
-    return ordered_providers(configured | set(with_traffic)) or ["local"]
+    return ordered_providers(configured | set(with_traffic)) or [DEFAULT_PROVIDER]
 
 
 def _latest_check(session: Session, organization_id: int, provider: str, now: datetime) -> Any:

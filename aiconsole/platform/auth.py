@@ -18,6 +18,7 @@ from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor, demo_reach
 from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import LoginSession, User
+from aiconsole.platform.db.sql import rowcount
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AuthError
 from aiconsole.platform.passwords import hash_password, needs_rehash, verify_password
@@ -217,12 +218,11 @@ def logout(token: str, *, settings: Settings | None = None) -> bool:
 
 def revoke_sessions(s: Session, *, user_id: int, now: datetime | None = None) -> int:
     """End every live session of a user in the caller's transaction (when disabled); returns how many."""
-    result = s.execute(
+    return rowcount(s.execute(
         update(LoginSession)
         .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=now or utcnow())
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    ))
 
 
 def actor_for_email(email: str, *, settings: Settings | None = None, record_login: bool = False) -> Actor:

@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.engine import get_engine, org_session
-from aiconsole.platform.db.models import AuditLog, Prompt, PromptLabel, PromptVersion, User
+from aiconsole.platform.db.models import AuditLog, Prompt, PromptLabel, PromptVersion
+from aiconsole.platform.db.sql import user_email
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.settings import Settings
@@ -161,7 +162,7 @@ def _conflict(s: Session, prompt: Prompt, base: int, latest: PromptVersion) -> P
     base_row = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
                                                     PromptVersion.organization_id == prompt.organization_id,
                                                     PromptVersion.version == base))
-    who = s.scalar(select(User.email).where(User.id == latest.author_id)) or "a deleted user"
+    who = user_email(s, latest.author_id) or "a deleted user"
     when = latest.created_at.strftime("%Y-%m-%d %H:%M UTC")
     return PromptConflict(
         f"Not saved: {who} saved version {latest.version} of {prompt.name} at {when} ('{latest.message}') "
@@ -255,7 +256,7 @@ def _stale_label(s: Session, actor: Actor, prompt: Prompt, label: str, expected:
     if entry is not None:
         who, when = entry.actor, entry.created_at
     else:  # a label set by an import has no audit entry of its own
-        who = (s.scalar(select(User.email).where(User.id == row.updated_by)) if row and row.updated_by else None)
+        who = user_email(s, row.updated_by) if row else None
         who, when = who or "someone", row.updated_at if row is not None else None
     at = "" if when is None else f" at {when.strftime('%Y-%m-%d %H:%M UTC')}"
     now = "is not set" if current is None else f"points at version {current}"
