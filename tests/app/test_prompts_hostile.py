@@ -3,7 +3,6 @@ check could have been): the page still renders, promptly, and shows why the vers
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 
@@ -16,13 +15,9 @@ from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import Prompt, PromptVersion
 from aiconsole.platform.db.types import utcnow
 from aiconsole.ui.session import ACTOR_KEY
+from aiconsole.ui.widgets import shown
 
 PAGE = "pages/prompts.py"
-
-
-def _plain(markdown: str) -> str:
-    """What a reader sees of an escaped message (backslash escapes and word joiners dropped)."""
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 HOSTILE = [
@@ -59,6 +54,6 @@ def test_the_prompts_page_renders_with_a_hostile_latest_version(app_as: Callable
         elapsed = time.perf_counter() - started
         assert not at.exception, at.exception
         assert at.selectbox(key=next(k for k in at.session_state if k.startswith("prompt_base_"))).value == number
-        errors = [_plain(e.value) for e in at.error]
+        errors = [shown(e.value) for e in at.error]
         assert any("rendered with sample values it fails" in e and words in e for e in errors), errors
         assert elapsed < 30, f"{content!r}: the page took {elapsed:.1f} s"

@@ -3,7 +3,6 @@ with a conflict naming them, on the plain Move label button and on the confirmed
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from streamlit.testing.v1 import AppTest
@@ -12,13 +11,9 @@ from aiconsole.platform.actor import Actor
 from aiconsole.prompts import catalog
 from aiconsole.prompts import versions as prompts
 from aiconsole.ui.session import ACTOR_KEY
+from aiconsole.ui.widgets import shown
 
 PAGE = "pages/prompts.py"
-
-
-def _plain(markdown: str) -> str:
-    """What a reader sees of an escaped message (backslash escapes and word joiners dropped)."""
-    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 def _tagger(actor: Actor) -> tuple[catalog.PromptRow, list[catalog.VersionRow]]:
@@ -27,7 +22,7 @@ def _tagger(actor: Actor) -> tuple[catalog.PromptRow, list[catalog.VersionRow]]:
 
 
 def _messages(at: AppTest) -> list[str]:
-    return [_plain(e.value) for e in at.error]
+    return [shown(e.value) for e in at.error]
 
 
 def test_a_move_made_while_the_page_was_open_is_refused_not_overwritten(app_as: Callable[[str], AppTest]) -> None:
