@@ -36,6 +36,7 @@ from PIL import Image
 
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.providers.emulated_model import answer_shape, gemini_labels, vision_labels
+from aiconsole.providers.object_tagger import get_tagger
 from aiconsole.providers.pricing import gemini_image_tokens
 
 VISION_PATH = "/v1/images:annotate"
@@ -120,6 +121,13 @@ class _Server(ThreadingHTTPServer):
 LOG_LIMIT = 500_000  # requests remembered for request_log (the oldest are forgotten)
 
 
+def _load_model() -> None:
+    # The content model loads (or builds) once per process, before the first request: loading it inside a
+    # request holds the GIL for up to a second or two, so other requests' arrivals would be logged late,
+    # bunched together, and a rate measured at the emulator would read as a burst the clients never sent.
+    get_tagger()
+
+
 class EmulatorServer:
     """The emulator: `start()` it (or use it as a context manager), point clients at `.url`."""
 
@@ -172,6 +180,7 @@ class EmulatorServer:
     def start(self) -> EmulatorServer:
         """Serve in a background thread; returns self."""
         if self._thread is None:
+            _load_model()
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             name=f"emulator:{self.url}", daemon=True)
             self._thread.start()
@@ -179,6 +188,7 @@ class EmulatorServer:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until `stop()` is called from another thread or Ctrl-C."""
+        _load_model()
         try:
             self._server.serve_forever(poll_interval=0.2)
         finally:
