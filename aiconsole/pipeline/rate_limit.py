@@ -13,6 +13,7 @@ simulated time instead of measuring a loaded machine's wall clock.
 
 from __future__ import annotations
 
+import bisect
 import random
 import threading
 import time
@@ -177,33 +178,52 @@ class _RedisWindow:
 
 
 class _MemoryWindow:
-    """The moving window of this process on `clock`: the newest `amount` request times, all a decision needs."""
+    """The moving window of this process on `clock`: request times, oldest first, kept for the window plus
+    RETAIN_S (longer than any guard a limiter adds), searched by bisection so a decision costs O(log n)
+    however high the rate."""
+
+    RETAIN_S = 1.0
 
     def __init__(self, amount: int, window_s: int, clock: Clock) -> None:
         self.amount, self.window_s, self._clock = amount, window_s, clock
         self._lock = threading.Lock()
-        self._times: deque[float] = deque(maxlen=amount)  # oldest first
+        self._times: list[float] = []
+        self._start = 0  # times before this index have left the retained span
+
+    def _now(self) -> float:
+        now = self._clock.time()
+        cutoff = now - self.window_s - self.RETAIN_S
+        self._start = bisect.bisect_right(self._times, cutoff, lo=self._start)
+        if self._start > 4096 and 2 * self._start > len(self._times):  # compact now and then, not per call
+            del self._times[:self._start]
+            self._start = 0
+        return now
 
     def peek(self, expiry_s: float) -> tuple[float, int]:
         """(the oldest request inside the last `expiry_s`, how many there are)."""
         with self._lock:
-            now = self._clock.time()
-            inside = [t for t in self._times if t > now - expiry_s]
-            return (inside[0], len(inside)) if inside else (now, 0)
+            now = self._now()
+            # Like the Redis window, only the newest `amount` requests count: the oldest of those is the one
+            # whose leaving frees a slot.
+            first = bisect.bisect_right(self._times, now - expiry_s, lo=self._start)
+            inside = min(len(self._times) - first, self.amount)
+            return (self._times[-inside], inside) if inside else (now, 0)
 
     def hit(self) -> bool:
         """Count one request unless `amount` of them fall within the window already."""
         with self._lock:
-            now = self._clock.time()
-            if len(self._times) == self.amount and self._times[0] >= now - self.window_s:
+            now = self._now()
+            if len(self._times) - bisect.bisect_left(self._times, now - self.window_s, lo=self._start) >= self.amount:
                 return False
-            self._times.append(now)
+            # Kept sorted for the bisection even if the wall clock steps back.
+            self._times.append(max(now, self._times[-1]) if self._times else now)
             return True
 
     def clear(self) -> None:
         """Forget every request."""
         with self._lock:
             self._times.clear()
+            self._start = 0
 
 
 _memory_windows: dict[tuple[str, int], _MemoryWindow] = {}
