@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import context
 from sqlalchemy import Connection, text
 
@@ -44,6 +47,36 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        with _sqlite_foreign_keys_off(connection):
+            _migrate(connection)
+    else:
+        _migrate(connection)
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while the migrations run, checked once they are done.
+
+    A batch migration copies a table, drops the old one and renames the copy. With foreign keys on, that
+    DROP deletes the old rows first, so every ON DELETE SET NULL child loses its link (0004 nulled
+    photo_tags.result_id and corrections.tag_id) and CASCADE children vanish. SQLite ignores the pragma
+    inside a transaction, so it is set on the driver's connection before Alembic begins one (a statement
+    through `connection` would begin a transaction Alembic never commits).
+    """
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"Migration left {len(broken)} rows with dangling foreign keys: {broken[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _migrate(connection: Connection) -> None:
     postgres = connection.dialect.name == "postgresql"
     context.configure(
         connection=connection,

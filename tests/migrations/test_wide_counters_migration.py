@@ -95,3 +95,25 @@ def test_upgrade_keeps_the_data_and_links_and_downgrade_narrows_back(url: str) -
         assert _snapshot(engine)[1] == before[1]
     finally:
         engine.dispose()
+
+
+def test_upgrading_sqlite_through_every_table_copy_keeps_each_link(url: str) -> None:
+    """0004 and 0007 copy the result and tag tables on SQLite; no tag loses its result, no correction its tag."""
+    upgrade(url, "0003")
+    engine = make_engine(url)
+    try:
+        _seed(engine)
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO corrections (organization_id, photo_id, tag_id, action, created_at)"
+                " SELECT organization_id, photo_id, id, 'reject', CURRENT_TIMESTAMP FROM photo_tags"))
+            corrections = conn.execute(text("SELECT id, tag_id FROM corrections ORDER BY id")).all()
+        before = _snapshot(engine)
+        upgrade(url, "head")
+        assert _snapshot(engine)[1] == before[1]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id, tag_id FROM corrections ORDER BY id")).all() == corrections
+            if engine.dialect.name == "sqlite":
+                assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1  # a new connection: the engine's
+    finally:
+        engine.dispose()
