@@ -1,0 +1,1 @@
+"""Quality Control: the review queue, reviewer decisions, ground truth, agreement and calibration."""
