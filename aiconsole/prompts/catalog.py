@@ -1,4 +1,5 @@
-"""Reading prompts: the list with labels, versions with their usage, and side-by-side diffs.
+"""Reading prompts: the list with labels, versions with their usage, and side-by-side diffs
+(word-level inside a line: `aiconsole.prompts.diffs`).
 
 Usage per version is aggregated in SQL from ai_processing_results (grouped by prompt_version_id) and
 cached for a minute. Changes to prompts live in `aiconsole.prompts`, which re-exports these readers.
@@ -6,7 +7,6 @@ cached for a minute. Changes to prompts live in `aiconsole.prompts`, which re-ex
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +22,12 @@ from aiconsole.platform.db.engine import get_engine, org_session
 from aiconsole.platform.db.models import AiProcessingResult, PipelineConfig, Prompt, PromptLabel, PromptVersion, User
 from aiconsole.platform.errors import NotFound
 from aiconsole.platform.settings import Settings
+from aiconsole.prompts.diffs import DiffRow, diff_rows
 
 USAGE_TTL_S = 60.0
 USAGE_CACHE_PREFIX = "prompt_usage"
+__all__ = ["DiffRow", "PromptRow", "VersionRow", "diff_rows", "diff_versions", "invalidate_usage", "list_prompts",
+           "list_versions", "load_prompt", "load_version", "usage_frame"]
 
 
 @dataclass(frozen=True)
@@ -57,35 +60,6 @@ class VersionRow:
     photos: int
     avg_confidence: float | None
     cost_per_photo_micros: int | None
-
-
-@dataclass(frozen=True)
-class DiffRow:
-    """One side-by-side diff line: kind is equal, changed, added or removed; a missing side is None."""
-
-    kind: str
-    left_no: int | None
-    left: str | None
-    right_no: int | None
-    right: str | None
-
-
-def diff_rows(left: str, right: str) -> list[DiffRow]:
-    """Side-by-side rows of a line diff from `left` to `right` (difflib opcodes)."""
-    a, b = left.splitlines(), right.splitlines()
-    rows: list[DiffRow] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            rows.extend(DiffRow("equal", i + 1, a[i], j + 1, b[j]) for i, j in zip(range(i1, i2), range(j1, j2),
-                                                                                   strict=True))
-            continue
-        for k in range(max(i2 - i1, j2 - j1)):
-            i, j = i1 + k, j1 + k
-            has_a, has_b = i < i2, j < j2
-            kind = "changed" if has_a and has_b else ("removed" if has_a else "added")
-            rows.append(DiffRow(kind, i + 1 if has_a else None, a[i] if has_a else None,
-                                j + 1 if has_b else None, b[j] if has_b else None))
-    return rows
 
 
 def load_prompt(s: Session, actor: Actor, prompt_id: int, *, lock: bool = False) -> Prompt:

@@ -1,14 +1,12 @@
 """Prompts: immutable versions, movable labels (production, staging, custom), diffs and rollback.
 
-A save is a new version made from a base version; saving from a base that is no longer the latest is
-refused with a `PromptConflict` that says who saved the newer version and carries the diff, so nothing is
-lost (the editor keeps the draft). Label moves, removals and rollbacks likewise carry the version the caller
-saw the label on (`expected_version`): a stale one is refused with a ConflictError naming who moved the label
-and when. The worker reads the `production` label of the active prompt (`aiconsole.pipeline.context`), so
-moving that label is a deploy and needs prompts.label_production, and production only ever points at a
-version that renders. Every change is audited; label moves are reversible from the audit log
-(`revert_audit`). The readers (`list_prompts`, `list_versions`, `diff_versions`...) live in
-`aiconsole.prompts.catalog` and are re-exported.
+A save is a new version made from a base. An older base picked on purpose is a branch, saved with its base in
+the message; a save after someone saved a version the editor had not seen (`seen_latest`) is refused with a
+`PromptConflict` carrying base, theirs and the diff, for the three-way view (`prompts.merge`). Label moves,
+removals and rollbacks carry the version the caller saw the label on (`expected_version`); a stale one is
+refused naming who moved it and when. Moving `production` of the active prompt is a deploy (the worker reads
+it), needs prompts.label_production, and only points at a version that renders. Every change is audited;
+label moves are reversible (`revert_audit`). The readers live in `aiconsole.prompts.catalog`, re-exported.
 """
 
 from __future__ import annotations
@@ -56,7 +54,6 @@ PRODUCTION = "production"
 STAGING = "staging"
 MAX_MESSAGE = 500
 MAX_DESCRIPTION = 2000
-MAX_NAME = 200
 _LABEL = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,199}")
 
@@ -73,12 +70,15 @@ class LabelChange:
 
 
 class PromptConflict(ConflictError):
-    """A save from a stale base version: carries the newer version and the diff from the base to it."""
+    """A save after someone else saved a newer version: the base, their version and the diff between them."""
 
-    def __init__(self, message: str, *, hint: str, latest_version: int, latest_content: str,
-                 diff: list[DiffRow]) -> None:
+    def __init__(self, message: str, *, hint: str, base_version: int, base_content: str, latest_version: int,
+                 latest_content: str, latest_author: str, diff: list[DiffRow]) -> None:
+        self.base_version = base_version
+        self.base_content = base_content
         self.latest_version = latest_version
         self.latest_content = latest_content
+        self.latest_author = latest_author
         self.diff = diff
         super().__init__(message, hint=hint)
 
@@ -115,8 +115,11 @@ def validate_label(label: str) -> str:
 
 
 def add_version(s: Session, actor: Actor, prompt: Prompt, *, number: int, content: str, variables: Sequence[str],
-                message: str) -> PromptVersion:
-    """Insert version `number` of `prompt` and audit it (the caller has validated content and message)."""
+                message: str, based_on: int | None = None) -> PromptVersion:
+    """Insert version `number` of `prompt` (edited from version `based_on`) and audit it.
+
+    The caller has validated content and message.
+    """
     version = PromptVersion(organization_id=actor.organization_id, prompt_id=prompt.id, version=number,
                             content=content, variables=list(variables), message=message, author_id=actor.user_id,
                             created_at=utcnow())
@@ -124,7 +127,7 @@ def add_version(s: Session, actor: Actor, prompt: Prompt, *, number: int, conten
     s.flush()
     audit.record(s, actor=actor, action="prompt.version", entity_type="prompt", entity_id=prompt.id, before=None,
                  after={"prompt": prompt.name, "version": number, "version_id": version.id, "message": message,
-                        "variables": list(variables), "chars": len(content)},
+                        "based_on": based_on, "variables": list(variables), "chars": len(content)},
                  summary=f"{prompt.name} v{number}: {message}")
     return version
 
@@ -158,52 +161,60 @@ def create_prompt(actor: Actor, *, name: str, content: str, message: str = "Init
     return next(v for v in list_versions(actor, prompt_id=prompt_id, settings=settings) if v.id == version_id)
 
 
-def _conflict(s: Session, prompt: Prompt, base: int, latest: PromptVersion) -> PromptConflict:
-    base_row = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
-                                                    PromptVersion.organization_id == prompt.organization_id,
-                                                    PromptVersion.version == base))
+def _conflict(s: Session, prompt: Prompt, base: PromptVersion, latest: PromptVersion) -> PromptConflict:
     who = user_email(s, latest.author_id) or "a deleted user"
     when = latest.created_at.strftime("%Y-%m-%d %H:%M UTC")
     return PromptConflict(
         f"Not saved: {who} saved version {latest.version} of {prompt.name} at {when} ('{latest.message}') "
-        f"after the version {base} you started from.",
-        hint=f"Your draft is kept. Compare their changes below, carry your edits over onto version "
-             f"{latest.version}, then save again.",
-        latest_version=latest.version, latest_content=latest.content,
-        diff=diff_rows(base_row.content if base_row is not None else "", latest.content))
+        f"after you opened the editor on version {base.version}.",
+        hint=f"Your draft is kept. Below are version {base.version} (where you started), version "
+             f"{latest.version} and your draft side by side: take their changes and yours into one text, then save.",
+        base_version=base.version, base_content=base.content, latest_version=latest.version,
+        latest_content=latest.content, latest_author=who, diff=diff_rows(base.content, latest.content))
 
 
-def _insert_next(actor: Actor, prompt_id: int, base_version: int, content: str, variables: Sequence[str],
-                 message: str, settings: Settings | None) -> int:
+def _insert_next(actor: Actor, prompt_id: int, base_version: int, seen_latest: int, content: str,
+                 variables: Sequence[str], message: str, settings: Settings | None) -> int:
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         prompt = load_prompt(s, actor, prompt_id, lock=True)
         latest = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
                                                       PromptVersion.organization_id == actor.organization_id)
                           .order_by(PromptVersion.version.desc()).limit(1))
-        if latest is None or latest.version != base_version:
-            if latest is None or base_version > latest.version:
-                raise NotFound(f"{prompt.name} has no version {base_version}.", hint="Reload the page.")
-            raise _conflict(s, prompt, base_version, latest)
-        if latest.content == content:
-            raise ValidationFailed(f"The text is the same as version {latest.version}; nothing to save.",
-                                   hint="Edit the prompt first.")
+        base = s.scalar(select(PromptVersion).where(PromptVersion.prompt_id == prompt.id,
+                                                    PromptVersion.organization_id == actor.organization_id,
+                                                    PromptVersion.version == base_version))
+        if latest is None or base is None or seen_latest > latest.version:
+            missing = base_version if base is None else seen_latest
+            raise NotFound(f"{prompt.name} has no version {missing}.", hint="Reload the page.")
+        if latest.version > seen_latest:
+            raise _conflict(s, prompt, base, latest)
+        for same in (base, latest):
+            if same.content == content:
+                raise ValidationFailed(f"The text is the same as version {same.version}; nothing to save.",
+                                       hint="Edit the prompt first.")
+        if base.version != latest.version:  # a branch: the message says what it is based on
+            message = f"{message} (based on v{base.version}, not on v{latest.version})"
         return add_version(s, actor, prompt, number=latest.version + 1, content=content, variables=variables,
-                           message=message).id
+                           message=message, based_on=base.version).id
 
 
 def save_version(actor: Actor, *, prompt_id: int, base_version: int, content: str, message: str,
-                 extra_variables: Iterable[str] = (), settings: Settings | None = None) -> VersionRow:
+                 seen_latest: int | None = None, extra_variables: Iterable[str] = (),
+                 settings: Settings | None = None) -> VersionRow:
     """Save `content` as the next version of a prompt, edited from version number `base_version`.
 
-    Refused with PromptConflict when someone saved a newer version since `base_version`, and with
-    ValidationFailed (line and reason) for an invalid template or an unchanged text.
+    `seen_latest`: the newest version when the editor was opened (default: the base). An older base is a branch
+    ("(based on vN ...)" in the message); a version newer than `seen_latest` is refused with PromptConflict;
+    an invalid template, or a text the same as the base or the newest version, with ValidationFailed.
     """
     actor.require("prompts.edit")
     message = _message(message)
     variables = validate_template(content, extra_variables=extra_variables)
     for attempt in (1, 2):
         try:
-            version_id = _insert_next(actor, prompt_id, base_version, content, variables, message, settings)
+            version_id = _insert_next(actor, prompt_id, base_version,
+                                      base_version if seen_latest is None else seen_latest, content,
+                                      variables, message, settings)
             break
         except IntegrityError:
             # Two saves from the same base raced past the lock (SQLite has no row locks): the loser re-reads

@@ -18,6 +18,7 @@ from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied,
 from aiconsole.platform.settings import Settings
 from aiconsole.prompts import transfer as prompt_io
 from aiconsole.prompts import versions as prompts
+from aiconsole.prompts.diffs import Segment
 from aiconsole.prompts.versions import DiffRow, PromptConflict
 
 V1 = "Tag this photo with up to {max_tags} labels."
@@ -231,8 +232,11 @@ def test_diff_rows_known_answer() -> None:
     left = "a\nb\nc\nd"
     right = "a\nB\nc\ne\nf"
     assert prompts.diff_rows(left, right) == [
-        DiffRow("equal", 1, "a", 1, "a"), DiffRow("changed", 2, "b", 2, "B"), DiffRow("equal", 3, "c", 3, "c"),
-        DiffRow("changed", 4, "d", 4, "e"), DiffRow("added", None, None, 5, "f")]
+        DiffRow("equal", 1, "a", 1, "a"), DiffRow("changed", 2, "b", 2, "B", (Segment("removed", "b"),
+                                                                              Segment("added", "B"))),
+        DiffRow("equal", 3, "c", 3, "c"),
+        DiffRow("changed", 4, "d", 4, "e", (Segment("removed", "d"), Segment("added", "e"))),
+        DiffRow("added", None, None, 5, "f")]
     assert prompts.diff_rows("x\ny", "y") == [DiffRow("removed", 1, "x", None, None), DiffRow("equal", 2, "y", 1, "y")]
 
 
@@ -454,3 +458,37 @@ def test_a_stale_label_move_is_refused_naming_who_moved_it_and_when(people: dict
     moved = prompts.move_label(admin, prompt_id=pid, label="production", version_id=v3.id, expected_version=2,
                                settings=s)
     assert (moved.version, moved.previous_version) == (3, 2)
+
+
+def test_saving_from_an_older_version_is_a_branch_that_names_its_base(lite: dict[str, Actor],
+                                                                       settings: Settings) -> None:
+    dev, admin = lite["developer"], lite["admin"]
+    v1 = prompts.create_prompt(dev, name="tagger", content=V1, settings=settings)
+    pid = v1.prompt_id
+    prompts.save_version(admin, prompt_id=pid, base_version=1, content=V2, message="language", settings=settings)
+    # The editor was opened on v1 (production, say) while v2 was already there: a branch, not a conflict.
+    branch = prompts.save_version(dev, prompt_id=pid, base_version=1, seen_latest=2, content=V1 + " Be brief.",
+                                  message="brevity", settings=settings)
+    assert (branch.version, branch.content, branch.message) == (3, V1 + " Be brief.",
+                                                                "brevity (based on v1, not on v2)")
+    with service_session(engine=get_engine(settings)) as s:
+        after = s.scalars(select(AuditLog.after).where(AuditLog.action == "prompt.version")
+                          .order_by(AuditLog.id.desc())).first()
+    assert after is not None and after["based_on"] == 1
+    # Someone saves v4 while the editor (opened when v3 was the newest) is still on v1: that is a conflict.
+    prompts.save_version(admin, prompt_id=pid, base_version=3, content=V2 + " Be brief.", message="both",
+                         settings=settings)
+    with pytest.raises(PromptConflict) as caught:
+        prompts.save_version(dev, prompt_id=pid, base_version=1, seen_latest=3, content=V1 + " Short.",
+                             message="shorter", settings=settings)
+    err = caught.value
+    assert "saved version 4 of tagger" in err.message and "after you opened the editor on version 1" in err.message
+    assert (err.base_version, err.base_content, err.latest_version, err.latest_author) == (
+        1, V1, 4, "admin@a.example.com")
+    with pytest.raises(ValidationFailed, match="same as version 4"):  # a copy of the newest is nothing new
+        prompts.save_version(dev, prompt_id=pid, base_version=1, seen_latest=4, content=V2 + " Be brief.",
+                             message="x", settings=settings)
+    with pytest.raises(NotFound, match="has no version 7"):
+        prompts.save_version(dev, prompt_id=pid, base_version=1, seen_latest=7, content=V1 + " x", message="x",
+                             settings=settings)
+    assert [v.version for v in prompts.list_versions(dev, prompt_id=pid, settings=settings)] == [4, 3, 2, 1]
