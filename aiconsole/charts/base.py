@@ -14,13 +14,18 @@ import plotly.graph_objects as go
 
 from aiconsole.platform.money import micros_to_usd
 
+# Okabe & Ito's colour-blind-safe palette: each pair stays apart under protanopia, deuteranopia and
+# tritanopia (tests/unit/test_charts.py measures it), where the earlier blue/purple/teal did not.
 PROVIDER_COLORS: dict[str, str] = {
-    "google-vision": "#4285F4",
-    "gemini": "#9B59B6",
-    "local": "#16A085",
+    "google-vision": "#0072B2",  # blue
+    "gemini": "#E69F00",  # orange
+    "local": "#009E73",  # bluish green
 }
 # Unknown providers (plugins, renamed models) still get a stable colour, picked by a hash of the name.
-SPARE_COLORS = ("#E67E22", "#2C3E50", "#C0392B", "#7F8C8D", "#D4AC0D", "#1ABC9C")
+SPARE_COLORS = ("#CC79A7", "#D55E00", "#56B4E9", "#4D4D4D")
+# A provider's failures are drawn in its own hue, lighter and hatched: never one red shared by all providers.
+FAILED_TINT = 0.35
+FAILED_PATTERN = "x"
 STATUS_COLORS: dict[str, str] = {
     "pending": "#F2C94C",
     "processing": "#2D9CDB",
@@ -51,6 +56,19 @@ def provider_color(provider: str) -> str:
         digest = hashlib.sha256(provider.encode()).digest()
         color = SPARE_COLORS[digest[0] % len(SPARE_COLORS)]
     return color
+
+
+def tint(color: str, amount: float) -> str:
+    """`color` (#RRGGBB) mixed with white: 0 keeps it, 1 is white."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02X}" for c in rgb)
+
+
+def failed_marker(provider: str) -> dict[str, Any]:
+    """The marker of a provider's failures: its hue, lightened, hatched and outlined in the full colour."""
+    color = provider_color(provider)
+    return {"color": tint(color, FAILED_TINT), "pattern": {"shape": FAILED_PATTERN, "fgcolor": color},
+            "line": {"color": color, "width": 1}}
 
 
 def axis_usd(micros: Any) -> float:

@@ -1,4 +1,4 @@
-"""The Live Status charts: hourly throughput, the open queue by status, spend by provider, the budgets."""
+"""The Live Status charts: hourly throughput, the open queue by status, spend per day, spend against budgets."""
 
 from __future__ import annotations
 
@@ -7,22 +7,23 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from aiconsole.charts.base import (
     BUDGET_COLOR,
-    FAILED_COLOR,
     LAYOUT,
     STATUS_COLORS,
     STATUS_LABELS,
     axis_usd,
     empty_figure,
+    failed_marker,
     provider_color,
 )
 from aiconsole.platform.money import format_usd
 
 
 def throughput_chart(df: pd.DataFrame, *, title: str = "Throughput per hour") -> go.Figure:
-    """Stacked hourly bars by provider, with each provider's failures stacked on top, hatched in red.
+    """Stacked hourly bars by provider, with each provider's failures stacked on top in its own hue, hatched.
 
     `df`: hour, provider, completed, failed (as `live_status.QueueMonitor.throughput`).
     """
@@ -41,8 +42,7 @@ def throughput_chart(df: pd.DataFrame, *, title: str = "Throughput per hour") ->
         if int(rows["failed"].sum()) == 0:
             continue
         fig.add_bar(x=rows["hour"], y=rows["failed"], name=f"{provider} failed", legendgroup=provider,
-                    marker={"color": FAILED_COLOR, "pattern": {"shape": "x", "fgcolor": provider_color(provider)},
-                            "line": {"color": provider_color(provider), "width": 1}},
+                    marker=failed_marker(provider),
                     hovertemplate="%{x|%H:%M}<br>" + provider + ": %{y:,} failed<extra></extra>")
     fig.update_layout(title=title, barmode="stack", xaxis_title=None, yaxis_title="results per hour",
                       height=360, **LAYOUT)
@@ -67,78 +67,99 @@ def queue_status_chart(counts: Mapping[str, int], *, title: str = "Open queue by
     return fig
 
 
-def spend_by_provider_chart(df: pd.DataFrame, *, column: str = "today_micros",
-                            budget_micros: int | None = None, title: str = "Spend today by provider",
-                            budget_label: str = "Daily budget") -> go.Figure:
-    """Bars of spend (USD) per provider, with the budget as a dashed line and the total against it.
+NO_BUDGET_HINT = "No budget is set either; admins can set one in the pipeline settings."
 
-    `df`: provider and the micro-dollar `column` (as `live_status.CostMonitor.by_provider`).
+
+def daily_spend_chart(daily: pd.DataFrame, *, daily_budget_micros: int | None = None,
+                      title: str = "Spend per day, by provider") -> go.Figure:
+    """One stacked bar per day (provider colours) with the daily budget as a dashed line.
+
+    `daily`: day, provider, cost_micros (as `live_status.CostMonitor.daily`, every day present, oldest first).
     """
-    if df.empty or int(df[column].sum()) == 0:
-        hint = (f"{budget_label}: {format_usd(budget_micros)}." if budget_micros else
-                "No budget is set either; admins can set one in the pipeline settings.")
-        return empty_figure(title, "No spend yet in this period.", hint)
-    total = int(df[column].sum())
-    fig = go.Figure(go.Bar(
-        x=df["provider"], y=[axis_usd(v) for v in df[column]],
-        marker={"color": [provider_color(p) for p in df["provider"]]},
-        text=[format_usd(int(v)) for v in df[column]], textposition="outside",
-        hovertemplate="%{x}: %{text}<extra></extra>", showlegend=False,
-    ))
-    subtitle = f"total {format_usd(total)}"
-    if budget_micros:
-        fig.add_hline(y=axis_usd(budget_micros), line={"color": BUDGET_COLOR, "dash": "dash"},
-                      annotation_text=f"{budget_label} {format_usd(budget_micros)}",
-                      annotation_position="top left")
-        subtitle += f" of {format_usd(budget_micros)} ({total / budget_micros:.0%})"
-        top = max(axis_usd(budget_micros), axis_usd(int(df[column].max()))) * 1.15
-        fig.update_yaxes(range=[0, top])
-    fig.update_layout(title=f"{title} — {subtitle}", yaxis_title="USD", yaxis_tickprefix="$", height=360,
-                      **LAYOUT)
-    return fig
-
-
-def _gauge_steps(budget: float) -> list[dict[str, Any]]:
-    return [
-        {"range": [0, 0.8 * budget], "color": "#E8F6EF"},
-        {"range": [0.8 * budget, budget], "color": "#FDEBD0"},
-    ]
-
-
-def budget_chart(budgets: pd.DataFrame) -> go.Figure:
-    """Both budget bullets (today, this month) in one figure; `budgets` as `CostMonitor.budgets`."""
-    titles = {"today": "Today", "month": "This month"}
+    if daily.empty or int(daily["cost_micros"].sum()) == 0:
+        hint = f"Daily budget: {format_usd(daily_budget_micros)}." if daily_budget_micros else NO_BUDGET_HINT
+        return empty_figure(title, "No spend in these days yet.", hint)
+    days = list(dict.fromkeys(daily["day"]))
     fig = go.Figure()
-    rows = [{str(k): v for k, v in r.items()} for r in budgets.to_dict("records")]
-    if not rows:
-        return empty_figure("Budgets", "No spend or budget data yet.")
-    height = 1.0 / len(rows)
-    for i, row in enumerate(rows):
-        spent = axis_usd(row["spent_micros"])
-        budget = None if pd.isna(row["budget_micros"]) else int(row["budget_micros"])
-        domain = {"x": [0.25, 1], "y": [1 - (i + 1) * height + 0.08, 1 - i * height - 0.08]}
-        name = titles.get(str(row["period"]), str(row["period"]))
-        projected = None if row["period"] == "today" else int(row["projected_micros"])
-        label = name + (f"<br><span style='font-size:11px'>projected {format_usd(projected)}</span>"
-                        if projected is not None else "")
-        if budget is None:
-            fig.add_trace(go.Indicator(
-                mode="number", value=spent, domain=domain, number={"prefix": "$", "valueformat": ",.2f",
-                                                                   "suffix": "  (no budget set)"},
-                title={"text": label},
-            ))
-            continue
-        top = max(axis_usd(budget), spent, axis_usd(projected or 0)) * 1.1
-        fig.add_trace(go.Indicator(
-            mode="number+gauge", value=spent, domain=domain, title={"text": label},
-            number={"prefix": "$", "valueformat": ",.2f", "suffix": f" of {format_usd(budget)}"},
-            gauge={
-                "shape": "bullet", "axis": {"range": [0, top], "tickprefix": "$"},
-                "bar": {"color": BUDGET_COLOR if spent >= axis_usd(budget) else "#2D9CDB"},
-                "steps": _gauge_steps(axis_usd(budget)),
-                "threshold": {"line": {"color": BUDGET_COLOR, "width": 3}, "thickness": 0.9,
-                              "value": axis_usd(budget)},
-            },
-        ))
-    fig.update_layout(height=110 * len(rows) + 40, margin={"l": 20, "r": 30, "t": 30, "b": 20})
+    for provider in dict.fromkeys(daily["provider"]):
+        rows = daily[daily["provider"] == provider].set_index("day")["cost_micros"]
+        micros = [int(rows.get(d, 0)) for d in days]
+        fig.add_bar(x=days, y=[axis_usd(m) for m in micros], name=provider, marker={"color": provider_color(provider)},
+                    customdata=[format_usd(m) for m in micros],
+                    hovertemplate="%{x|%b %d}<br>" + provider + ": %{customdata}<extra></extra>")
+    totals = daily.groupby("day", sort=False)["cost_micros"].sum()
+    top = max(axis_usd(int(totals.max())), axis_usd(daily_budget_micros or 0))
+    today = int(totals.get(days[-1], 0))
+    fig.add_annotation(x=days[-1], y=axis_usd(today), text=f"today {format_usd(today)}", showarrow=False,
+                       yshift=10, font={"size": 11})
+    if daily_budget_micros:
+        fig.add_hline(y=axis_usd(daily_budget_micros), line={"color": BUDGET_COLOR, "dash": "dash"},
+                      annotation_text=f"daily budget {format_usd(daily_budget_micros)}",
+                      annotation_position="top left")
+    fig.update_layout(title=title, barmode="stack", height=360, yaxis={"title": "USD", "tickprefix": "$",
+                                                                       "range": [0, top * 1.2]},
+                      xaxis={"tickformat": "%b %d", "dtick": 86_400_000}, **LAYOUT)
     return fig
+
+
+_PERIODS = (("today", "today_micros", "Today", "daily budget"), ("month", "month_micros", "This month",
+                                                                   "monthly budget"))
+
+
+def budget_chart(by_provider: pd.DataFrame, budgets: pd.DataFrame) -> go.Figure:
+    """Today and this month as horizontal bars stacked by provider, each on its own scale, against its budget.
+
+    `by_provider`: provider, today_micros, month_micros; `budgets`: period, spent_micros, budget_micros (None: no
+    budget), projected_micros (as `live_status.CostMonitor`). The month's projection is a dotted mark.
+    """
+    title = "Spend against the budgets"
+    plans: dict[str, dict[str, Any]] = {str(r["period"]): {str(k): v for k, v in r.items()}
+                                        for r in budgets.to_dict("records")}
+    if not plans or (by_provider.empty and not any(_budget(r) for r in plans.values())):
+        return empty_figure(title, "No spend or budget data yet.", NO_BUDGET_HINT)
+    heads = [_headline(name, plans.get(period, {}), period == "month") for period, _c, name, _b in _PERIODS]
+    fig = make_subplots(rows=2, cols=1, subplot_titles=heads, vertical_spacing=0.42)
+    for row, (period, column, name, budget_name) in enumerate(_PERIODS, start=1):
+        plan: Mapping[str, Any] = plans.get(period, {})
+        for provider, micros in zip(by_provider["provider"], by_provider[column], strict=True):
+            fig.add_trace(go.Bar(
+                y=[name], x=[axis_usd(int(micros))], orientation="h", name=provider, legendgroup=provider,
+                showlegend=row == 1, marker={"color": provider_color(provider)},
+                customdata=[format_usd(int(micros))],
+                hovertemplate=provider + ": %{customdata}<extra></extra>"), row=row, col=1)
+        budget, projected = _budget(plan), _projected(plan) if period == "month" else None
+        if budget:
+            fig.add_vline(x=axis_usd(budget), line={"color": BUDGET_COLOR, "width": 3}, row=row, col=1,
+                          annotation_text=f"{budget_name} {format_usd(budget)}", annotation_position="top")
+        if projected:
+            fig.add_vline(x=axis_usd(projected), line={"color": "#555555", "dash": "dot", "width": 2}, row=row,
+                          col=1, annotation_text=f"projected {format_usd(projected)}",
+                          annotation_position="bottom")
+        spent = int(plan.get("spent_micros") or 0)
+        top = max(axis_usd(v) for v in (spent, budget or 0, projected or 0, 1))
+        fig.update_xaxes(range=[0, top * 1.15], tickprefix="$", row=row, col=1)
+        fig.update_yaxes(showticklabels=False, row=row, col=1)
+    fig.update_layout(barmode="stack", height=320, **{**LAYOUT, "margin": {"l": 20, "r": 30, "t": 60, "b": 30},
+                                                      "legend": {"orientation": "h", "y": -0.12}})
+    return fig
+
+
+def _budget(plan: Mapping[str, Any]) -> int | None:
+    value = plan.get("budget_micros")
+    return None if value is None or pd.isna(value) or not int(value) else int(value)
+
+
+def _projected(plan: Mapping[str, Any]) -> int | None:
+    value = plan.get("projected_micros")
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _headline(name: str, plan: Mapping[str, Any], with_projection: bool) -> str:
+    """'Today: $2.10 of $5.00 (42%)', or '... (no budget)', with the month's projection."""
+    spent, budget = int(plan.get("spent_micros") or 0), _budget(plan)
+    text = f"{name}: {format_usd(spent)}"
+    text += f" of {format_usd(budget)} ({spent / budget:.0%})" if budget else " (no budget set)"
+    projected = _projected(plan)
+    if with_projection and projected is not None:
+        text += f" · projected {format_usd(projected)}"
+    return text

@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from aiconsole.pipeline.queue import lease_expired
 from aiconsole.platform.clock import Clock
 from aiconsole.platform.db.models import (
     WAIT_BUCKETS_MS,
@@ -45,6 +46,13 @@ def queue_counts(session: Session, *, organization_id: int,
     for status, n in rows:
         counts[status] = int(n)
     return counts
+
+
+def stuck_count(session: Session, *, organization_id: int, now: datetime) -> int:
+    """Photos in processing whose lease expired (the queue's one definition of stuck)."""
+    return int(session.scalar(
+        select(func.count()).select_from(Photo).where(Photo.organization_id == organization_id, lease_expired(now))
+    ) or 0)
 
 
 def _throughput_hours(organization_id: int, clock: Clock) -> tuple[Any, ...]:

@@ -28,6 +28,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from aiconsole.live import queue_stats as live_queue
+from aiconsole.live import spend
 from aiconsole.pipeline import circuits
 from aiconsole.pipeline.config_row import CIRCUIT_OPEN
 from aiconsole.pipeline.health_report import (
@@ -39,7 +40,7 @@ from aiconsole.pipeline.health_report import (
 )
 from aiconsole.pipeline.rollups import Totals, sum_totals, window_totals
 from aiconsole.platform import cache
-from aiconsole.platform.clock import Clock, named_windows, org_clock
+from aiconsole.platform.clock import Clock, Window, named_windows, org_clock
 from aiconsole.platform.db.engine import org_session
 from aiconsole.platform.db.models import PHOTO_STATUSES, PipelineConfig
 from aiconsole.platform.db.sql import HistogramPercentile
@@ -93,6 +94,7 @@ class StatusCards:
     pause_kind: str | None = None
     # A circuit pause: the circuit that paused it, with its next probe (None for other pauses).
     paused_circuit: CircuitView | None = None
+    stuck: int = 0  # photos in processing whose lease expired (what Requeue stuck would move)
 
     @property
     def daily_budget_used(self) -> float | None:
@@ -154,6 +156,7 @@ class CostMonitor:
 
     `by_provider`: provider, today_micros, month_micros (providers with spend this month).
     `budgets`: period ("today", "month"), spent_micros, budget_micros (None: no budget), projected_micros.
+    `daily`: day (local date), provider, cost_micros over the last `spend.SPEND_DAYS` days, today last.
     """
 
     as_of: datetime
@@ -167,6 +170,7 @@ class CostMonitor:
     daily_average_micros: int
     projected_month_micros: int
     budgets: pd.DataFrame
+    daily: pd.DataFrame
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,18 +198,22 @@ class _Facts:
     config: PipelineConfig | None
     totals: dict[str, dict[str, Totals]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    stuck: int = 0
     circuit_rows: dict[str, circuits.Circuit] | None = None  # read when a part needs them
 
 
 def _facts(session: Session, organization_id: int, now: datetime | None, windows: Iterable[str],
-           counts: bool) -> _Facts:
+           counts: bool, days: bool = False) -> _Facts:
     clock = org_clock(session, organization_id=organization_id, now=now)
     config = session.get(PipelineConfig, organization_id)
     facts = _Facts(clock=clock, config=config)
-    facts.totals = window_totals(session, organization_id=organization_id,
-                                 windows=named_windows(clock, windows))
+    wanted: dict[str, Window] = named_windows(clock, windows)
+    if days:
+        wanted |= spend.day_windows(clock)
+    facts.totals = window_totals(session, organization_id=organization_id, windows=wanted)
     if counts:
         facts.counts = live_queue.queue_counts(session, organization_id=organization_id)
+        facts.stuck = live_queue.stuck_count(session, organization_id=organization_id, now=clock.now)
     if config is not None and config.paused and config.pause_kind == CIRCUIT_OPEN:
         facts.circuit_rows = circuits.latest(session, organization_id, now=clock.now)
     return facts
@@ -252,6 +260,7 @@ def _build_status(facts: _Facts) -> StatusCards:
         paused_at=cfg.paused_at if cfg and cfg.paused else None,
         pause_kind=cfg.pause_kind if cfg and cfg.paused else None,
         paused_circuit=_paused_circuit(facts),
+        stuck=facts.stuck,
     )
 
 
@@ -305,7 +314,7 @@ def _build_cost(facts: _Facts) -> CostMonitor:
         as_of=clock.now, by_provider=by_provider, today_micros=today_total, month_micros=month_total,
         daily_budget_micros=daily_budget, monthly_budget_micros=monthly_budget,
         elapsed_days=elapsed, month_days=month_days, daily_average_micros=daily_average,
-        projected_month_micros=projected, budgets=budgets,
+        projected_month_micros=projected, budgets=budgets, daily=spend.daily_spend(facts.totals, clock),
     )
 
 
@@ -331,7 +340,7 @@ def queue_monitor(*, organization_id: int, now: datetime | None = None) -> Queue
 def cost_monitor(*, organization_id: int, now: datetime | None = None) -> CostMonitor:
     """Spend today and this month by provider, budget bars data, projected month-end spend."""
     with org_session(organization_id) as session:
-        facts = _facts(session, organization_id, now, ("today", "month"), counts=False)
+        facts = _facts(session, organization_id, now, ("today", "month"), counts=False, days=True)
         return _build_cost(facts)
 
 
@@ -341,7 +350,7 @@ def live_snapshot(*, organization_id: int, now: datetime | None = None,
 
     def compute() -> LiveSnapshot:
         with org_session(organization_id) as session:
-            facts = _facts(session, organization_id, now, _STATUS_WINDOWS, counts=True)
+            facts = _facts(session, organization_id, now, _STATUS_WINDOWS, counts=True, days=True)
             return LiveSnapshot(
                 status=_build_status(facts),
                 queue=_build_queue(session, organization_id, facts),

@@ -65,7 +65,7 @@ def test_upload_queues_good_photos_and_explains_bad_ones(page, console_url: str,
         {"name": "astronaut.jpg", "mimeType": "image/jpeg", "buffer": sample_photo("astronaut", 7)},
         {"name": "report.jpg", "mimeType": "image/jpeg", "buffer": b"%PDF-1.4 not a photo at all" * 10},
     ])
-    page.get_by_role("button", name=re.compile(r"Queue 2 file\(s\)")).click()
+    page.get_by_role("button", name=re.compile(r"Queue 2 files")).click()
     page.get_by_role("button", name="Confirm").click()
     try:
         page.get_by_text("1 queued, 0 already known, 1 rejected").wait_for(timeout=30_000)

@@ -1,4 +1,8 @@
-"""Live Status: what the pipeline is doing right now (a panel that refreshes itself), and the quick actions."""
+"""Live Status: what the pipeline is doing right now, in one panel that refreshes itself.
+
+The paused banner and the quick actions come first, then the cards, queue, cost and health. All of it is one
+fragment drawn from one snapshot, so an action's count (Retry failed (n)) and its card never disagree.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from aiconsole.charts.live import budget_chart, queue_status_chart, spend_by_provider_chart, throughput_chart
+from aiconsole.charts.live import budget_chart, daily_spend_chart, queue_status_chart, throughput_chart
 from aiconsole.live import status as live_status
 from aiconsole.pipeline.health_report import CircuitView
 from aiconsole.platform import formatting as fmt
@@ -34,12 +38,9 @@ def toolbar() -> None:
 
 
 def render(actor: Actor) -> None:
-    """The live panel (refreshing as the toolbar says), then the quick actions."""
+    """The live panel, refreshing as the toolbar says."""
     every = int(st.session_state[EVERY_KEY]) if st.session_state[AUTO_KEY] else None
-    st.fragment(_live_panel, run_every=every)(actor.organization_id, every)
-    st.divider()
-    st.subheader("Quick actions")
-    quick_actions.render(actor)
+    st.fragment(_live_panel, run_every=every)(actor, every)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -47,13 +48,16 @@ def _system_health() -> dict[str, Any]:
     return health.system_health().to_dict()
 
 
-def _live_panel(organization_id: int, every: int | None) -> None:
-    # A fragment: on its own reruns (every `every` seconds, None = never) only this function runs again.
+def _live_panel(actor: Actor, every: int | None) -> None:
+    # A fragment: on its own reruns (every `every` seconds, None = never) only this function runs again, so
+    # everything that shows a count of the snapshot is drawn here, from this one snapshot.
     try:
-        snap = live_status.live_snapshot(organization_id=organization_id)
+        snap = live_status.live_snapshot(organization_id=actor.organization_id)
     except AiconsoleError as exc:
         say("error", "{}", exc)
         return
+    _paused_banner(snap.status)
+    quick_actions.render(actor, snap.status)
     _status_cards(snap)
     _queue(snap)
     _costs(snap)
@@ -62,12 +66,15 @@ def _live_panel(organization_id: int, every: int | None) -> None:
     say("caption", "Updated {} UTC · {}", f"{datetime.now(UTC):%H:%M:%S}", f"every {every} s" if every else "paused")
 
 
-def _status_cards(snap: live_status.LiveSnapshot) -> None:
-    s = snap.status
+def _paused_banner(s: live_status.StatusCards) -> None:
     if s.paused:
         probe = _next_probe(s.paused_circuit, s.as_of, s.timezone)
         say("error", "Processing is paused — {}{}", s.pause_reason or "no reason given",
             f" {probe[0].upper()}{probe[1:]}." if probe else "", icon=":material/pause_circle:")
+
+
+def _status_cards(snap: live_status.LiveSnapshot) -> None:
+    s = snap.status
     row1 = st.columns(5)
     row1[0].metric("Processed today", f"{s.processed_today.value or 0:,}",
                    fmt.signed(s.processed_today.delta), border=True,
@@ -123,15 +130,16 @@ def _costs(snap: live_status.LiveSnapshot) -> None:
     cols[2].metric("Projected month end", fmt.usd(c.projected_month_micros),
                    help=md("Month to date plus {} a day for the rest of the month.", fmt.usd(c.daily_average_micros)))
     left, right = st.columns(2)
-    left.plotly_chart(spend_by_provider_chart(c.by_provider), width="stretch", key="spend")
-    right.plotly_chart(budget_chart(c.budgets), width="stretch", key="budgets")
+    left.plotly_chart(daily_spend_chart(c.daily, daily_budget_micros=c.daily_budget_micros), width="stretch",
+                      key="spend")
+    right.plotly_chart(budget_chart(c.by_provider, c.budgets), width="stretch", key="budgets")
 
 
 def _providers(snap: live_status.LiveSnapshot) -> None:
     st.subheader("Provider health")
     report = snap.providers
     if not report.providers:
-        st.info("No provider has handled a photo yet. Upload photos below, or run `aiconsole demo`.")
+        st.info("No provider has handled a photo yet. Upload photos at the top of this page, or run `aiconsole demo`.")
         return
     cols = st.columns(len(report.providers))
     now = report.as_of
