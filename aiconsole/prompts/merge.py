@@ -128,6 +128,40 @@ def _coalesce(hunks: list[Hunk]) -> list[Hunk]:
     return out
 
 
+def _shared_start(seqs: list[list[str]]) -> int:
+    n = 0
+    while all(n < len(q) for q in seqs) and len({q[n] for q in seqs}) == 1:
+        n += 1
+    return n
+
+
+def _trim(h: Hunk) -> list[Hunk]:
+    """A conflict without the tokens both sides share at its edges ("\nTheirs." and "\nMine." share "\n").
+
+    With a base there, only what all three share is unchanged; on an empty base, what both inserted is theirs
+    and mine alike. What is left is classified again (one side may then be the only one that changed)."""
+    if h.kind != CONFLICT:
+        return [h]
+    b, t, m = tokens(h.base), tokens(h.theirs), tokens(h.mine)
+    sides = [t, m, b] if b else [t, m]
+    head = _shared_start(sides)
+    tail = _shared_start([q[head:][::-1] for q in sides])
+    if not head and not tail:
+        return [h]
+    kind = UNCHANGED if b else BOTH
+
+    def cut(i: int, j: int) -> tuple[str, str, str]:  # j counts from the end
+        return "".join(b[i:len(b) - j]), "".join(t[i:len(t) - j]), "".join(m[i:len(m) - j])
+
+    middle = cut(head, tail)
+    out = [Hunk(kind, *[x[:len(x) - len(y)] for x, y in zip(cut(0, tail), middle, strict=True)])] if head else []
+    if any(middle):
+        out.append(Hunk(_kind(*middle), *middle))
+    if tail:
+        out.append(Hunk(kind, *[x[len(y):] for x, y in zip(cut(head, 0), middle, strict=True)]))
+    return out
+
+
 def merge3(base: str, theirs: str, mine: str) -> Merge:
     """Merge `mine` and `theirs`, both edited from `base`, word by word."""
     b, t, m = tokens(base), tokens(theirs), tokens(mine)
@@ -141,4 +175,4 @@ def merge3(base: str, theirs: str, mine: str) -> Merge:
             same = "".join(b[sb:eb])
             hunks.append(Hunk(UNCHANGED, same, same, same))
         zb, zt, zm = eb, et, em
-    return Merge(tuple(_coalesce(hunks)))
+    return Merge(tuple(_coalesce([t for h in hunks for t in _trim(h)])))

@@ -54,17 +54,18 @@ def _texts(at: AppTest) -> str:
 
 @pytest.fixture
 def gemini_on_emulator(demo_env: dict[str, str], emulator: EmulatorServer) -> Iterator[EmulatorServer]:
-    """The demo organization's gemini provider config pointed at the emulator (restored afterwards)."""
+    """The demo organization's gemini provider config pointed at the emulator and disabled (a test runs on a
+    disabled provider anyway), restored afterwards; the seed's own choice of enabled providers may change."""
     with service_session() as s:
         pc = s.scalar(select(ProviderConfig).where(ProviderConfig.provider == "gemini"))
         assert pc is not None
-        before = pc.endpoint
-        pc.endpoint = emulator.url
+        before = pc.endpoint, pc.enabled
+        pc.endpoint, pc.enabled = emulator.url, False
     yield emulator
     with service_session() as s:
         pc = s.scalar(select(ProviderConfig).where(ProviderConfig.provider == "gemini"))
         assert pc is not None
-        pc.endpoint = before
+        pc.endpoint, pc.enabled = before
 
 
 def test_developer_runs_a_draft_on_a_sample_with_the_local_provider(demo_env: dict[str, str],

@@ -103,16 +103,20 @@ def test_stale_save_shows_the_conflict_and_keeps_the_draft(app_as) -> None:  # t
     [error] = [e for e in _texts(at, "error") if "Not saved" in e]
     assert f"saved version {base.version + 1} of photo-tagger" in error and "draft is kept" in error
     assert at.session_state[key] == draft
-    conflict = next(df.value for df in at.dataframe if f"v{base.version + 1}" in df.value.columns)
-    assert "Theirs." in list(conflict[f"v{base.version + 1}"])
     assert _tagger(admin)[1][0].content == base.content + "\nTheirs."
-    # Carry the draft over onto the newer version, then save it.
-    at.button(key="prompt_rebase").click().run()
+    # Both added a line at the end: a conflict. Write the words myself, take the merge, save it on theirs.
+    [choice] = [r for r in at.radio if r.key and r.key.startswith("merge_choice_")]
+    choice.set_value("edit").run()
+    [words] = [t for t in at.text_area if t.key and t.key.startswith("merge_edit_")]
+    assert words.value == "My edit"  # starts from mine; the new line before and the full stop are both sides'
+    words.input("Theirs.\nMy edit").run()
+    assert any("Your words replace v" in c and "“Theirs”" in c for c in _texts(at, "caption")), _texts(at, "caption")
+    at.button(key="prompt_merge_take").click().run()
     assert at.selectbox(key=f"prompt_base_{row.id}").value == base.version + 1
-    assert at.session_state[f"_start_prompt_editor_{row.id}_{base.version + 1}"] == draft
-    at.text_input(key="prompt_message").input("mine, rebased")
+    assert at.session_state[f"_start_prompt_editor_{row.id}_{base.version + 1}"] == base.content + "\nTheirs.\nMy edit."
+    at.text_input(key="prompt_message").input("mine, merged")
     at.button(key="prompt_save").click().run()
-    assert _tagger(admin)[1][0].content == draft
+    assert _tagger(admin)[1][0].content == base.content + "\nTheirs.\nMy edit."
 
 
 def test_developer_labels_staging_but_not_production(app_as) -> None:  # type: ignore[no-untyped-def]

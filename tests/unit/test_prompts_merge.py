@@ -78,6 +78,16 @@ def test_unchanged_sides_and_empty_texts() -> None:
     assert merge3("a\nb\nc", "a\nB\nc", "a\nb\nc\nd").text() == "a\nB\nc\nd"  # lines are words too
 
 
+def test_what_both_sides_inserted_alike_at_a_conflicts_edges_is_not_part_of_it() -> None:
+    merged = merge3("Tag it.", "Tag it.\nTheirs.", "Tag it.\nMy edit.")
+    assert [(h.kind, h.theirs, h.mine) for h in merged.hunks] == [
+        (UNCHANGED, "Tag it.", "Tag it."), (BOTH, "\n", "\n"), (CONFLICT, "Theirs", "My edit"), (BOTH, ".", ".")]
+    [i] = merged.conflicts
+    assert merged.text({i: "Theirs. My edit"}) == "Tag it.\nTheirs. My edit."
+    # One side's insertion extends the other's: no conflict left once the shared start is out.
+    assert merge3("x", "x a", "x a b").text() == "x a b"
+
+
 def test_hunk_digests_are_stable_and_distinct() -> None:
     one, two = merge3(BASE, THEIRS_TEXT, BASE + " x"), merge3(BASE, THEIRS_TEXT, BASE + " x")
     assert [h.digest for h in one.hunks] == [h.digest for h in two.hunks]

@@ -1,9 +1,9 @@
-"""The Prompts page's Edit tab: the Ace editor, the template check and preview, saving a version (with the
-conflict view and carrying a draft over), the test panel; and the side-by-side diff the page also shows."""
+"""The Prompts page's Edit tab: the base version, the Ace editor, the template check and preview, saving a
+version (a branch when the base is older on purpose; the three-way view when someone saved meanwhile), the
+test panel."""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 from streamlit_ace import st_ace
 
@@ -12,7 +12,8 @@ from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
 from aiconsole.prompts import templates as prompt_templates
 from aiconsole.prompts import versions as prompts
-from aiconsole.prompts.catalog import DiffRow, PromptRow, VersionRow
+from aiconsole.prompts.catalog import PromptRow, VersionRow
+from aiconsole.ui.control.prompt_merge import Conflict, merge_view
 from aiconsole.ui.control.prompt_test_panel import render_test_panel
 from aiconsole.ui.widgets import code, flash, md_join, say
 
@@ -22,38 +23,48 @@ def editor_key(prompt_id: int, base_version: int) -> str:
     return f"prompt_editor_{prompt_id}_{base_version}"
 
 
-def show_diff(rows: list[DiffRow], left: str, right: str) -> None:
-    """The diff as a table, then each differing line in full (wrapped) side by side."""
-    st.dataframe(pd.DataFrame([(r.kind, r.left_no or "", r.left or "", r.right_no or "", r.right or "") for r in rows],
-                              columns=["change", "#", left, "# ", right]), hide_index=True, width="stretch")
-    changed = [r for r in rows if r.kind != "equal"]
-    if changed:
-        with st.expander(f"Differing lines in full ({len(changed)})", expanded=len(changed) <= 5):
-            for r in changed[:50]:
-                c1, c2 = st.columns(2)
-                c1.code(f"{r.left_no}: {r.left}" if r.left is not None else "(no line)", language=None,
-                        wrap_lines=True)
-                c2.code(f"{r.right_no}: {r.right}" if r.right is not None else "(no line)", language=None,
-                        wrap_lines=True)
-            if len(changed) > 50:
-                say("caption", "{} more differing line(s) are in the table above.", len(changed) - 50)
+def _seen_key(prompt_id: int, base_version: int) -> str:
+    return f"_seen_{editor_key(prompt_id, base_version)}"
+
+
+def _base_label(v: VersionRow) -> str:
+    return f"v{v.version} — {v.message}" + (f" [{', '.join(v.labels)}]" if v.labels else "")
+
+
+def _base_select(prompt_id: int, by_number: dict[int, VersionRow]) -> VersionRow:
+    """The base version picker. Its labels ([production]...) follow label moves and rollbacks."""
+    key, shown = f"prompt_base_{prompt_id}", f"_prompt_base_shown_{prompt_id}"
+    if st.session_state.get(key) not in by_number:
+        st.session_state[key] = next(iter(by_number))
+    # The browser shows the option text it was last sent for the picked value; when a label moved since, setting
+    # the value again makes Streamlit send the new text (else "[production]" would stay on the old version).
+    if st.session_state.get(shown) != _base_label(by_number[st.session_state[key]]):
+        st.session_state[key] = st.session_state[key]
+    number = st.selectbox("Base version", list(by_number), key=key, format_func=lambda n: _base_label(by_number[n]))
+    st.session_state[shown] = _base_label(by_number[number])
+    return by_number[number]
 
 
 def edit_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> None:
     """Pick a base version, edit it (or read it), see its check, save it as a new version, test it on a photo."""
     by_number = {v.version: v for v in versions}
-    prompt_id = prompt.id
-    if st.session_state.get(f"prompt_base_{prompt_id}") not in by_number:
-        st.session_state[f"prompt_base_{prompt_id}"] = versions[0].version
-    base_number = st.selectbox("Base version", list(by_number), key=f"prompt_base_{prompt_id}",
-                               format_func=lambda n: f"v{n} — {by_number[n].message}"
-                               + (f" [{', '.join(by_number[n].labels)}]" if by_number[n].labels else ""))
-    base = by_number[base_number]
+    prompt_id, latest = prompt.id, versions[0].version
+    base = _base_select(prompt_id, by_number)
+    # Opening the editor on a base (picking it, or arriving on it) is the moment "someone saved meanwhile" is
+    # measured from: a version saved after it is a conflict, one that was already there makes this a branch.
+    if st.session_state.get(f"_prompt_opened_{prompt_id}") != base.version:
+        st.session_state[f"_prompt_opened_{prompt_id}"] = base.version
+        st.session_state[_seen_key(prompt_id, base.version)] = latest
+    seen = int(st.session_state.get(_seen_key(prompt_id, base.version), latest))
+    if base.version < seen:
+        newer = ", ".join(f"v{n}" for n in sorted(n for n in by_number if base.version < n <= seen))
+        say("info", "You are editing v{}; {} is newer. Saving makes a new version based on v{}, without {}'s "
+            "changes.", base.version, newer, base.version, newer, icon=":material/call_split:")
     can_edit = allowed(actor.role, "prompts.edit")
     draft, extras = _editor(prompt_id, base) if can_edit else _reader(base)
     _check(draft, extras)
     if can_edit:
-        _save(actor, prompt, base, draft, extras)
+        _save(actor, prompt, base, seen, draft, extras)
     render_test_panel(actor, draft=draft, prompt_id=prompt_id, version_id=base.id)
 
 
@@ -106,35 +117,46 @@ def _check(draft: str, extras: list[str]) -> None:
                 say("error", "{}", exc)
 
 
-def _save(actor: Actor, prompt: PromptRow, base: VersionRow, draft: str, extras: list[str]) -> None:
-    """Save as a new version; on a conflict, what changed since the base and carrying the draft over."""
+def _save(actor: Actor, prompt: PromptRow, base: VersionRow, seen: int, draft: str, extras: list[str]) -> None:
+    """Save as a new version; when someone saved meanwhile, the three-way view to merge the draft onto theirs."""
     prompt_id = prompt.id
     message = st.text_input("What changed (saved with the version)", key="prompt_message", max_chars=500)
     if st.button("Save new version", key="prompt_save", type="primary", icon=":material/save:"):
         try:
-            saved = prompts.save_version(actor, prompt_id=prompt_id, base_version=base.version, content=draft,
-                                         message=message, extra_variables=extras)
-            flash("success", "Saved {} v{}.", prompt.name, saved.version)
+            saved = prompts.save_version(actor, prompt_id=prompt_id, base_version=base.version, seen_latest=seen,
+                                         content=draft, message=message, extra_variables=extras)
+            if saved.version == base.version + 1:
+                flash("success", "Saved {} v{}.", prompt.name, saved.version)
+            else:
+                flash("success", "Saved {} v{}, based on v{} (not on v{}).", prompt.name, saved.version, base.version,
+                      saved.version - 1)
             st.session_state.pop("_prompt_conflict", None)
             st.session_state.pop("prompt_message", None)
             st.session_state["_prompt_base_next"] = (prompt_id, saved.version)
             st.session_state["_prompt_diff_next"] = (prompt_id, base.version, saved.version)
             st.rerun()
         except prompts.PromptConflict as exc:
-            st.session_state["_prompt_conflict"] = (prompt_id, base.version, str(exc), exc.latest_version,
-                                                    exc.diff)
+            st.session_state["_prompt_conflict"] = (base.version, Conflict(
+                prompt_id=prompt_id, message=str(exc), base_version=exc.base_version,
+                base_content=exc.base_content, latest_version=exc.latest_version,
+                latest_content=exc.latest_content, latest_author=exc.latest_author))
         except AiconsoleError as exc:
             say("error", "{}", exc)
-    conflict = st.session_state.get("_prompt_conflict")
-    if not (conflict and conflict[:2] == (prompt_id, base.version)):
+    pending = st.session_state.get("_prompt_conflict")
+    if not pending or pending[0] != base.version or pending[1].prompt_id != prompt_id:
         return
+    conflict: Conflict = pending[1]
     with st.container(border=True):
-        say("error", "{}", conflict[2], icon=":material/merge_type:")
-        say("caption", "What changed between v{} (yours started here) and v{}:", base.version, conflict[3])
-        show_diff(conflict[4], f"v{base.version}", f"v{conflict[3]}")
-        if st.button(f"Carry my draft over onto v{conflict[3]}", key="prompt_rebase"):
-            st.session_state["_prompt_draft_next"] = draft
-            st.session_state["_prompt_base_next"] = (prompt_id, conflict[3])
-            st.session_state.pop(editor_key(prompt_id, conflict[3]), None)  # an older edit there yields
-            st.session_state.pop("_prompt_conflict", None)
-            st.rerun()
+        say("error", "{}", conflict.message, icon=":material/merge_type:")
+        merged = merge_view(conflict, draft)
+    if merged is not None:
+        onto = conflict.latest_version
+        st.session_state["_prompt_draft_next"] = merged
+        st.session_state["_prompt_base_next"] = (prompt_id, onto)
+        st.session_state.pop(editor_key(prompt_id, onto), None)  # an older edit there yields
+        # The merge was made against v{onto}: a version saved after it is again someone else's.
+        st.session_state[f"_prompt_opened_{prompt_id}"] = onto
+        st.session_state[_seen_key(prompt_id, onto)] = onto
+        st.session_state.pop("_prompt_conflict", None)
+        flash("info", "The merged text is in the editor on v{}: review it, then save.", onto)
+        st.rerun()

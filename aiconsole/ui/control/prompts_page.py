@@ -15,7 +15,8 @@ from aiconsole.prompts import catalog
 from aiconsole.prompts import transfer as prompt_io
 from aiconsole.prompts import versions as prompts
 from aiconsole.prompts.catalog import PromptRow, VersionRow
-from aiconsole.ui.control.prompt_editor import edit_tab, show_diff
+from aiconsole.ui.control.diff_view import show_diff
+from aiconsole.ui.control.prompt_editor import edit_tab
 from aiconsole.ui.widgets import confirmed_action, flash, md, say
 
 
@@ -88,15 +89,23 @@ def _new_prompt_form(actor: Actor, *, expanded: bool) -> None:
 
 
 def _versions_table(versions: list[VersionRow]) -> None:
-    left, right = st.columns([3, 2])
-    left.dataframe(pd.DataFrame([{
-        "version": v.version, "labels": ", ".join(v.labels), "message": v.message, "author": v.author,
-        "saved": v.created_at, "photos": v.photos, "avg confidence": v.avg_confidence,
+    """Versions newest first: number, labels, usage and who saved it when in view on a 1280 px window; the
+    message last, where a long one may run off; the usage chart below."""
+    cfg = st.column_config
+    st.dataframe(pd.DataFrame([{
+        "version": v.version, "labels": ", ".join(v.labels), "photos": v.photos, "avg confidence": v.avg_confidence,
         "cost / photo": fmt.usd(v.cost_per_photo_micros, places=5) if v.cost_per_photo_micros is not None else "",
+        "created by": v.author, "created at": v.created_at, "message": v.message,
     } for v in versions]), hide_index=True, width="stretch",
-        column_config={"avg confidence": st.column_config.NumberColumn(format="%.3f"),
-                       "saved": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
-    right.plotly_chart(prompt_versions_chart(catalog.usage_frame(versions)), width="stretch")
+        column_config={"version": cfg.NumberColumn(width=60, format="v%d"),
+                       "labels": cfg.TextColumn(width=120),
+                       "photos": cfg.NumberColumn(width=80, format="localized", help="Photos served with it"),
+                       "avg confidence": cfg.NumberColumn(width=100, format="%.3f"),
+                       "cost / photo": cfg.TextColumn(width=95),
+                       "created by": cfg.TextColumn(width=170),
+                       "created at": cfg.DatetimeColumn(width=135, format="YYYY-MM-DD HH:mm"),
+                       "message": cfg.TextColumn(width="large")})
+    st.plotly_chart(prompt_versions_chart(catalog.usage_frame(versions)), width="stretch")
 
 
 def _labels_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> None:
