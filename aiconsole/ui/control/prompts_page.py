@@ -93,17 +93,18 @@ def _versions_table(versions: list[VersionRow]) -> None:
     message last, where a long one may run off; the usage chart below."""
     cfg = st.column_config
     st.dataframe(pd.DataFrame([{
-        "version": v.version, "labels": ", ".join(v.labels), "photos": v.photos, "avg confidence": v.avg_confidence,
-        "cost / photo": fmt.usd(v.cost_per_photo_micros, places=5) if v.cost_per_photo_micros is not None else "",
+        "version": v.version, "labels": ", ".join(v.labels), "photos": v.photos,
+        "avg confidence": fmt.number(v.avg_confidence, places=3), "cost / photo": fmt.usd(v.cost_per_photo_micros,
+                                                                                           places=5),
         "created by": v.author, "created at": v.created_at, "message": v.message,
     } for v in versions]), hide_index=True, width="stretch",
-        column_config={"version": cfg.NumberColumn(width=60, format="v%d"),
-                       "labels": cfg.TextColumn(width=120),
-                       "photos": cfg.NumberColumn(width=80, format="localized", help="Photos served with it"),
-                       "avg confidence": cfg.NumberColumn(width=100, format="%.3f"),
-                       "cost / photo": cfg.TextColumn(width=95),
-                       "created by": cfg.TextColumn(width=170),
-                       "created at": cfg.DatetimeColumn(width=135, format="YYYY-MM-DD HH:mm"),
+        column_config={"version": cfg.NumberColumn(width=55, format="v%d"),
+                       "labels": cfg.TextColumn(width=110),
+                       "photos": cfg.NumberColumn(width=70, format="localized", help="Photos served with it"),
+                       "avg confidence": cfg.TextColumn(width=100, alignment="right"),
+                       "cost / photo": cfg.TextColumn(width=90, alignment="right"),
+                       "created by": cfg.TextColumn(width=200),
+                       "created at": cfg.DatetimeColumn(width=130, format="YYYY-MM-DD HH:mm"),
                        "message": cfg.TextColumn(width="large")})
     st.plotly_chart(prompt_versions_chart(catalog.usage_frame(versions)), width="stretch")
 
