@@ -37,6 +37,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "testing.run": ADMINS | {"developer"},
     "experiments.manage": ADMINS | {"developer"},
     "review.tags": ADMINS | {"reviewer"},
+    "quality.view": ALL,
     "analytics.view": ADMINS | {"developer", "analyst", "viewer"},
     "analytics.export": ADMINS | {"analyst"},
 }

@@ -35,6 +35,7 @@ from aiconsole.platform.db.models import (
     Base,
     Correction,
     Experiment,
+    GroundTruth,
     LoginSession,
     Organization,
     Photo,
@@ -45,6 +46,9 @@ from aiconsole.platform.db.models import (
     PromptLabel,
     PromptVersion,
     ProviderConfig,
+    Review,
+    ReviewClaim,
+    ReviewDecision,
     User,
     ValidationRun,
     Worker,
@@ -144,6 +148,20 @@ def _seed_org(s: Session, slug: str) -> int:
                 user_id=user.id, token_hash=hashlib.sha256(f"token-{slug}".encode()).hexdigest(),
                 expires_at=datetime(2030, 1, 1, tzinfo=UTC),
             ),
+            ReviewClaim(organization_id=o, photo_id=photo.id, reviewer_id=user.id, token=f"claim-{slug}",
+                        queue_order="oldest", expires_at=FAR_FUTURE),
+        ]
+    )
+    review = Review(organization_id=o, photo_id=photo.id, reviewer_id=user.id, claim_token=f"review-{slug}",
+                    queue_order="random", claimed_at=datetime(2026, 1, 1, tzinfo=UTC))
+    s.add(review)
+    s.flush()
+    s.add_all(
+        [
+            ReviewDecision(organization_id=o, review_id=review.id, photo_id=photo.id, tag_id=tag.id,
+                           action="approve", label_before="sky", label_after="sky", reviewer_id=user.id),
+            GroundTruth(organization_id=o, photo_id=photo.id, label="sky", source="review", review_id=review.id,
+                        set_by=user.id),
         ]
     )
     return o

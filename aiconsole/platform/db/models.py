@@ -549,6 +549,129 @@ class AuditLog(Base):
     created_at: Mapped[datetime] = _created()
 
 
+# --- Quality Control (aiconsole.quality): review claims, reviews, their per-tag decisions, ground truth ---
+
+# The order a reviewer's queue hands photos out in; "random" is a uniform sample (unbiased precision).
+REVIEW_ORDERS = ("lowest_confidence", "oldest", "random", "disagreement")
+REVIEW_ACTIONS = ("approve", "reject", "rename", "add")
+REJECT_REASONS = ("wrong", "too_generic", "duplicate", "offensive", "other")
+GROUND_TRUTH_SOURCES = ("review", "import", "adjudication")
+
+
+class ReviewClaim(Base):
+    """A reviewer's lease on one photo of the review queue: one claim per photo, live until `expires_at`.
+
+    `token` names this claim; a review submitted with it is recorded once (reviews.claim_token is unique).
+    """
+
+    __tablename__ = "review_claims"
+    __table_args__ = (
+        UniqueConstraint("photo_id"),
+        CheckConstraint(_in("queue_order", REVIEW_ORDERS), name="queue_order"),
+    )
+
+    id: Mapped[int] = _id()
+    organization_id: Mapped[int] = _org_fk()
+    photo_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False)
+    reviewer_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    token: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    queue_order: Mapped[str] = mapped_column(String(24), nullable=False)
+    claimed_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class Review(Base):
+    """One submitted review of a photo: who, when, from which queue order; its decisions hang off it."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        UniqueConstraint("claim_token"),
+        CheckConstraint(_in("queue_order", REVIEW_ORDERS), name="queue_order"),
+        Index("ix_reviews_org_submitted", "organization_id", "submitted_at"),
+    )
+
+    id: Mapped[int] = _id()
+    organization_id: Mapped[int] = _org_fk()
+    photo_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    reviewer_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    claim_token: Mapped[str] = mapped_column(String(36), nullable=False)
+    queue_order: Mapped[str] = mapped_column(String(24), nullable=False)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    submitted_at: Mapped[datetime] = _created()
+
+
+class ReviewDecision(Base):
+    """A reviewer's decision on one tag (approve, reject with a reason, rename) or a tag they added.
+
+    The tag's label, confidence, rule verdict and the provider, model and prompt version that produced it
+    are kept as they were when decided: calibration reads them without joining tags that may change.
+    """
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (
+        CheckConstraint(_in("action", REVIEW_ACTIONS), name="action"),
+        CheckConstraint(_in("reason", REJECT_REASONS), name="reason"),
+        CheckConstraint("(action = 'reject') = (reason IS NOT NULL)", name="reject_has_reason"),
+        Index("ix_review_decisions_org_created", "organization_id", "created_at"),
+    )
+
+    id: Mapped[int] = _id()
+    organization_id: Mapped[int] = _org_fk()
+    review_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("reviews.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    photo_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    tag_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("photo_tags.id", ondelete="SET NULL"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    label_before: Mapped[str | None] = mapped_column(String(200))
+    label_after: Mapped[str | None] = mapped_column(String(200))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    ai_verdict: Mapped[str | None] = mapped_column(String(16))
+    ai_provider: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(128))
+    prompt_version_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("prompt_versions.id", ondelete="SET NULL"), index=True
+    )
+    reviewer_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = _created()
+
+
+class GroundTruth(Base):
+    """A label a photo truly has: its labels after review (or an import, or an admin's adjudication)."""
+
+    __tablename__ = "ground_truth"
+    __table_args__ = (
+        UniqueConstraint("photo_id", "label"),
+        CheckConstraint(_in("source", GROUND_TRUTH_SOURCES), name="source"),
+        Index("ix_ground_truth_org_label", "organization_id", "label"),
+    )
+
+    id: Mapped[int] = _id()
+    organization_id: Mapped[int] = _org_fk()
+    photo_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False)
+    label: Mapped[str] = mapped_column(String(200), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    review_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("reviews.id", ondelete="SET NULL"), index=True
+    )
+    set_by: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = _created()
+
+
 # Tables whose rows belong to one organization; row-level security covers each of them.
 ORG_SCOPED_TABLES: tuple[str, ...] = tuple(
     t.name for t in Base.metadata.sorted_tables if "organization_id" in t.c
