@@ -122,6 +122,8 @@ def test_merge_view_after_someone_saved_meanwhile(browser, console, artifacts) -
 
 
 def test_production_label_follows_a_rollback_in_the_base_picker(page, console, artifacts) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     from aiconsole.prompts import versions as prompts
 
     settings = console.settings()
@@ -129,8 +131,15 @@ def test_production_label_follows_a_rollback_in_the_base_picker(page, console, a
     row = next(r for r in prompts.list_prompts(admin, settings=settings) if r.name == "photo-tagger")
     production = row.labels["production"]
     base = _prompts_page(page, console.url, "admin")
-    base.click()
-    page.get_by_role("option", name=re.compile(f"^v{production} — .*production")).click()
+    option = page.get_by_role("option", name=re.compile(f"^v{production} — .*production"))
+    for _ in range(3):  # the list opens on a click on the combobox once the page has settled
+        base.get_by_role("combobox").click()
+        try:
+            option.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:  # not open yet: close whatever opened and click again
+            page.keyboard.press("Escape")
+    option.click()
     _wait_for_html(page, base, "[production")
     page.get_by_role("tab", name="Labels & rollback").click()
     page.get_by_role("button", name=re.compile("Roll back production to")).click()
