@@ -23,6 +23,7 @@ from aiconsole.platform.db.engine import get_engine, org_session, service_sessio
 from aiconsole.platform.db.models import ROLES, Organization, User
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed
+from aiconsole.platform.formatting import plural
 from aiconsole.platform.passwords import hash_password
 from aiconsole.platform.settings import Settings
 
@@ -156,6 +157,13 @@ def list_organizations(actor: Actor, *, settings: Settings | None = None) -> lis
     with org_session(actor.organization_id, engine=engine) as s:
         org = s.get(Organization, actor.organization_id)
         return [] if org is None else [_org_row(org)]
+
+
+def organization_timezone(actor: Actor, *, settings: Settings | None = None) -> str:
+    """The IANA time zone of the actor's current organization: the console shows its moments in it."""
+    actor.require_reach()
+    with org_session(actor.organization_id, settings=settings) as s:
+        return s.scalar(select(Organization.timezone).where(Organization.id == actor.organization_id)) or "UTC"
 
 
 def find_organization(*, ref: str | int, settings: Settings | None = None) -> OrganizationRow:
@@ -303,7 +311,7 @@ def set_active(actor: Actor, *, user_id: int, active: bool, settings: Settings |
             _check_not_last_admin(s, user, action="disable")
             user.is_active = False
             ended = auth.revoke_sessions(s, user_id=user.id, now=now)
-            summary = f"Disabled {user.email}; ended {ended} session(s)"
+            summary = f"Disabled {user.email}; ended {plural(ended, 'session')}"
             action = "user.disable"
         audit.record(s, actor=actor, action=action, entity_type="user", entity_id=user.id, before=before,
                      after={"is_active": user.is_active, "failed_logins": user.failed_logins,

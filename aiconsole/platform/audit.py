@@ -69,7 +69,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # '600', not str(Decimal('6E+2')): a person reads the log
     if isinstance(value, Enum):
         return _jsonable(value.value)
     if isinstance(value, Mapping):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from aiconsole.admin import users
+from aiconsole.platform import auth
+from aiconsole.platform.errors import AuthError
 from aiconsole.ui.session import ACTOR_KEY
 from aiconsole.ui.widgets import shown
 
@@ -53,3 +59,21 @@ def test_developer_cannot_open_users(app_as) -> None:  # type: ignore[no-untyped
     page.run()
     assert any("cannot" in shown(e.value) for e in page.error)
     assert not page.dataframe
+
+
+def test_the_table_reads_locks_and_logins_in_the_organizations_zone(app_as) -> None:  # type: ignore[no-untyped-def]
+    at = app_as("admin")
+    actor = at.session_state[ACTOR_KEY]
+    users.create_user(actor, email="lee.locked@example.com", display_name="Lee", role="viewer",
+                      password="long-enough-pw")
+    for _ in range(5):  # the default lockout: 5 failed logins
+        with pytest.raises(AuthError):
+            auth.login(email="lee.locked@example.com", password="wrong-password")
+    at.switch_page("pages/users.py").run()
+    table = at.dataframe[0].value.set_index("email")
+    lee, me = table.loc["lee.locked@example.com"], table.loc[actor.email]
+    # Not "None" / NaT / "+00:00": a moment in the demo organization's zone (New York), or what is missing.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d E[SD]T", lee["locked until"]), lee["locked until"]
+    assert lee["last login"] == "never"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d E[SD]T", me["last login"]) and me["locked until"] == "—"
+    assert list(table.columns)[:5] == ["name", "role", "active", "last login", "locked until"]

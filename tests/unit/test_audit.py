@@ -44,6 +44,12 @@ def test_redact_hides_credentials_at_any_depth_and_keeps_counts() -> None:
     assert data["password"] == "hunter22"  # the caller's dict is untouched
 
 
+def test_decimals_are_stored_as_people_write_them() -> None:
+    # A normalized Decimal('600') is Decimal('6E+2'): stored as str() it read "Monthly budget $6E+2".
+    assert audit.redact({"monthly_budget_usd": Decimal("600").normalize(), "price": Decimal("1E-6")}) == {
+        "monthly_budget_usd": "600", "price": "0.000001"}
+
+
 def test_diff_lists_changed_fields_with_dotted_paths() -> None:
     before = {"accept_threshold": 0.8, "paused": False, "limits": {"daily": 100, "monthly": 2000}, "gone": 1}
     after = {"accept_threshold": 0.75, "paused": False, "limits": {"daily": 150, "monthly": 2000}, "new": "x"}

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
 import streamlit as st
 
 from aiconsole.admin import users
 from aiconsole.admin.users import UserRow
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import ROLE_DESCRIPTIONS, allowed
 from aiconsole.ui.widgets import flash, say
+
+# px: on a 1280-px window (820 px of table beside the sidebar) everything up to the lock is in view.
+COLUMN_WIDTHS = {"email": 220, "name": 120, "role": 110, "active": 60, "last login": 140, "locked until": 140}
 
 
 def render(actor: Actor) -> None:
@@ -19,12 +25,17 @@ def render(actor: Actor) -> None:
     if not rows:
         st.info("This organization has no users yet. Add the first one below.")
     else:
+        tz, now = users.organization_timezone(actor), datetime.now(UTC)
         frame = pd.DataFrame(
             [{"email": u.email, "name": u.display_name, "role": u.role, "active": u.is_active,
-              "sign-in": "password" if u.has_password else "single sign-on",
-              "locked until": u.locked_until, "last login": u.last_login_at} for u in rows]
+              "last login": fmt.when(u.last_login_at, tz, seconds=False, missing="never"),
+              # A lock that has run out is no lock: only a current one is worth a column entry.
+              "locked until": fmt.when(u.locked_until if u.locked_until and u.locked_until > now else None,
+                                       tz, seconds=False),
+              "sign-in": "password" if u.has_password else "single sign-on"} for u in rows]
         )
-        st.dataframe(frame, hide_index=True, width="stretch")
+        st.dataframe(frame, hide_index=True, width="stretch",
+                     column_config={name: st.column_config.Column(width=px) for name, px in COLUMN_WIDTHS.items()})
     if not allowed(actor.role, "users.manage"):
         return
     roles = [r for r in ROLE_DESCRIPTIONS if r != "platform_admin" or allowed(actor.role, "orgs.switch")]
