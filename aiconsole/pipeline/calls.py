@@ -5,7 +5,10 @@ or `Released` when no provider may be called at all (every circuit open, the pro
 worker then gives the photo back untouched and pauses the organization with the reason. When Redis or
 the database fails (an `InfrastructureFault`, e.g. the shared rate limiter's Redis is down) it returns
 `Held`: that is nobody's photo's fault, so the worker gives it back without counting the attempt and
-waits for the fault to clear. Every decision goes into the photo's trace with its timing.
+waits for the fault to clear. A primary that cannot be used (a bad key, an unreachable endpoint; or any
+fault of its own on the photo's last attempt) hands the photo to the fallback in the same attempt
+(`aiconsole.pipeline.attempt`, routing's `moves_to_fallback`). Every decision goes into the photo's trace
+with its timing.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from aiconsole.pipeline import config_row
+from aiconsole.pipeline.attempt import Attempt
 from aiconsole.pipeline.context import OrgContext, ProviderSetup
 from aiconsole.pipeline.experiments import assign
 from aiconsole.pipeline.images import load_image_bytes
@@ -32,12 +36,13 @@ from aiconsole.pipeline.routing import (
     NoRouteAvailable,
     RouteDecision,
     is_provider_fault,
+    moves_to_fallback,
     route,
 )
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import AiconsoleError, InfrastructureFault, ProviderError, infrastructure_fault
 from aiconsole.platform.settings import Settings
-from aiconsole.prompts.render import PromptError, PromptSpec, prompt_values, render_prompt
+from aiconsole.prompts.render import PromptError, PromptSpec
 from aiconsole.providers.base import AnalysisRequest, ImageInput, Provider, ProviderResult, ProviderSettings
 from aiconsole.providers.registry import build_provider, capabilities, default_model
 
@@ -95,6 +100,7 @@ class CallStats:
     latencies: list[int] = field(default_factory=list)
     faults: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None  # the newest provider fault's message, for the health row's reason
 
 
 class Caller:
@@ -175,7 +181,9 @@ class Caller:
             st.latencies.append(ms)
             if error is not None:
                 st.kinds[error.kind] = st.kinds.get(error.kind, 0) + 1
-                st.faults += is_provider_fault(error)
+                if is_provider_fault(error):
+                    st.faults += 1
+                    st.last_error = error.message[:300]
 
     # -- one call ----------------------------------------------------------------------------------------
 
@@ -280,57 +288,68 @@ class Caller:
                 return Released(photo, exc.message, exc.provider, config_row.CIRCUIT_OPEN)
             allowed = True
             trace.append(decision.trace())
-        if decision.fallback and experiment_id is not None:
-            # The variant did not run as designed; counting this result for it would blur the comparison.
-            trace.append({"step": "experiment", "dropped": f"served by the fallback {decision.provider}",
-                          "variant": variant, "ms": 0.0})
-            experiment_id, variant, spec = None, None, ctx.prompt
-        self.metrics.routing.labels(provider=decision.provider,
-                                    kind="fallback" if decision.fallback else "primary").inc()
+        att = Attempt(decision, spec, variables, experiment_id, variant, allowed)
+        if decision.fallback:
+            att.off_experiment(ctx, trace)
+        self._count_route(decision)
 
         result: ProviderResult | None = None
         error: ProviderError | None = None
-        prompt_version_id: int | None = None
         try:
-            prompt: str | None = None
-            if capabilities(decision.provider).takes_prompt:
-                if experiment_id is not None and spec is None:
-                    raise PromptError(f"Experiment {experiment_id} variant {variant!r} names a prompt version that "
-                                      "does not exist in this organization.",
-                                      hint="Fix the variant in the Testing Lab.")
-                if spec is not None:
-                    values = prompt_values(max_tags=self.options.max_labels, width=photo.width,
-                                           height=photo.height, content_type=photo.content_type, overrides=variables)
-                    prompt = render_prompt(spec, values)
-                    prompt_version_id = spec.version_id
-                    trace.append({"step": "prompt", "version_id": spec.version_id, "chars": len(prompt), "ms": 0.0})
+            prompt = att.render(photo, max_labels=self.options.max_labels, trace=trace)
             loaded = time.perf_counter()
             data = load_image_bytes(photo.storage_uri, settings=self.settings)
             trace.append({"step": "load_image", "bytes": len(data),
                           "ms": round((time.perf_counter() - loaded) * 1000, 3)})
             image = ImageInput(data=data, content_type=photo.content_type, width=photo.width, height=photo.height,
                                sha256=photo.sha256)
-            result = self.call(ctx, decision, image, prompt, trace)
+            try:
+                result = self.call(ctx, att.decision, image, prompt, trace)
+            except ProviderError as exc:
+                if not self._move_to_fallback(ctx, photo, att, exc, fallback, trace):
+                    raise
+                prompt = att.render(photo, max_labels=self.options.max_labels, trace=trace)
+                result = self.call(ctx, att.decision, image, prompt, trace)
         except InfrastructureFault as exc:  # raised by call() before any request went out; it freed the breaker
             return Held(photo, exc)
         except ProviderError as exc:
             error = exc
         except AiconsoleError as exc:  # the photo's file or its prompt: trying again will not help
-            if allowed:
-                self.breaker(org, decision.provider).release()
+            if att.allowed:
+                self.breaker(org, att.decision.provider).release()
             kind = "prompt" if isinstance(exc, PromptError) else "image"
             error = ProviderError(exc.message, kind=kind, retryable=False, hint=exc.hint)
         except Exception as exc:
-            if allowed:
-                self.breaker(org, decision.provider).release()
+            if att.allowed:
+                self.breaker(org, att.decision.provider).release()
             fault = infrastructure_fault(exc)
             if fault is not None:
                 return Held(photo, fault)
             log.exception("photo %s failed unexpectedly", photo.id)
             error = ProviderError(f"Processing failed unexpectedly: {type(exc).__name__}: {str(exc)[:300]}",
                                   kind="internal", retryable=True, hint="This is a bug; please report it.")
-        return self._outcome(photo, ctx, decision, result, error, trace, t0=t0, claimed_at=claimed_at,
-                             prompt_version_id=prompt_version_id, experiment_id=experiment_id, variant=variant)
+        return self._outcome(photo, ctx, att.decision, result, error, trace, t0=t0, claimed_at=claimed_at,
+                             prompt_version_id=att.prompt_version_id, experiment_id=att.experiment_id,
+                             variant=att.variant)
+
+    def _count_route(self, decision: RouteDecision) -> None:
+        self.metrics.routing.labels(provider=decision.provider,
+                                    kind="fallback" if decision.fallback else "primary").inc()
+
+    def _move_to_fallback(self, ctx: OrgContext, photo: ClaimedPhoto, att: Attempt, exc: ProviderError,
+                          fallback: str | None, trace: list[dict[str, Any]]) -> bool:
+        """Route the photo to the fallback in this attempt when the primary's failure calls for it (routing's
+        `moves_to_fallback`) and the fallback's breaker lets a call through; traced."""
+        primary = att.decision.provider
+        if att.decision.fallback or fallback is None or fallback == primary:
+            return False
+        if not moves_to_fallback(exc, last_attempt=photo.attempts >= ctx.max_retries):
+            return False
+        if not self.breaker(ctx.organization_id, fallback).allow():
+            return False
+        att.move_to(ctx, fallback, exc, trace)
+        self._count_route(att.decision)
+        return True
 
     def _outcome(self, photo: ClaimedPhoto, ctx: OrgContext, decision: RouteDecision, result: ProviderResult | None,
                  error: ProviderError | None, trace: list[dict[str, Any]], *, t0: float, claimed_at: datetime,

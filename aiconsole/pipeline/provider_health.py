@@ -2,9 +2,11 @@
 
 Every `health_interval_s` the worker writes one `ai_provider_health` row per (organization, provider) it
 called since the last write: median latency, the share of calls that failed for the provider's sake
-(server errors, timeouts, 429s, bad keys, unusable answers; a blocked photo does not count), and the
-circuit state. A provider an organization routes to that saw no traffic gets a probe (one real call on a
-tiny generated image) at most every `idle_probe_interval_s`, so Live Status knows it still answers.
+(server errors, timeouts, 429s, bad keys, unusable answers; a blocked photo does not count), the newest
+such failure's message (Live Status names it as the reason, also when the photos went to the fallback and
+left no result of this provider), and the circuit state. A provider an organization routes to that saw no
+traffic gets a probe (one real call on a tiny generated image) at most every `idle_probe_interval_s`, so
+Live Status knows it still answers.
 
 When a circuit paused an organization, the organization's shared circuit (`aiconsole.pipeline.circuits`)
 says when the next probe may go out: one worker claims it, probes, and resumes the organization (audited,
@@ -107,7 +109,8 @@ class HealthReporter:
                 organization_id=org, provider_name=provider, status=health_status(error_rate=rate, circuit=circuit),
                 response_time_ms=round(statistics.median(st.latencies)) if calls else None, error_rate=rate,
                 last_check=now, error_details={"source": "worker", "worker": self.worker_id, "calls": calls,
-                                               "failures": st.faults, "kinds": st.kinds, "circuit": circuit}))
+                                               "failures": st.faults, "kinds": st.kinds, "circuit": circuit,
+                                               "last_error": st.last_error}))
         for org, ctx in self.contexts.known().items():
             key = (org, ctx.active_provider)
             idle_since = self._last_traffic.setdefault(key, mono)  # first sight counts as traffic

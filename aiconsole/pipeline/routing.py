@@ -4,6 +4,14 @@
   a pause to let one probe through, closes when the probe succeeds. The pause backs off (doubling up to a
   cap) while the provider keeps failing again soon after each probe; a real recovery resets it.
 - `route()`: the primary provider, or the fallback while the primary's breaker is open.
+- `moves_to_fallback()`: which failures of the primary's call move the photo to the fallback at once, in
+  the same attempt (`aiconsole.pipeline.attempt`), instead of spending the photo's attempts:
+  the provider cannot be used now (`UNUSABLE_KINDS`: a bad or missing key, no permission, an endpoint that
+  refuses connections, does not resolve or does not accept one), whether or not the error is retryable;
+  and any other fault of the provider's (429, 5xx, timeouts, unusable answers) on the photo's last attempt,
+  which would otherwise fail it. Earlier attempts retry those on the primary (they usually pass), and a
+  bad photo or prompt never moves: the fallback would refuse it too, and it is no provider's fault. An open
+  breaker moves every photo before any call (`route`).
 
 The shared rate limit is `aiconsole.pipeline.rate_limit`, the budget guard `aiconsole.pipeline.budget`.
 """
@@ -26,6 +34,8 @@ log = logging.getLogger(__name__)
 CIRCUIT_REASON_PREFIX = "Provider circuit open:"
 # Error kinds that say something about the provider's health (a blocked photo or a bad request does not).
 PROVIDER_FAULT_KINDS = frozenset({"rate_limited", "server_error", "timeout", "connection", "auth", "malformed"})
+# Error kinds that say the provider cannot be used at all right now: the photo moves to the fallback at once.
+UNUSABLE_KINDS = frozenset({"auth", "connection"})
 
 
 # ------------------------------------------------------------------------------------ circuit breaker
@@ -209,6 +219,11 @@ def is_provider_fault(error: BaseException | None) -> bool:
     if error is None:
         return False
     return not isinstance(error, ProviderError) or error.kind in PROVIDER_FAULT_KINDS
+
+
+def moves_to_fallback(error: ProviderError, *, last_attempt: bool) -> bool:
+    """Whether a photo whose primary call failed with `error` goes to the fallback in the same attempt."""
+    return error.kind in UNUSABLE_KINDS or (last_attempt and is_provider_fault(error))
 
 
 # -------------------------------------------------------------------------------------------- routing

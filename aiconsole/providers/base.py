@@ -7,11 +7,15 @@ decides how often. The kinds:
   rate_limited  HTTP 429 / RESOURCE_EXHAUSTED              retryable
   server_error  HTTP 5xx                                    retryable
   timeout       no answer within the provider's timeout    retryable
-  connection    could not reach the endpoint               retryable
+  connection    could not reach the endpoint (refused, DNS,  retryable
+                no connection within the timeout)
   auth          bad or missing key, 401/403                 not retryable
   bad_request   400/404: bad image, unknown model           not retryable
   blocked       the provider refused the content (safety)  not retryable
   malformed     an answer we could not parse or validate   retryable (bounded by the retry policy)
+
+auth and connection say the provider cannot be used now: the worker moves the photo to the fallback at once
+(`aiconsole.pipeline.routing.moves_to_fallback`); bad_request and blocked are the photo's own.
 """
 
 from __future__ import annotations
@@ -218,31 +222,41 @@ def malformed_error(provider: str, detail: str) -> ProviderError:
 
 
 @lru_cache(maxsize=1)
-def _network_error_classes() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+def _network_error_classes() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(connect timeouts, timeouts, connection errors) of the installed HTTP stacks."""
+    connect_timeouts: list[type[BaseException]] = []
     timeouts: list[type[BaseException]] = [TimeoutError]
     connections: list[type[BaseException]] = [ConnectionError]
     # Whichever HTTP stacks are installed: requests (google-cloud-vision REST), httpx or its fork httpx2
     # (google-genai), google-auth's own transport error.
-    for module, timeout_name, connection_name in (
-        ("requests.exceptions", "Timeout", "ConnectionError"),
-        ("httpx", "TimeoutException", "TransportError"),
-        ("httpx2", "TimeoutException", "TransportError"),
-        ("google.auth.exceptions", None, "TransportError"),
+    for module, connect_name, timeout_name, connection_name in (
+        ("requests.exceptions", "ConnectTimeout", "Timeout", "ConnectionError"),
+        ("httpx", "ConnectTimeout", "TimeoutException", "TransportError"),
+        ("httpx2", "ConnectTimeout", "TimeoutException", "TransportError"),
+        ("google.auth.exceptions", None, None, "TransportError"),
     ):
         try:
             mod = importlib.import_module(module)
         except ImportError:
             continue
+        if connect_name:
+            connect_timeouts.append(getattr(mod, connect_name))
         if timeout_name:
             timeouts.append(getattr(mod, timeout_name))
         connections.append(getattr(mod, connection_name))
-    return tuple(timeouts), tuple(connections)
+    return tuple(connect_timeouts), tuple(timeouts), tuple(connections)
 
 
 def network_error_kind(exc: BaseException) -> str | None:
-    """'timeout' or 'connection' when `exc` is a transport failure of a known HTTP stack, else None."""
-    timeouts, connections = _network_error_classes()
-    if isinstance(exc, timeouts):  # checked first: several timeout classes are also connection errors
+    """'timeout' or 'connection' when `exc` is a transport failure of a known HTTP stack, else None.
+
+    No connection within the timeout is 'connection': the endpoint was never reached (a host that drops
+    packets), unlike an answer that did not come in time.
+    """
+    connect_timeouts, timeouts, connections = _network_error_classes()
+    if isinstance(exc, connect_timeouts):
+        return "connection"
+    if isinstance(exc, timeouts):  # checked before connections: several timeout classes are also connection errors
         return "timeout"
     if isinstance(exc, connections):
         return "connection"

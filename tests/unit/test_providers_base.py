@@ -74,7 +74,9 @@ def test_network_errors_of_real_stacks_are_classified() -> None:
     import httpx2
 
     assert network_error_kind(requests.exceptions.ReadTimeout()) == "timeout"
-    assert network_error_kind(requests.exceptions.ConnectTimeout()) == "timeout"
+    # No connection within the timeout: the endpoint was never reached (the photo moves to the fallback).
+    assert network_error_kind(requests.exceptions.ConnectTimeout()) == "connection"
+    assert network_error_kind(httpx2.ConnectTimeout("no answer to SYN")) == "connection"
     assert network_error_kind(requests.exceptions.ConnectionError()) == "connection"
     assert network_error_kind(httpx2.ReadTimeout("slow")) == "timeout"
     assert network_error_kind(httpx2.ConnectError("refused")) == "connection"
