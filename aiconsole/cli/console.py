@@ -73,7 +73,9 @@ def up(
     no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not seed the demo on an empty database.")] = False,
     open_browser: Annotated[bool, typer.Option("--open-browser", help="Open the console in a web browser.")] = False,
     workers: Annotated[int, typer.Option(min=0, max=16, help="Worker processes to start beside the console.")] = 1,
-    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Provider calls in flight per worker.")] = 4,
+    concurrency: Annotated[int | None, typer.Option(
+        min=1, max=512, help="The most provider calls each worker runs at once (default: the organizations' "
+                             "Parallel calls per worker, on the Pipeline page).")] = None,
     emulate: Annotated[bool, typer.Option("--emulate", help="Serve the local Vision/Gemini emulator and send demo "
                                           "organizations' google-vision and gemini calls to it.")] = False,
 ) -> None:
@@ -116,9 +118,12 @@ def up(
         os.environ["AICONSOLE_DEMO_EMULATOR_URL"] = emulator.url
         typer.echo(f"Emulator at {emulator.url}: demo organizations' google-vision and gemini calls go there "
                    "(enable them on the Providers page).")
-    worker_cmd = [sys.executable, "-m", "aiconsole", "worker", "--concurrency", str(concurrency)]
+    worker_cmd = [sys.executable, "-m", "aiconsole", "worker"]
+    if concurrency:  # without it the workers follow each organization's Parallel calls per worker (Pipeline)
+        worker_cmd += ["--concurrency", str(concurrency)]
     if workers:
-        typer.echo(f"Starting {workers} worker process(es), concurrency {concurrency} each.")
+        calls = f"at most {concurrency} parallel calls each" if concurrency else "parallel calls as set on Pipeline"
+        typer.echo(f"Starting {workers} worker process{'' if workers == 1 else 'es'}, {calls}.")
     code = run_forwarding_signals(streamlit_command(app_path=app_path, host=host, port=port, headless=True),
                                   companions=[worker_cmd] * workers)
     raise typer.Exit(code)

@@ -19,6 +19,7 @@ import typer
 from aiconsole.cli.common import handles_errors, load_settings, resolve_org
 from aiconsole.cli.download import fetch_url, is_url
 from aiconsole.platform.actor import Actor
+from aiconsole.platform.db.models import DEFAULT_PARALLEL_CALLS
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
 
@@ -132,7 +133,10 @@ def enqueue(
 @commands.command()
 @handles_errors
 def worker(
-    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Provider calls in flight at once.")] = 8,
+    concurrency: Annotated[int | None, typer.Option(
+        min=1, max=512, help="The most provider calls this worker runs at once (default: as many as each "
+                             "organization's Parallel calls per worker on the Pipeline page, "
+                             f"{DEFAULT_PARALLEL_CALLS} unless changed).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Photos claimed and recorded per batch.")] = 50,
     lease_seconds: Annotated[int | None, typer.Option(
         min=5, help="Lease per claim; heartbeats extend it (default AICONSOLE_LEASE_SECONDS).")] = None,
@@ -156,7 +160,9 @@ def worker(
     options = WorkerOptions(stop_timeout_s=stop_timeout, metrics_port=metrics_port, metrics_addr=metrics_addr)
     w = Worker(wid, concurrency, batch_size, lease_seconds or settings.lease_seconds, poll_interval, settings,
                options=options)
-    typer.echo(f"worker {wid}: concurrency {concurrency}, batch {batch_size}. Ctrl+C to stop.")
+    calls = (f"at most {concurrency} parallel calls" if concurrency else
+             "parallel calls per worker as each organization sets them on the Pipeline page")
+    typer.echo(f"worker {wid}: {calls}, batch {batch_size}. Ctrl+C to stop.")
     report = w.run()
     typer.echo(f"worker {wid} stopped: {report.recorded} recorded ({report.failed} failed), "
                f"{report.retried} retries scheduled, {report.released} released.")

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from aiconsole.control.provider_choices import choice_states
 from aiconsole.control.rules_config import RULE_COLUMNS, RulesConfig, current_rules, rules_from_columns
 from aiconsole.pipeline import config_row
 from aiconsole.platform import audit, cache
@@ -95,6 +96,7 @@ class CostProjection:
     model: str
     cost_per_1000_micros: int
     basis: str
+    short_basis: str = ""  # a few words of `basis`, for a table column
 
 
 @dataclass(frozen=True)
@@ -136,11 +138,6 @@ def current_settings(actor: Actor) -> PipelineView:
                             current_rules(cfg), cfg.paused, cfg.version, cfg.updated_at, user_email(s, cfg.updated_by))
 
 
-def _enabled(s: Session, organization_id: int) -> dict[str, bool]:
-    return {p: bool(e) for p, e in s.execute(select(ProviderConfig.provider, ProviderConfig.enabled)
-                                             .where(ProviderConfig.organization_id == organization_id))}
-
-
 def _check_choice(s: Session, organization_id: int, provider: str, model: str, fallback: str | None) -> None:
     if provider not in PROVIDER_MODELS:
         raise ValidationFailed(f"There is no provider '{provider}'.",
@@ -154,13 +151,10 @@ def _check_choice(s: Session, organization_id: int, provider: str, model: str, f
     if fallback == provider:
         raise ValidationFailed(f"The fallback provider is the active provider ({provider}).",
                                hint="A fallback serves when the active provider is down, so it must be another one.")
-    enabled = _enabled(s, organization_id)
-    for name, role in ((provider, "active"), (fallback, "fallback")):
-        # local runs on the worker and needs no configuration; the others need an enabled provider_configs row.
-        if name is not None and not enabled.get(name, not capabilities(name).needs_key):
-            state = "disabled" if name in enabled else "not configured"
-            raise ValidationFailed(f"{name} is {state}, so it can't be the {role} provider.",
-                                   hint="Enable it on the Providers page first (an admin can).")
+    states = choice_states(s, organization_id)
+    states[provider].refuse("active")
+    if fallback is not None:
+        states[fallback].refuse("fallback")
 
 
 def switch_model(actor: Actor, *, provider: str, model: str, fallback_provider: str | None,
@@ -249,6 +243,10 @@ def _cached(actor: Actor, name: str, days: int, now: datetime | None, fn: Any) -
     return cache.cached((CACHE_PREFIX, actor.organization_id, name, days), CACHE_TTL_S, fn)
 
 
+def _photos(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
 def _per_1000(total: int, photos: int) -> int:
     """total * 1000 / photos rounded half up, in integers."""
     return (total * 2000 + photos) // (2 * photos)
@@ -284,17 +282,22 @@ def _projections(actor: Actor, since: datetime, now: datetime) -> list[CostProje
     gem = usage.get("gemini")
     if gem is not None and gem.n:
         inp, outp = _per_1000(int(gem.inp or 0), gem.n), _per_1000(int(gem.out or 0), gem.n)
-        gem_basis = f"average tokens of {gem.n:,} Gemini photo(s) in the window"
+        gem_basis = f"average tokens of {_photos(gem.n, 'Gemini photo')} in the window"
+        gem_short = f"avg of {_photos(gem.n, 'photo')}"
     else:
         inp = _per_1000(int(image_tokens), int(photos)) if photos else GEMINI_TOKENS_PER_TILE * 1000
         inp += ESTIMATED_PROMPT_TOKENS * 1000
         outp = ESTIMATED_OUTPUT_TOKENS * 1000
-        gem_basis = (f"estimate: no Gemini results in the window; image tokens of {photos:,} recent photo(s), "
-                     f"~{ESTIMATED_PROMPT_TOKENS} prompt and ~{ESTIMATED_OUTPUT_TOKENS} output tokens")
+        gem_basis = (f"estimate: no Gemini results in the window; image tokens of {_photos(photos, 'recent photo')}"
+                     f", ~{ESTIMATED_PROMPT_TOKENS} prompt and ~{ESTIMATED_OUTPUT_TOKENS} output tokens")
+        gem_short = "estimate (no Gemini results)"
     vis = usage.get("google-vision")
     units = _per_1000(int(vis.units or 0), vis.n) if vis is not None and vis.n else 1000
-    vis_basis = (f"average units of {vis.n:,} Vision photo(s) in the window" if vis is not None and vis.n
-                 else "estimate: 1 unit (label detection) per photo")
+    if vis is not None and vis.n:
+        vis_basis = f"average units of {_photos(vis.n, 'Vision photo')} in the window"
+        vis_short = f"avg of {_photos(vis.n, 'photo')}"
+    else:
+        vis_basis, vis_short = "estimate: 1 unit (label detection) per photo", "estimate (1 unit/photo)"
     # Priced past the monthly free tier: it covers only the first units of a month, not a steady rate.
     free = VISION_PRICES["LABEL_DETECTION"].free_units_per_month
     vision_cost = vision_cost_micros(units, month_units_before=max(month_units, free),
@@ -303,11 +306,11 @@ def _projections(actor: Actor, since: datetime, now: datetime) -> list[CostProje
         billing = capabilities(provider).billing
         if billing == "tokens":
             cost = gemini_cost_micros(model, input_tokens=inp, output_tokens=outp, overrides=overrides.get(provider))
-            out.append(CostProjection(provider, model, cost, gem_basis))
+            out.append(CostProjection(provider, model, cost, gem_basis, gem_short))
         elif billing == "units":
-            out.append(CostProjection(provider, model, vision_cost, vis_basis))
+            out.append(CostProjection(provider, model, vision_cost, vis_basis, vis_short))
         else:
-            out.append(CostProjection(provider, model, 0, "runs on the worker: no API cost"))
+            out.append(CostProjection(provider, model, 0, "runs on the worker: no API cost", "no API cost"))
     return out
 
 

@@ -28,7 +28,7 @@ from aiconsole.platform import audit, secrets_box
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.audit import AuditRow
 from aiconsole.platform.db.engine import get_engine, org_session
-from aiconsole.platform.db.models import PROVIDERS, ProviderConfig, User
+from aiconsole.platform.db.models import MAX_PARALLEL_CALLS, PROVIDERS, ProviderConfig, User
 from aiconsole.platform.db.sql import user_email
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
@@ -41,9 +41,9 @@ from aiconsole.providers.registry import capabilities, provider_names
 
 ENTITY = "provider_config"
 FIELDS = ("enabled", "rate_limit_per_minute", "timeout_seconds", "max_concurrency", "endpoint", "region")
-# What the worker uses for a provider without a row (the model's column defaults).
+# What the worker uses for a provider without a row (the model's column defaults); a cap at the most is no cap.
 DEFAULTS: dict[str, Any] = {"enabled": True, "rate_limit_per_minute": 600, "timeout_seconds": 30.0,
-                            "max_concurrency": 8, "endpoint": None, "region": None}
+                            "max_concurrency": MAX_PARALLEL_CALLS, "endpoint": None, "region": None}
 MAX_ENDPOINT = 512
 
 
@@ -55,7 +55,7 @@ class ProviderRow:
     enabled: bool
     rate_limit_per_minute: int
     timeout_seconds: float
-    max_concurrency: int
+    max_concurrency: int  # the parallel calls cap; MAX_PARALLEL_CALLS: none
     endpoint: str | None
     region: str | None
     has_secret: bool
@@ -74,7 +74,7 @@ class ProviderSettingsInput(BaseModel):
     enabled: bool
     rate_limit_per_minute: Int = Field(ge=1, le=100_000)
     timeout_seconds: Float = Field(ge=1.0, le=300.0)
-    max_concurrency: Int = Field(ge=1, le=256)
+    max_concurrency: Int = Field(ge=1, le=MAX_PARALLEL_CALLS)
     endpoint: str | None = None
     region: str | None = None
 
@@ -112,9 +112,10 @@ _WHY = {
                              "Enabled instead of setting 0)",
     "timeout_seconds": "seconds to wait for one answer, 1 to 300 (a slow provider must still answer before the "
                        "photo's lease runs out)",
-    "max_concurrency": "calls in flight at once per worker, 1 to 256",
+    "max_concurrency": f"the most of the organization's parallel calls per worker this provider gets at once, 1 to "
+                       f"{MAX_PARALLEL_CALLS} (empty: no cap)",
 }
-_LABELS = {"rate_limit_per_minute": "Rate limit", "timeout_seconds": "Timeout", "max_concurrency": "Concurrency",
+_LABELS = {"rate_limit_per_minute": "Rate limit", "timeout_seconds": "Timeout", "max_concurrency": "Parallel calls cap",
            "endpoint": "Endpoint", "region": "Region", "enabled": "Enabled"}
 
 
@@ -239,19 +240,20 @@ def _key_follows_endpoint(s: Session, actor: Actor, pc: ProviderConfig, provider
 
 
 def save_provider(actor: Actor, *, provider: str, enabled: bool, rate_limit_per_minute: int,
-                  timeout_seconds: float, max_concurrency: int, endpoint: str | None, region: str | None,
+                  timeout_seconds: float, max_concurrency: int | None, endpoint: str | None, region: str | None,
                   expected_version: int, settings: Settings | None = None) -> ProviderRow:
     """Save a provider's non-secret settings if nobody changed them since `expected_version` (audited).
 
     The endpoint must be one the key may go to (`aiconsole.providers.endpoints`); changing the endpoint or
-    region removes the stored key, which the returned row's `notice` says.
+    region removes the stored key, which the returned row's `notice` says. `max_concurrency` None: no cap.
     """
     actor.require("providers.configure")
     capabilities(provider)  # NotFound for an unknown provider
     settings = settings or get_settings()
     checked = validate_settings(
         {"enabled": enabled, "rate_limit_per_minute": rate_limit_per_minute, "timeout_seconds": timeout_seconds,
-         "max_concurrency": max_concurrency, "endpoint": endpoint, "region": region},
+         "max_concurrency": MAX_PARALLEL_CALLS if max_concurrency is None else max_concurrency,
+         "endpoint": endpoint, "region": region},
         provider=provider, settings=settings)
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         _check_endpoint(s, actor, provider, checked.endpoint, settings)

@@ -45,6 +45,7 @@ class ConnectionResult:
     error_kind: str | None
     error: str | None
     used_stored_key: bool
+    settings_version: int = 0  # the provider_configs version it tested (0: the defaults); a later save outdates it
 
     @property
     def verdict(self) -> str:
@@ -67,6 +68,7 @@ def test_connection(actor: Actor, *, provider: str, settings: Settings | None = 
         pc = load_config(s, actor.organization_id, provider)
         cfg = s.scalar(select(PipelineConfig).where(PipelineConfig.organization_id == actor.organization_id))
         state, token = settings_state(pc), pc.encrypted_secret if pc is not None else None
+        version = pc.version if pc is not None else 0
         emulated_at = emulated_endpoint(provider, is_demo=is_demo_org(s, organization_id=actor.organization_id),
                                         settings=settings)
         if emulated_at is not None:
@@ -79,7 +81,8 @@ def test_connection(actor: Actor, *, provider: str, settings: Settings | None = 
     def failed(kind: str, message: str, hint: str | None = None, latency_ms: int = 0,
                key: str | None = None) -> ConnectionResult:
         error = reflected(message, key) + ("" if hint is None else f" {hint}")
-        return ConnectionResult(provider, model, endpoint, False, latency_ms, (), kind, error, token is not None)
+        return ConnectionResult(provider, model, endpoint, False, latency_ms, (), kind, error, token is not None,
+                                version)
 
     refusal = None if emulated_at is not None else endpoint_refusal(provider, state["endpoint"],
                                                                     settings=settings or get_settings())
@@ -107,7 +110,8 @@ def test_connection(actor: Actor, *, provider: str, settings: Settings | None = 
         return failed("internal", f"{provider} failed unexpectedly: {type(exc).__name__}: {exc}", None,
                       round((time.perf_counter() - started) * 1000), key)
     tags = tuple((t.label, round(t.confidence, 3)) for t in result.tags[:TEST_MAX_LABELS])
-    return ConnectionResult(provider, model, endpoint, True, result.latency_ms, tags, None, None, token is not None)
+    return ConnectionResult(provider, model, endpoint, True, result.latency_ms, tags, None, None, token is not None,
+                            version)
 
 
 test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, despite its name

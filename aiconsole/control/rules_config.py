@@ -1,12 +1,10 @@
-"""Processing rules as the console edits them: validation, saving (audited, versioned) and impact preview.
+"""Processing rules as the console edits them: validation and saving (audited, versioned).
 
 `RulesConfig` holds what the rules form shows (money in dollars); `to_columns` / `from_columns` convert to and
 from the pipeline_config columns (money in micro-dollars), `rule_set` to the worker's `RuleSet`. A tag's
 verdict is `aiconsole.pipeline.rules`'s tag rule; a photo needs review when any of its tags does.
 
-The impact preview runs in the database: one query classifies every AI tag of the window's results under
-both rule sets with the tag rule's own SQL form (`rules.verdict_sql`) and folds them per result, another
-counts the tags' confidences into CONFIDENCE_BUCKETS equal-width buckets.
+What the rules would change is `aiconsole.control.rules_preview`'s.
 """
 
 from __future__ import annotations
@@ -14,42 +12,29 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import ColumnElement, and_, case, func, select
-from sqlalchemy.orm import Session
 
 from aiconsole.pipeline import config_row
-from aiconsole.pipeline.rules import (
-    DEFAULT_ACCEPT,
-    DEFAULT_REJECT,
-    RuleSet,
-    normalize_label,
-    resolve_thresholds,
-    verdict_sql,
-)
+from aiconsole.pipeline.rules import DEFAULT_ACCEPT, DEFAULT_REJECT, RuleSet, normalize_label, resolve_thresholds
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.engine import org_session
-from aiconsole.platform.db.models import AiProcessingResult, PhotoTag, PipelineConfig
+from aiconsole.platform.db.models import DEFAULT_PARALLEL_CALLS, MAX_PARALLEL_CALLS, PipelineConfig
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.money import micros_to_usd, usd_to_micros
 from aiconsole.platform.strict_numbers import NOT_BOOL, Float, Int
 
 MAX_RETRIES_RANGE = (1, 10)
-CONCURRENCY_RANGE = (1, 64)
+CONCURRENCY_RANGE = (1, MAX_PARALLEL_CALLS)
 MAX_COST_PER_PHOTO_USD = Decimal("10")
 MAX_BUDGET_USD = Decimal("10000000")
 SMALLEST_USD = micros_to_usd(1)  # $0.000001: money is stored in whole micro-dollars
 MAX_OVERRIDES = 500
 MAX_LABEL_CHARS = 200
-MAX_PREVIEW_DAYS = 90
-CONFIDENCE_BUCKETS = 50
 # The pipeline_config columns a rules change writes (and a revert of it restores).
 RULE_COLUMNS = ("accept_threshold", "reject_threshold", "label_overrides", "max_cost_per_photo_micros",
                 "daily_budget_micros", "monthly_budget_micros", "max_retries", "worker_concurrency")
@@ -66,8 +51,9 @@ _COUNTS = {
     "max_retries": ("Max retries", MAX_RETRIES_RANGE, f"it is the number of attempts a photo gets "
                     f"({MAX_RETRIES_RANGE[0]} = no retry), and beyond {MAX_RETRIES_RANGE[1]} a photo that keeps "
                     "failing only burns budget."),
-    "worker_concurrency": ("Worker concurrency", CONCURRENCY_RANGE, "at least one call must run, and more than "
-                           f"{CONCURRENCY_RANGE[1]} parallel calls per worker exceed every provider's rate limits."),
+    "worker_concurrency": ("Parallel calls per worker", CONCURRENCY_RANGE, "at least one call must run, and "
+                           f"more than {CONCURRENCY_RANGE[1]} at once in one worker exceed every provider's rate "
+                           "limits."),
 }
 
 
@@ -105,7 +91,7 @@ class RulesConfig(BaseModel):
     daily_budget_usd: Annotated[Decimal | None, NOT_BOOL] = None
     monthly_budget_usd: Annotated[Decimal | None, NOT_BOOL] = None
     max_retries: Int = 3
-    worker_concurrency: Int = 8
+    worker_concurrency: Int = DEFAULT_PARALLEL_CALLS
 
     @field_validator("accept_threshold", "reject_threshold")
     @classmethod
@@ -312,88 +298,3 @@ def save_rules(actor: Actor, *, rules: RulesConfig, expected_version: int) -> in
                      summary="Changed processing rules: " + ", ".join(sorted(changed)),
                      reversible=not any(audit.is_secret_key(label) for label in labels))
         return cfg.version
-
-
-# ------------------------------------------------------------------------------------------ preview
-
-
-@dataclass(frozen=True)
-class VerdictCounts:
-    """Tags per verdict and photos (results) per status under one rule set."""
-
-    tags_accepted: int
-    tags_review: int
-    tags_rejected: int
-    photos_completed: int
-    photos_review: int
-
-
-@dataclass(frozen=True)
-class ImpactPreview:
-    """The window's tags and photos under the current and the proposed rules, and their confidence histogram."""
-
-    days: int
-    since: datetime
-    photos: int
-    tags: int
-    current: VerdictCounts
-    proposed: VerdictCounts
-    histogram: tuple[int, ...]  # CONFIDENCE_BUCKETS counts; bucket i holds i/N <= confidence < (i+1)/N, 1.0 last
-
-
-def _count(cond: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
-
-
-def _window(organization_id: int, since: datetime) -> ColumnElement[bool]:
-    r = AiProcessingResult
-    return and_(r.organization_id == organization_id, r.created_at >= since, r.status != "failed")
-
-
-def _verdict_counts(s: Session, organization_id: int, since: datetime,
-                    rule_sets: tuple[RuleSet, RuleSet]) -> tuple[int, int, list[VerdictCounts]]:
-    t = PhotoTag
-    joined = and_(t.result_id == AiProcessingResult.id, t.organization_id == organization_id, t.source == "ai")
-    per_result = []
-    for i, rules in enumerate(rule_sets):
-        verdict = verdict_sql(rules, t.label, t.confidence)
-        has_tag = t.id.is_not(None)  # the outer join gives a tagless result one row with no tag
-        per_result += [_count(and_(has_tag, verdict == v)).label(f"{v}_{i}")
-                       for v in ("accepted", "needs_review", "rejected")]
-    inner = (select(AiProcessingResult.id, func.count(t.id).label("tags"), *per_result)
-             .select_from(AiProcessingResult).outerjoin(t, joined)
-             .where(_window(organization_id, since)).group_by(AiProcessingResult.id).subquery())
-    cols: list[ColumnElement[Any]] = [func.count(), func.coalesce(func.sum(inner.c.tags), 0)]
-    for i in range(len(rule_sets)):
-        cols += [func.coalesce(func.sum(inner.c[f"{v}_{i}"]), 0) for v in ("accepted", "needs_review", "rejected")]
-        cols += [_count(inner.c[f"needs_review_{i}"] == 0), _count(inner.c[f"needs_review_{i}"] > 0)]
-    row = s.execute(select(*cols)).one()
-    values = [int(v) for v in row]
-    counts = [VerdictCounts(*values[2 + 5 * i: 7 + 5 * i]) for i in range(len(rule_sets))]
-    return values[0], values[1], counts
-
-
-def _histogram(s: Session, organization_id: int, since: datetime) -> tuple[int, ...]:
-    t, n = PhotoTag.confidence, CONFIDENCE_BUCKETS
-    # Bounds compared as i / n, not confidence * n cast to an integer: 0.58 * 50 is 28.999... in floating point.
-    cols = [_count(and_(t >= i / n, t < (i + 1) / n) if i < n - 1 else t >= i / n) for i in range(n)]
-    query = (select(*cols).select_from(PhotoTag)
-             .join(AiProcessingResult, PhotoTag.result_id == AiProcessingResult.id)
-             .where(_window(organization_id, since), PhotoTag.organization_id == organization_id,
-                    PhotoTag.source == "ai"))
-    return tuple(int(v) for v in s.execute(query).one())
-
-
-def impact_preview(actor: Actor, *, rules: RulesConfig, days: int = 7, now: datetime | None = None) -> ImpactPreview:
-    """How the last `days` days' AI tags and photos come out under `rules` versus the rules in force."""
-    actor.require("pipeline.view")
-    if not 1 <= days <= MAX_PREVIEW_DAYS:
-        raise ValidationFailed(f"The preview window of {days} days is outside 1..{MAX_PREVIEW_DAYS}.",
-                               hint="Longer windows scan more tags than a preview should; pick fewer days.")
-    since = (now or utcnow()) - timedelta(days=days)
-    with org_session(actor.organization_id) as s:
-        current = RuleSet.from_config(s.get(PipelineConfig, actor.organization_id))
-        photos, tags, (cur, new) = _verdict_counts(s, actor.organization_id, since, (current, rules.rule_set()))
-        histogram = _histogram(s, actor.organization_id, since)
-    return ImpactPreview(days=days, since=since, photos=photos, tags=tags, current=cur, proposed=new,
-                         histogram=histogram)

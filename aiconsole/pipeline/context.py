@@ -25,6 +25,7 @@ from aiconsole.pipeline.experiments import ExperimentPlan, running_experiment
 from aiconsole.platform import secrets_box
 from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import (
+    DEFAULT_PARALLEL_CALLS,
     PipelineConfig,
     ProcessingRollupHourly,
     PromptLabel,
@@ -62,6 +63,7 @@ class ProviderSetup:
     key_error: str | None = None
     endpoint_refused: str | None = None  # why the stored endpoint may not receive the key (nothing is sent)
     emulated: bool = False  # a demo organization's call goes to the local emulator (aiconsole.emulation)
+    parallel_cap: int | None = None  # most of the org's parallel calls it gets at once (pipeline.parallel)
 
     def settings(self) -> ProviderSettings:
         """The provider's ProviderSettings with the stored key; an auth ProviderError if it cannot be decrypted."""
@@ -85,6 +87,7 @@ class OrgContext:
     active_model: str = default_model(DEFAULT_PROVIDER)
     fallback_provider: str | None = None
     max_retries: int = 3
+    parallel_calls: int = DEFAULT_PARALLEL_CALLS  # per worker, at most (aiconsole.pipeline.parallel)
     max_cost_per_photo_micros: int | None = None
     has_budget: bool = False
     providers: dict[str, ProviderSetup] = field(default_factory=dict)
@@ -138,6 +141,7 @@ def load_org_context(session: Session, *, organization_id: int, now: datetime | 
         ctx.active_provider, ctx.active_model = cfg.active_provider, cfg.active_model
         ctx.fallback_provider = cfg.fallback_provider or None
         ctx.max_retries = max(1, int(cfg.max_retries))
+        ctx.parallel_calls = max(1, int(cfg.worker_concurrency))
         ctx.max_cost_per_photo_micros = cfg.max_cost_per_photo_micros
         ctx.has_budget = cfg.daily_budget_micros is not None or cfg.monthly_budget_micros is not None
     url = emulator_url(is_demo=is_demo_org(session, organization_id=organization_id), settings=settings)
@@ -151,7 +155,8 @@ def load_org_context(session: Session, *, organization_id: int, now: datetime | 
             provider=pc.provider, enabled=pc.enabled, rate_limit_per_minute=max(1, pc.rate_limit_per_minute),
             timeout_s=float(pc.timeout_seconds), endpoint=pc.endpoint or None,
             price_overrides=dict(pc.price_overrides or {}), has_stored_key=pc.encrypted_secret is not None,
-            api_key=None if refusal else api_key, key_error=key_error, endpoint_refused=refusal)
+            api_key=None if refusal else api_key, key_error=key_error, endpoint_refused=refusal,
+            parallel_cap=max(1, int(pc.max_concurrency)))
     if url is not None:
         for name in provider_names(emulatable=True):
             base = ctx.providers.get(name) or ProviderSetup(name)

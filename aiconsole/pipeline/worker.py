@@ -37,14 +37,16 @@ from types import FrameType
 from aiconsole.pipeline import config_row
 from aiconsole.pipeline import queue as q
 from aiconsole.pipeline.budget import BudgetGuard
-from aiconsole.pipeline.calls import Caller, Held, ProviderFactory, Released
+from aiconsole.pipeline.calls import Held, ProviderFactory, Released
 from aiconsole.pipeline.context import ContextCache, OrgContext
 from aiconsole.pipeline.faults import FaultWatch, database_ready, probes
 from aiconsole.pipeline.metrics import WorkerMetrics
+from aiconsole.pipeline.parallel import SlottedCaller
 from aiconsole.pipeline.provider_health import HealthReporter
 from aiconsole.pipeline.recording import Outcome, RecordReport, record_batch
 from aiconsole.pipeline.upkeep import Heartbeat, Maintenance
 from aiconsole.pipeline.worker_config import WorkerOptions, WorkerReport
+from aiconsole.platform.db.models import DEFAULT_PARALLEL_CALLS, MAX_PARALLEL_CALLS
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import infrastructure_fault
 from aiconsole.platform.settings import Settings, get_settings
@@ -55,13 +57,15 @@ log = logging.getLogger(__name__)
 class Worker:
     """One worker process's engine; `run()` blocks until `stop()` or SIGTERM/SIGINT."""
 
-    def __init__(self, worker_id: str, concurrency: int, batch_size: int, lease_seconds: int,
+    def __init__(self, worker_id: str, concurrency: int | None, batch_size: int, lease_seconds: int,
                  poll_interval_s: float, settings: Settings | None = None, *, options: WorkerOptions | None = None,
                  provider_factory: ProviderFactory | None = None, metrics: WorkerMetrics | None = None) -> None:
-        if concurrency < 1 or batch_size < 1 or lease_seconds < 1 or poll_interval_s <= 0:
+        if min(1 if concurrency is None else concurrency, batch_size, lease_seconds) < 1 or poll_interval_s <= 0:
             raise ValueError("concurrency, batch_size and lease_seconds must be >= 1 and poll_interval_s > 0")
         self.worker_id = worker_id
-        self.concurrency = concurrency
+        # None: call threads grow to the organizations' parallel calls per worker; N: N threads, and no org gets more.
+        self.ceiling = concurrency
+        self.concurrency = concurrency or DEFAULT_PARALLEL_CALLS
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.poll_interval_s = poll_interval_s
@@ -69,8 +73,9 @@ class Worker:
         self.settings = settings or get_settings()
         self.options = options or WorkerOptions()
         self.metrics = metrics or WorkerMetrics()
-        self.caller = Caller(worker_id=worker_id, settings=self.settings, metrics=self.metrics,
-                             options=self.options.calls, provider_factory=provider_factory)
+        self.caller = SlottedCaller(ceiling=concurrency, worker_id=worker_id, settings=self.settings,
+                                    metrics=self.metrics, options=self.options.calls,
+                                    provider_factory=provider_factory)
         self.contexts = ContextCache(ttl_s=self.options.context_ttl_s)
         self.budget = BudgetGuard()
         self.health = HealthReporter(worker_id=worker_id, caller=self.caller, contexts=self.contexts,
@@ -84,7 +89,7 @@ class Worker:
         self.faults = FaultWatch(worker_id, retry_s=self.options.infra_retry_s,
                                  max_retry_s=self.options.infra_max_retry_s, on_change=lambda: self.heartbeat.wake())
         self._probes = probes(self.settings.redis_url)
-        self.heartbeat = Heartbeat(worker_id, concurrency=concurrency, lease_seconds=lease_seconds,
+        self.heartbeat = Heartbeat(worker_id, concurrency=self.concurrency, lease_seconds=lease_seconds,
                                    interval_s=self.options.heartbeat_interval_s, faults=self.faults,
                                    held_ids=self.held_ids, processed=lambda: self.report.recorded)
         self.maintenance = Maintenance(worker_id, options=self.options,
@@ -99,7 +104,8 @@ class Worker:
         self._ready_since: float | None = None
         # Photos in hand: enough that call threads never wait for a claim, and a batch being recorded while
         # the next one is processed.
-        self._capacity = max(2 * concurrency, 2 * batch_size)
+        self._capacity = max(2 * self.concurrency, 2 * batch_size)
+        self._callers: list[threading.Thread] = []
 
     # ---------------------------------------------------------------------------------------- control
 
@@ -147,11 +153,7 @@ class Worker:
                                     daemon=True)]
         for t in threads:
             t.start()
-        # Daemon call threads: a call still hanging after the stop timeout must not keep the process alive.
-        callers = [threading.Thread(target=self._call_loop, name=f"{self.worker_id}-call-{i}", daemon=True)
-                   for i in range(self.concurrency)]
-        for t in callers:
-            t.start()
+        self._start_callers(self.concurrency)
         try:
             while not self._stop.is_set():
                 if self.faults.down():
@@ -165,13 +167,26 @@ class Worker:
         finally:
             self._shutdown()
             self.heartbeat.stop()
-            for _ in callers:
+            for _ in self._callers:
                 self._tasks.put(None)
             for t in threads:
                 t.join(timeout=5)
             self.metrics.close()
             self._stopped.set()
         return self.report
+
+    def _start_callers(self, n: int) -> None:
+        # Daemon call threads: a call still hanging after the stop timeout must not keep the process alive.
+        for i in range(len(self._callers), n):
+            t = threading.Thread(target=self._call_loop, name=f"{self.worker_id}-call-{i}", daemon=True)
+            t.start()
+            self._callers.append(t)
+        self.concurrency = self.heartbeat.concurrency = len(self._callers)
+        self._capacity = max(2 * self.concurrency, 2 * self.batch_size)
+
+    def parallel_calls(self, organization_id: int, provider: str | None = None) -> int:
+        """How many of the organization's photos (or calls to `provider`) this worker runs at once."""
+        return self.caller.parallel_calls(self.contexts.ensure({organization_id})[organization_id], provider)
 
     def _claim(self) -> int:
         with self._lock:
@@ -194,6 +209,8 @@ class Worker:
         try:
             contexts = self.contexts.ensure({p.organization_id for p in photos})
             over = self._over_budget(contexts)
+            if self.ceiling is None:
+                self._start_callers(min(MAX_PARALLEL_CALLS, max(c.parallel_calls for c in contexts.values())))
         except Exception as exc:
             if not self.faults.check(exc):
                 raise

@@ -27,6 +27,14 @@ def _actions(org: int, action: str) -> list[AuditLog]:
                               .order_by(AuditLog.id)))
 
 
+def _providers(org: int, *names: str, **values: object) -> None:
+    """Set provider_configs columns of `names` (default: the Google providers) for the organization."""
+    with service_session() as s:
+        s.execute(update(ProviderConfig).where(ProviderConfig.organization_id == org,
+                                               ProviderConfig.provider.in_(names or ("gemini", "google-vision")))
+                  .values(**values))
+
+
 def _texts(at) -> str:  # type: ignore[no-untyped-def]
     return " ".join(shown(str(e.value)) for kind in (at.error, at.success, at.warning, at.info) for e in kind)
 
@@ -40,7 +48,7 @@ def test_admin_switches_with_confirmation_and_undoes(app_as) -> None:  # type: i
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
-    assert len(table) == len(model_choices()) and "cost per 1,000 photos" in table.columns
+    assert len(table) == len(model_choices()) and {"cost", "basis"} <= set(table.columns)
     before = _config(org)
     assert at.button(key="switch_start").disabled  # the current choice: nothing to switch to
 
@@ -143,3 +151,60 @@ def test_clearing_a_budget_removes_it(app_as) -> None:  # type: ignore[no-untype
     assert at.number_input(key="rules_daily").value is None  # the reloaded form shows "no budget"
     at.button(key="rules_save").click().run()  # an unchanged form saves nothing new
     assert not at.exception and _actions(org, "rules.update")[-1].after == {"daily_budget_micros": None}
+
+
+def test_providers_that_cannot_be_switched_to_are_marked_and_say_why_before_any_confirmation(  # type: ignore[no-untyped-def]
+        app_as) -> None:
+    at = app_as("admin")
+    org = at.session_state[ACTOR_KEY].organization_id
+    _providers(org, enabled=False, encrypted_secret=None, endpoint=None)
+    at.switch_page(PAGE).run()
+    choice, fallback = at.selectbox(key="switch_choice"), at.selectbox(key="switch_fallback")
+    gemini = model_choices().index(("gemini", "gemini-2.5-flash"))
+    # gemini and google-vision are disabled in Providers: the lists say so.
+    assert choice.options[gemini].startswith("gemini / gemini-2.5-flash — disabled in Providers ($")
+    assert choice.options[0].startswith("local / local-analyzer-v1 ($")
+    assert {"gemini — disabled in Providers", "google-vision — disabled in Providers", "local"} <= set(fallback.options)
+
+    choice.select(gemini).run()
+    why = " ".join(shown(w.value) for w in at.warning)
+    assert "gemini is disabled in Providers, so it can't be the active provider: enable it there first." in why
+    assert at.button(key="switch_start").disabled  # no switch is offered that would be refused
+    assert "switch_pending" not in at.session_state
+
+    choice.select(0)
+    fallback.select("google-vision — disabled in Providers").run()  # format_func labels select by their text
+    assert "google-vision is disabled in Providers, so it can't be the fallback provider" in " ".join(
+        shown(w.value) for w in at.warning)
+    assert at.button(key="switch_start").disabled
+    fallback.select("local").run()
+    assert "another provider than the active one (local)" in " ".join(shown(w.value) for w in at.warning)
+    assert at.button(key="switch_start").disabled
+
+    # Enabled without a key: allowed (the workers may hold GEMINI_API_KEY), marked, and the warning is shown
+    # before the confirmation is asked for.
+    _providers(org, "gemini", enabled=True)
+    fallback.select("none")
+    at.run()
+    assert at.selectbox(key="switch_choice").options[gemini].startswith("gemini / gemini-2.5-flash — no key ($")
+    at.selectbox(key="switch_choice").select(gemini).run()
+    assert not at.button(key="switch_start").disabled
+    assert any("gemini has no key saved in Providers: workers call it with GEMINI_API_KEY" in shown(w.value)
+               for w in at.warning)
+    assert "switch_pending" not in at.session_state
+
+
+def test_the_models_table_keeps_its_columns_short_with_their_meaning_in_help(app_as) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    at = app_as("viewer")
+    at.switch_page(PAGE).run()
+    table = at.dataframe[0]
+    config = json.loads(table.proto.columns)
+    widths = {name: c["width"] for name, c in config.items() if not c.get("hidden")}
+    # In view on a 1,280 px window: the main area beside the sidebar is about 860 px wide.
+    assert sum(widths.values()) <= 860 and set(widths) >= {"cost", "basis", "p95"}
+    assert config["cost"]["label"] == "$ / 1,000" and "1,000 photos" in config["cost"]["help"]
+    assert all(len(str(v)) <= 30 for v in table.value["basis"])
+    notes = [shown(c.value) for c in at.caption if shown(c.value).startswith("Cost basis — ")]
+    assert notes and "local: runs on the worker: no API cost" in notes[0] and "gemini: " in notes[0]

@@ -72,6 +72,21 @@ def _submit(at: AppTest, label: str, form: str) -> None:
     assert not at.exception, at.exception
 
 
+RIGHT_KEY = "AIza" + "x" * 35  # what the emulators of the wrong-key tests accept
+
+
+def _tested_with_a_wrong_key(at: AppTest, emulator_factory: Callable[..., EmulatorServer], p: str) -> AppTest:
+    """`p` pointed at an emulator that accepts only RIGHT_KEY, KEY saved, and Test connection clicked."""
+    emulator = emulator_factory(api_key=RIGHT_KEY)
+    at.switch_page(PAGE).run()
+    at.text_input(key=f"endpoint_{p}").input(emulator.url)
+    _submit(at, "Save settings", f"settings_{p}")
+    at.text_input(key=f"secret_{p}").input(KEY)
+    _submit(at, "Save key", f"key_form_{p}")
+    at.button(key=f"test_{p}").click().run()
+    return at
+
+
 def _logged(caplog: pytest.LogCaptureFixture) -> str:
     return "\n".join(f"{r.name} {r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records)
 
@@ -132,14 +147,7 @@ def test_a_saved_key_is_only_ever_shown_masked_and_never_logged(
 def test_a_wrong_key_shows_the_exact_error(app_as: Callable[[str], AppTest],
                                            emulator_factory: Callable[..., EmulatorServer],
                                            all_logs: pytest.LogCaptureFixture) -> None:
-    emulator = emulator_factory(api_key="AIza" + "x" * 35)
-    at = app_as("admin")
-    at.switch_page(PAGE).run()
-    at.text_input(key="endpoint_google-vision").input(emulator.url)
-    _submit(at, "Save settings", "settings_google-vision")
-    at.text_input(key="secret_google-vision").input(KEY)
-    _submit(at, "Save key", "key_form_google-vision")
-    at.button(key="test_google-vision").click().run()
+    at = _tested_with_a_wrong_key(app_as("admin"), emulator_factory, "google-vision")
     errors = [shown(e.value) for e in at.error]
     assert any(e.startswith("Bad key after") and "API key not valid" in e for e in errors), errors
     assert KEY not in page_text(at)
@@ -186,3 +194,25 @@ def test_emulated_google_calls_are_marked_and_test_connection_reaches_the_emulat
     finally:
         monkeypatch.delenv("AICONSOLE_DEMO_EMULATOR_URL")
         get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("allow_loopback")
+def test_a_test_connection_error_goes_when_the_settings_it_tested_change(
+        app_as: Callable[[str], AppTest], emulator_factory: Callable[..., EmulatorServer]) -> None:
+    at = _tested_with_a_wrong_key(app_as("admin"), emulator_factory, "gemini")
+    assert any(shown(e.value).startswith("Bad key after") for e in at.error), [shown(e.value) for e in at.error]
+
+    at.run()  # an unrelated rerun keeps the result: the settings are the ones it tested
+    assert any(shown(e.value).startswith("Bad key after") for e in at.error)
+    at.number_input(key="rate_gemini").set_value(120)
+    _submit(at, "Save settings", "settings_gemini")
+    assert not any("Bad key" in shown(e.value) for e in at.error), [shown(e.value) for e in at.error]
+    assert any("The last Test connection tried the previous settings" in shown(c.value) for c in at.caption)
+
+    at.button(key="test_gemini").click().run()  # a new test is for the new settings, and shows again
+    assert any(shown(e.value).startswith("Bad key after") for e in at.error)
+    at.text_input(key="secret_gemini").input(RIGHT_KEY)  # the right key: the old error is outdated
+    _submit(at, "Save key", "key_form_gemini")
+    assert not any("Bad key" in shown(e.value) for e in at.error)
+    at.button(key="test_gemini").click().run()
+    assert any("Connected in" in shown(s.value) for s in at.success), [shown(e.value) for e in at.error]

@@ -61,7 +61,7 @@ def test_numbers_are_still_numbers() -> None:
 
 
 @pytest.mark.parametrize(("field", "label"), [("rate_limit_per_minute", "Rate limit"), ("timeout_seconds", "Timeout"),
-                                              ("max_concurrency", "Concurrency")])
+                                              ("max_concurrency", "Parallel calls cap")])
 def test_provider_settings_refuse_yes_no_values(settings: Settings, field: str, label: str) -> None:
     with pytest.raises(ValidationFailed, match=rf"gemini: {label} True is a yes/no value, not a number"):
         provider_admin.validate_settings({**PROVIDER, field: True}, provider="gemini", settings=settings)

@@ -68,7 +68,7 @@ def test_switch_validates_the_choice(settings: Settings) -> None:
     with service_session() as s:
         s.delete(s.scalars(select(ProviderConfig).where(ProviderConfig.organization_id == org,
                                                         ProviderConfig.provider == "gemini")).one())
-    with pytest.raises(ValidationFailed, match="gemini is not configured"):
+    with pytest.raises(ValidationFailed, match="gemini is not set up, so it can't be the active provider"):
         switch_model(admin, provider="gemini", model="gemini-2.5-flash", fallback_provider=None, expected_version=1)
     assert _model(org) == ("local", "local-analyzer-v1", None, 1)
 

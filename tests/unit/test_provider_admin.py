@@ -155,9 +155,7 @@ def _allowing(settings: Settings, hosts: str) -> Settings:
 
 
 def _save(actor: Actor, settings: Settings, version: int, **changes: object) -> provider_admin.ProviderRow:
-    values: dict[str, object] = {"enabled": True, "rate_limit_per_minute": 600, "timeout_seconds": 30.0,
-                                 "max_concurrency": 8, "endpoint": None, "region": None}
-    values.update(changes)
+    values: dict[str, object] = {**provider_admin.DEFAULTS, **changes}
     return provider_admin.save_provider(actor, provider="gemini", expected_version=version, settings=settings,
                                         **values)  # type: ignore[arg-type]
 
@@ -167,14 +165,16 @@ def _save(actor: Actor, settings: Settings, version: int, **changes: object) -> 
     ({"rate_limit_per_minute": 100_001}, "1 to 100,000"),
     ({"timeout_seconds": 0.5}, "Timeout seconds to wait for one answer, 1 to 300 .*lease"),
     ({"timeout_seconds": 200.0}, r"Timeout 200 s is not shorter than the photo lease \(120 s\)"),
-    ({"max_concurrency": 0}, "Concurrency calls in flight at once per worker, 1 to 256"),
+    ({"max_concurrency": 0}, "Parallel calls cap the most of the organization's parallel calls per worker this "
+                             "provider gets at once, 1 to 64"),
+    ({"max_concurrency": 65}, r"1 to 64 \(empty: no cap\)"),
     ({"endpoint": "ftp://example.com"}, "Endpoint must be an http:// or https:// URL"),
     ({"endpoint": "https://"}, "with a host"),
     ({"endpoint": "https://user:pw@example.com"}, "must not contain a user name or password"),
     ({"endpoint": "https://exa mple.com"}, "must not contain spaces"),
     ({"endpoint": "https://e.com/" + "a" * 600}, "longer than 512"),
     ({"region": "US Central"}, "lower-case letters, digits and '-'"),
-    ({"rate_limit_per_minute": 0, "max_concurrency": 999}, "Rate limit .*; Concurrency"),
+    ({"rate_limit_per_minute": 0, "max_concurrency": 999}, "Rate limit .*; Parallel calls cap"),
 ])
 def test_settings_out_of_range_are_refused_with_range_and_reason(changes: dict[str, object], message: str) -> None:
     values: dict[str, object] = {"enabled": True, "rate_limit_per_minute": 600, "timeout_seconds": 30.0,

@@ -10,14 +10,8 @@ import pytest
 from pipeline_data import add_result, as_role, make_org
 from sqlalchemy import select
 
-from aiconsole.control.rules_config import (
-    CONFIDENCE_BUCKETS,
-    RulesConfig,
-    impact_preview,
-    overrides_from_rows,
-    parse_rules,
-    save_rules,
-)
+from aiconsole.control.rules_config import RulesConfig, overrides_from_rows, parse_rules, save_rules
+from aiconsole.control.rules_preview import CONFIDENCE_BUCKETS, impact_preview
 from aiconsole.pipeline.rules import RuleSet
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AuditLog, PipelineConfig
@@ -49,8 +43,8 @@ def test_accept_below_reject_is_refused_with_the_reason() -> None:
     ("max_cost_per_photo_usd", "50", "is surely a typo"),
     ("max_retries", 0, "Max retries 0 is outside 1..10"),
     ("max_retries", 11, "Max retries 11 is outside 1..10"),
-    ("worker_concurrency", 0, "Worker concurrency 0 is outside 1..64"),
-    ("worker_concurrency", 65, "Worker concurrency 65 is outside 1..64"),
+    ("worker_concurrency", 0, "Parallel calls per worker 0 is outside 1..64"),
+    ("worker_concurrency", 65, "Parallel calls per worker 65 is outside 1..64"),
     ("accept_threshold", "high", "accept_threshold: Input should be a valid number"),
 ])
 def test_out_of_range_values_say_the_allowed_range(field: str, value: Any, expected: str) -> None:
@@ -59,7 +53,7 @@ def test_out_of_range_values_say_the_allowed_range(field: str, value: Any, expec
 
 def test_every_problem_is_reported_at_once() -> None:
     msg = _refused(max_retries=0, worker_concurrency=100, daily_budget_usd="-1")
-    assert "Max retries 0" in msg and "Worker concurrency 100" in msg and "daily budget $-1" in msg
+    assert "Max retries 0" in msg and "Parallel calls per worker 100" in msg and "daily budget $-1" in msg
 
 
 def test_label_overrides_are_normalized_and_checked() -> None:

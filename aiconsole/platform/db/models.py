@@ -46,6 +46,11 @@ TAG_REVIEW_STATES = ("accepted", "needs_review", "rejected", "corrected")
 # Why an organization is paused: by a person, or by the worker (a budget reached, a provider's circuit open,
 # the only provider it could use disabled).
 PAUSE_KINDS = ("manual", "daily_budget", "monthly_budget", "circuit_open", "provider_disabled")
+# Parallel calls per worker: an organization's setting (pipeline_config.worker_concurrency) and the most any
+# setting or provider cap (provider_configs.max_concurrency) may say; a cap at the most is no cap. The one owner
+# of both numbers: the worker, the CLI, the rules form and the Providers page read them from here.
+DEFAULT_PARALLEL_CALLS = 8
+MAX_PARALLEL_CALLS = 64
 
 # Upper bounds (ms) of the rollup histogram buckets; the last bucket is everything above.
 LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
@@ -260,7 +265,7 @@ class PipelineConfig(Base):
     daily_budget_micros: Mapped[int | None] = mapped_column(BigInteger)
     monthly_budget_micros: Mapped[int | None] = mapped_column(BigInteger)
     max_retries: Mapped[int] = mapped_column(Integer, nullable=False, default=3)
-    worker_concurrency: Mapped[int] = mapped_column(Integer, nullable=False, default=8)
+    worker_concurrency: Mapped[int] = mapped_column(Integer, nullable=False, default=DEFAULT_PARALLEL_CALLS)
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     pause_reason: Mapped[str | None] = mapped_column(Text)
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -286,7 +291,7 @@ class ProviderConfig(Base):
     secret_last4: Mapped[str | None] = mapped_column(String(4))
     rate_limit_per_minute: Mapped[int] = mapped_column(Integer, nullable=False, default=600)
     timeout_seconds: Mapped[float] = mapped_column(Float, nullable=False, default=30.0)
-    max_concurrency: Mapped[int] = mapped_column(Integer, nullable=False, default=8)
+    max_concurrency: Mapped[int] = mapped_column(Integer, nullable=False, default=MAX_PARALLEL_CALLS)
     endpoint: Mapped[str | None] = mapped_column(String(512))
     region: Mapped[str | None] = mapped_column(String(64))
     price_overrides: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)

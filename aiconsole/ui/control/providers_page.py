@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from aiconsole.control import provider_admin, provider_connection
+from aiconsole.control.parallel_calls import CAP, SETTING, ParallelCalls, parallel_calls
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
@@ -29,6 +30,7 @@ def render(actor: Actor) -> None:
             "synthetic and nothing is billed; the costs shown are what Google would charge. Enable a provider "
             "below and make it active on Pipeline to watch it run.", " and ".join(emulated),
             code(next(iter(emulated.values()))), icon=":material/dns:")
+    parallel = parallel_calls(actor)
     for row in provider_admin.list_providers(actor):
         status = "enabled" if row.enabled else "disabled"
         with st.expander(f"**{row.provider}** — {status}", expanded=can_configure):
@@ -38,9 +40,9 @@ def render(actor: Actor) -> None:
             else:
                 st.caption("Never changed here: the defaults apply.")
             if not can_configure:
-                _settings_table(row, emulated)
+                _settings_table(row, emulated, parallel)
                 continue
-            _settings_form(actor, row, emulated)
+            _settings_form(actor, row, emulated, parallel)
             if not capabilities(row.provider).needs_key:
                 st.caption("The local analyzer runs inside the worker: it needs no key or endpoint.")
             else:
@@ -50,13 +52,13 @@ def render(actor: Actor) -> None:
             _test_section(actor, row)
 
 
-def _settings_table(row: provider_admin.ProviderRow, emulated: dict[str, str]) -> None:
+def _settings_table(row: provider_admin.ProviderRow, emulated: dict[str, str], parallel: ParallelCalls) -> None:
     key = "stored" if row.has_secret else "none"
     frame = pd.DataFrame([
         {"setting": "enabled", "value": "yes" if row.enabled else "no"},
         {"setting": "rate limit (requests/min)", "value": f"{row.rate_limit_per_minute:,}"},
         {"setting": "timeout (s)", "value": f"{row.timeout_seconds:g}"},
-        {"setting": "max concurrency", "value": str(row.max_concurrency)},
+        {"setting": CAP.lower(), "value": parallel.cap_text(row.provider)},
         {"setting": "endpoint", "value": f"emulator at {emulated[row.provider]} (demo)"
          if row.provider in emulated else row.endpoint or "default"},
         {"setting": "region", "value": row.region or "default"},
@@ -65,7 +67,8 @@ def _settings_table(row: provider_admin.ProviderRow, emulated: dict[str, str]) -
     st.dataframe(frame, hide_index=True, width="stretch")
 
 
-def _settings_form(actor: Actor, row: provider_admin.ProviderRow, emulated: dict[str, str]) -> None:
+def _settings_form(actor: Actor, row: provider_admin.ProviderRow, emulated: dict[str, str],
+                   parallel: ParallelCalls) -> None:
     p = row.provider
     with st.form(f"settings_{p}", border=False):
         enabled = st.checkbox("Enabled", value=row.enabled, key=f"enabled_{p}",
@@ -75,8 +78,14 @@ def _settings_form(actor: Actor, row: provider_admin.ProviderRow, emulated: dict
                                key=f"rate_{p}", help="Shared by all workers; 1 to 100,000.")
         timeout = c2.number_input("Timeout (s)", value=float(row.timeout_seconds), step=1.0, key=f"timeout_{p}",
                                   help="1 to 300 s, and shorter than the photo lease.")
-        concurrency = c3.number_input("Max concurrency", value=row.max_concurrency, step=1, key=f"conc_{p}",
-                                      help="Calls in flight at once per worker; 1 to 256.")
+        # Started empty (value=None) so that a cap can be cleared; seeded with the saved cap for each version.
+        if st.session_state.get(f"_conc_version_{p}") != row.version:
+            st.session_state[f"conc_{p}"], st.session_state[f"_conc_version_{p}"] = parallel.caps.get(p), row.version
+        concurrency = c3.number_input(CAP, value=None, step=1, key=f"conc_{p}",
+                                      placeholder=f"no cap ({parallel.setting} per worker)",
+                                      help=f"At most this many of the organization's {SETTING.lower()} "
+                                           f"({parallel.setting}, set on the Pipeline page) go to {p} at once; empty: "
+                                           f"no cap. Now: {parallel.cap_text(p)}.")
         endpoint, region = row.endpoint, row.region
         if capabilities(p).has_endpoint:
             c4, c5 = st.columns([3, 1])
@@ -93,7 +102,8 @@ def _settings_form(actor: Actor, row: provider_admin.ProviderRow, emulated: dict
                 saved = provider_admin.save_provider(actor, provider=p, enabled=enabled,
                                                      rate_limit_per_minute=int(rate),
                                                      timeout_seconds=float(timeout),
-                                                     max_concurrency=int(concurrency), endpoint=endpoint,
+                                                     max_concurrency=None if concurrency is None
+                                                     else int(concurrency), endpoint=endpoint,
                                                      region=region, expected_version=row.version)
                 flash("success", "Saved the {} settings.{}", p, f" {saved.notice}" if saved.notice else "")
                 st.rerun()
@@ -151,6 +161,11 @@ def _test_section(actor: Actor, row: provider_admin.ProviderRow) -> None:
                 say("error", "{}", exc)
     result = st.session_state.get(result_key)
     if result is None:
+        return
+    if result.settings_version != row.version:
+        # A result belongs to the settings it tested: after a save (settings or key) it no longer says anything.
+        say("caption", "The last Test connection tried the previous settings (version {}); these are version {}. "
+            "Test again to check them.", result.settings_version, row.version)
         return
     where = f"{result.model} at {result.endpoint}"
     if result.ok:
