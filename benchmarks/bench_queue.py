@@ -48,6 +48,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from aiconsole.pipeline.rate_limit import RateLimiter  # noqa: E402
 from aiconsole.platform.db import dispose_engines, service_session  # noqa: E402
 from aiconsole.platform.db.models import (  # noqa: E402
+    MAX_PARALLEL_CALLS,
     AiProcessingResult,
     Photo,
     PhotoTag,
@@ -148,8 +149,9 @@ def make_org(name: str, *, provider: str, model: str, rate_per_minute: int, endp
 
     org = users.create_organization(name=name).id
     with service_session() as s:
+        # The most parallel calls per worker: each worker process's --concurrency is what limits it.
         s.add(PipelineConfig(organization_id=org, active_provider=provider, active_model=model, paused=True,
-                             pause_reason="benchmark: filling the queue"))
+                             pause_reason="benchmark: filling the queue", worker_concurrency=MAX_PARALLEL_CALLS))
         s.add(ProviderConfig(organization_id=org, provider=provider, rate_limit_per_minute=rate_per_minute,
                              timeout_seconds=30, endpoint=endpoint))
     return org
