@@ -15,7 +15,7 @@ from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
-from aiconsole.ui.widgets import code, confirmed_action, say
+from aiconsole.ui.widgets import code, confirmed_action, md, say
 
 ALL = "All"
 LIMIT = 500
@@ -90,7 +90,7 @@ def _filtered(actor: Actor, entity_types: list[str], people: list[str], actions:
     who = c2.selectbox("User", [ALL, *people], key="f_actor")
     action = c3.selectbox("Action", [ALL, *actions], key="f_action")
     period = c4.date_input("Dates", value=(today - timedelta(days=30), today), key="f_dates",
-                           help=f"Days in the organization's time zone ({tz}).")
+                           help=md("Days in the organization's time zone ({}).", tz))
     search = c5.text_input("Summary contains", key="f_search", max_chars=200)
     days = [d for d in (period if isinstance(period, tuple) else (period,)) if isinstance(d, date)]
     start, end = (min(days), max(days)) if days else (None, None)
@@ -111,7 +111,7 @@ def _table(rows: list[audit.AuditRow], tz: str) -> None:
             "entry": st.column_config.NumberColumn(format="#%d", width=WIDTHS["entry"]),
             "when": st.column_config.DatetimeColumn(
                 f"when ({fmt.zone(tz)})", format="YYYY-MM-DD HH:mm:ss", timezone=tz, width=WIDTHS["when"],
-                help=f"In the organization's time zone ({tz})."),
+                help=md("In the organization's time zone ({}).", tz)),
             "user": st.column_config.TextColumn(width=WIDTHS["user"]),
             "action": st.column_config.TextColumn(width=WIDTHS["action"]),
             "revert": st.column_config.TextColumn(
