@@ -64,3 +64,20 @@ def database(*, template: str | None = None, prefix: str = "aict_") -> Iterator[
         yield name, url_of(name)
     finally:
         drop(name)
+
+
+@contextmanager
+def refusing_connections(name: str) -> Iterator[None]:
+    """Database `name` refuses every new connection and its open ones are cut, until the block ends."""
+    dispose_engines()  # this process's pooled connections would be cut too
+    admin = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                         {"d": name})
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()

@@ -1,4 +1,5 @@
-"""`aiconsole up`: migrate, seed the demo if the database is empty, run the console and its workers."""
+"""`aiconsole up`: migrate, seed the demo if the database is empty, run the console, its workers and the
+demo organizations' traffic (aiconsole.demo.traffic)."""
 
 from __future__ import annotations
 
@@ -78,9 +79,15 @@ def up(
                              "Parallel calls per worker, on the Pipeline page).")] = None,
     emulate: Annotated[bool, typer.Option("--emulate", help="Serve the local Vision/Gemini emulator and send demo "
                                           "organizations' google-vision and gemini calls to it.")] = False,
+    no_demo_traffic: Annotated[bool, typer.Option("--no-demo-traffic", help="Do not send the demo organizations "
+                                                  "their stream of sample photos.")] = False,
+    demo_traffic_rate: Annotated[float, typer.Option(min=0.001, max=10_000, help="Demo traffic as a multiple of its "
+                                                     "realistic rate (1: ~3 photos a minute at a weekday's peak, "
+                                                     "fewer at night).")] = 1.0,
 ) -> None:
     """Migrate, seed the demo organization if the database has none, and run the console and a worker until
-    stopped (Ctrl+C stops both; the worker finishes the photos it holds)."""
+    stopped (Ctrl+C stops both; the worker finishes the photos it holds). Demo organizations get a gentle stream
+    of sample photos, at their time zone's time of day, unless --no-demo-traffic."""
     settings = load_settings()
     host = host or settings.host
     port = port or settings.port
@@ -97,9 +104,10 @@ def up(
         seeded = subprocess.run([sys.executable, "-m", "aiconsole", "demo"], check=False)
         if seeded.returncode != 0:
             raise typer.Exit(seeded.returncode)
+    has_demo = any(o.is_demo for o in users.all_organizations(settings=settings))
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (comparing, not binding)
     typer.secho(f"aiconsole console: http://{shown}:{port}", fg=typer.colors.GREEN, bold=True)
-    if any(o.is_demo for o in users.all_organizations(settings=settings)):
+    if has_demo:
         from aiconsole.demo.seed import DEMO_LOGINS
 
         typer.echo("Demo logins (email / password / role):")
@@ -117,13 +125,18 @@ def up(
         # The console and the workers read it from the environment they inherit.
         os.environ["AICONSOLE_DEMO_EMULATOR_URL"] = emulator.url
         typer.echo(f"Emulator at {emulator.url}: demo organizations' google-vision and gemini calls go there "
-                   "(enable them on the Providers page).")
+                   "(make one active on the Pipeline page).")
     worker_cmd = [sys.executable, "-m", "aiconsole", "worker"]
     if concurrency:  # without it the workers follow each organization's Parallel calls per worker (Pipeline)
         worker_cmd += ["--concurrency", str(concurrency)]
     if workers:
         calls = f"at most {concurrency} parallel calls each" if concurrency else "parallel calls as set on Pipeline"
         typer.echo(f"Starting {workers} worker process{'' if workers == 1 else 'es'}, {calls}.")
+    companions = [worker_cmd] * workers
+    if has_demo and not no_demo_traffic:
+        typer.echo("Demo traffic: sample photos arrive in the demo organizations at their local time of day's "
+                   "rate (--no-demo-traffic to stop it).")
+        companions.append([sys.executable, "-m", "aiconsole", "demo-traffic", "--rate", str(demo_traffic_rate)])
     code = run_forwarding_signals(streamlit_command(app_path=app_path, host=host, port=port, headless=True),
-                                  companions=[worker_cmd] * workers)
+                                  companions=companions)
     raise typer.Exit(code)

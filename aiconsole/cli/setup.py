@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import threading
 from typing import Annotated
 
 import typer
@@ -83,6 +86,27 @@ def demo(
     settings = load_settings()
     migrate_database(settings)
     typer.echo(str(seed_demo(settings=settings, force=force, days=days)))
+
+
+@commands.command("demo-traffic", hidden=True)
+@handles_errors
+def demo_traffic(
+    rate: Annotated[float, typer.Option(min=0.001, max=10_000, help="Multiple of the demo's realistic rate.")] = 1.0,
+    interval: Annotated[float | None, typer.Option(min=0.05, help="Seconds between batches (default: by rate).")
+                        ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the stream (with the start time).")] = 0,
+) -> None:
+    """Send the demo organizations a diurnal stream of sample photos until stopped (`aiconsole up` runs this)."""
+    from aiconsole.demo.traffic import DemoTraffic, interval_for
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    traffic = DemoTraffic(settings=load_settings(), seed=seed, rate=rate,
+                          interval_s=interval if interval is not None else interval_for(rate))
+    queued = traffic.run(stop)
+    typer.echo(f"demo traffic stopped: {queued:,} photos queued.")
 
 
 @commands.command()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from aiconsole.cli.main import app
@@ -178,22 +178,12 @@ def test_database_outage_mid_run_holds_results_and_resumes(
     [proc] = start_workers(1, log_dir=tmp_path, concurrency=4, batch_size=8, lease_seconds=60, poll_interval_s=0.1,
                            heartbeat_interval_s=0.5, **FAULT_OPTIONS)
     wid = worker_id_of(proc)
-    admin = create_engine(pg_databases.admin_url(), isolation_level="AUTOCOMMIT")
     try:
         wait_until(lambda: _done(org) >= 10, timeout_s=60, what="some photos done")
-        dispose_engines()  # this process's pooled connections would be cut too
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
-                         {"d": name})
-        time.sleep(5)
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        with pg_databases.refusing_connections(name):
+            time.sleep(5)
         wait_until(lambda: all_terminal(org, len(ids)), timeout_s=90, what="every photo processed")
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
         assert stop_workers([proc]) == [0]
     per_photo = results_per_photo(org)
     assert Counter(per_photo.values()) == {1: len(ids)} and set(per_photo) == set(ids)
