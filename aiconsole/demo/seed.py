@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import JSON, Boolean, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from aiconsole.demo.history import ACCEPT, GEMINI_MODEL, REJECT, History, generate_history
+from aiconsole.demo.history import ACCEPT, GEMINI_MODEL, REJECT, History, generate_history, recent_providers
 from aiconsole.demo.timeline import EXPERIMENTS, MAX_RETRIES, PROMPTS, queue_photos
 from aiconsole.demo.timeline import PENDING_PHOTOS as PENDING_PHOTOS  # re-exported: tests size the queue by it
 from aiconsole.pipeline.rollups import rebuild_rollups
@@ -59,6 +59,7 @@ from aiconsole.platform.money import format_usd, usd_to_micros
 from aiconsole.platform.passwords import hash_password
 from aiconsole.platform.settings import Settings, get_settings
 from aiconsole.providers.pricing import LOCAL_MODEL
+from aiconsole.providers.registry import DEFAULT_PROVIDER
 
 DEMO_ORG_NAME = "Demo Photos Inc."
 DEMO_ORG_SLUG = "demo-photos-inc"
@@ -159,7 +160,7 @@ def seed_demo(*, settings: Settings | None = None, force: bool = False, seed: in
                            created_at=now - timedelta(days=days + 14))
         s.add(org)
         s.flush()
-        ids = _write_setup(s, org.id, now, days, password_hash)
+        ids = _write_setup(s, org.id, now, days, password_hash, recent_providers(history, now))
         summary = _write_history(s, org.id, history, queue, ids, now)
         audit_n = _write_audit(s, org.id, now, days, ids, history, summary)
         rollup_rows = rebuild_rollups(s, organization_id=org.id)
@@ -185,7 +186,7 @@ class _Ids:
     experiments: dict[str, int]
 
 
-def _write_setup(s: Session, org_id: int, now: datetime, days: int, password_hash: str) -> _Ids:
+def _write_setup(s: Session, org_id: int, now: datetime, days: int, password_hash: str, recent: set[str]) -> _Ids:
     users = {}
     for email, _, role in DEMO_LOGINS:
         user = User(organization_id=org_id, email=email, display_name=_PEOPLE[role][1], role=role,
@@ -234,15 +235,17 @@ def _write_setup(s: Session, org_id: int, now: datetime, days: int, password_has
         s.flush()
         experiments[key] = exp.id
     s.add(PipelineConfig(
-        organization_id=org_id, active_provider="local", active_model=LOCAL_MODEL,
+        organization_id=org_id, active_provider=DEFAULT_PROVIDER, active_model=LOCAL_MODEL,
         active_prompt_id=prompt_ids["photo-tagger"], fallback_provider=None, accept_threshold=ACCEPT,
         reject_threshold=REJECT, label_overrides={}, max_cost_per_photo_micros=usd_to_micros("0.01"),
         daily_budget_micros=usd_to_micros(25), monthly_budget_micros=usd_to_micros(600),
         max_retries=MAX_RETRIES, worker_concurrency=8, paused=False, version=3, updated_by=users["admin"],
         updated_at=now - timedelta(days=12)))
-    for provider, rate, timeout, conc, enabled in (("google-vision", 1800, 15.0, 16, False),
-                                                   ("gemini", 500, 30.0, 8, False),
-                                                   ("local", 6000, 10.0, 2, True)):
+    # Enabled: every provider the recent history used (the settings agree with the traffic on Live Status) and
+    # the active one. No keys: the Google ones answer under `up --emulate`, else they say they need a key.
+    for provider, rate, timeout, conc in (("google-vision", 1800, 15.0, 16), ("gemini", 500, 30.0, 8),
+                                          ("local", 6000, 10.0, 2)):
+        enabled = provider in recent or provider == DEFAULT_PROVIDER
         s.add(ProviderConfig(organization_id=org_id, provider=provider, enabled=enabled, encrypted_secret=None,
                              secret_last4=None, rate_limit_per_minute=rate, timeout_seconds=timeout,
                              max_concurrency=conc, price_overrides={}, version=1, updated_by=users["admin"],

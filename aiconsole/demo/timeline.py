@@ -72,8 +72,10 @@ EXPERIMENTS = (
     ("scene-tags", "Prompt v3 vs v2", "Lower-case, de-duplicated labels raise confidence without losing recall.",
      2, 3, 16, 12),
     ("short-prompt", "Prompt v4 vs v3", "A shorter prompt with calibration examples is cheaper and more confident.",
-     3, 4, 5, None),
+     3, 4, 5, 0.125),
 )
+# Why the last one ended three hours ago rather than running on: a running experiment takes every new photo,
+# here to Gemini, which has no key unless `up --emulate` stands in for it; live photos follow the pipeline.
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

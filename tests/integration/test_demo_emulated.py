@@ -99,3 +99,19 @@ def test_test_connection_of_a_demo_organization_reaches_the_emulator(emulated: s
     assert provider_admin.emulated_providers(_admin(org)) == {"google-vision": emulated, "gemini": emulated}
     real = make_org(provider="gemini")
     assert provider_admin.emulated_providers(_admin(real)) == {}
+
+
+def test_the_seeded_demo_has_its_google_providers_enabled_and_emulated(emulated: str, settings: Settings) -> None:
+    """The seed enables the providers its recent history used; under --emulate the Google ones answer."""
+    from aiconsole.demo.seed import seed_demo
+
+    org = seed_demo(settings=settings, days=1).organization_id
+    with service_session() as s:
+        ctx = load_org_context(s, organization_id=org)
+    for name in ("gemini", "google-vision"):
+        setup = ctx.setup(name)
+        assert (setup.enabled, setup.emulated, setup.endpoint) == (True, True, emulated), name
+        got = provider_connection.test_connection(_admin(org), provider=name, settings=get_settings())
+        assert got.ok and got.tags, got.error
+    assert ctx.setup("local").enabled and not ctx.setup("local").emulated
+    assert ctx.experiment is None  # no experiment takes the live photos: they follow the pipeline (local)

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select, text
 
+from aiconsole.demo.history import ACCEPT, REJECT
 from aiconsole.demo.seed import (
     DEMO_LOGINS,
     DEMO_ORG_NAME,
@@ -172,6 +173,34 @@ def test_seed_volume_and_providers(seeded: tuple[Settings, Any]) -> None:
         select(r.photo_id).group_by(r.photo_id).having(func.count() > 1).subquery())) > 100
 
 
+def test_review_share_of_the_history_is_realistic(seeded: tuple[Settings, Any]) -> None:
+    """5-15 % of processed results needed review, per provider and overall, under the seeded thresholds."""
+    settings, summary = seeded
+    r = AiProcessingResult
+    rows = _rows(settings, select(r.ai_provider, func.count(), func.count().filter(r.status == "needs_review"))
+                 .where(r.organization_id == summary.organization_id, r.status != "failed").group_by(r.ai_provider))
+    shares = {provider: review / processed for provider, processed, review in rows}
+    overall = sum(review for _, _, review in rows) / sum(processed for _, processed, _ in rows)
+    print(f"\nreview share of the seeded history: {overall:.1%}; " + ", ".join(
+        f"{p} {v:.1%}" for p, v in sorted(shares.items())))
+    assert set(shares) == set(PROVIDERS)
+    assert all(0.05 <= v <= 0.15 for v in (*shares.values(), overall)), shares
+
+
+def test_providers_with_recent_traffic_are_enabled(seeded: tuple[Settings, Any]) -> None:
+    settings, summary = seeded
+    org = summary.organization_id
+    r = AiProcessingResult
+    recent = {p for (p,) in _rows(settings, select(r.ai_provider).distinct().where(
+        r.organization_id == org, r.created_at >= NOW - timedelta(hours=1)))}
+    assert recent == set(PROVIDERS)  # the last hour of the history used every provider
+    enabled = dict(_rows(settings, select(ProviderConfig.provider, ProviderConfig.enabled)
+                         .where(ProviderConfig.organization_id == org)))
+    assert all(enabled[p] for p in recent), enabled
+    config = _scalar(settings, select(PipelineConfig).where(PipelineConfig.organization_id == org))
+    assert enabled[config.active_provider] and config.fallback_provider in (None, *recent)
+
+
 def test_today_has_data_up_to_now(seeded: tuple[Settings, Any]) -> None:
     settings, summary = seeded
     r = AiProcessingResult
@@ -250,9 +279,9 @@ def test_tags_reviews_and_corrections(seeded: tuple[Settings, Any]) -> None:
     # The thresholds hold for every AI tag nobody reviewed.
     unreviewed = t.reviewed_by.is_(None) & (t.source == "ai")
     assert _scalar(settings, select(func.count()).select_from(t).where(unreviewed, (
-        ((t.review_state == "accepted") & (t.confidence < 0.8))
-        | ((t.review_state == "rejected") & (t.confidence >= 0.4))
-        | ((t.review_state == "needs_review") & ((t.confidence < 0.4) | (t.confidence >= 0.8)))))) == 0
+        ((t.review_state == "accepted") & (t.confidence < ACCEPT))
+        | ((t.review_state == "rejected") & (t.confidence >= REJECT))
+        | ((t.review_state == "needs_review") & ((t.confidence < REJECT) | (t.confidence >= ACCEPT)))))) == 0
     c = Correction
     actions = dict(_rows(settings, select(c.action, func.count()).where(c.organization_id == org)
                          .group_by(c.action)))
@@ -323,7 +352,7 @@ def test_organization_users_and_configuration(seeded: tuple[Settings, Any]) -> N
             assert len(password) >= 8
         config = s.get(PipelineConfig, org_id)
         assert config is not None
-        assert (config.active_provider, config.accept_threshold, config.reject_threshold) == ("local", 0.8, 0.4)
+        assert (config.active_provider, config.accept_threshold, config.reject_threshold) == ("local", ACCEPT, REJECT)
         assert (config.daily_budget_micros, config.monthly_budget_micros) == (25_000_000, 600_000_000)
         providers = list(s.scalars(select(ProviderConfig).where(ProviderConfig.organization_id == org_id)))
         assert sorted(p.provider for p in providers) == sorted(PROVIDERS)
@@ -338,11 +367,15 @@ def test_organization_users_and_configuration(seeded: tuple[Settings, Any]) -> N
             .where(Prompt.organization_id == org_id))}
         assert labels[("photo-tagger", "production")] == 3
         assert labels[("photo-tagger", "staging")] == 4
-        running = s.scalar(select(Experiment).where(Experiment.organization_id == org_id,
-                                                    Experiment.status == "running"))
-        assert running is not None
+        # The latest experiment ended three hours ago: none runs, so live photos follow the pipeline config.
+        assert s.scalar(select(func.count()).select_from(Experiment).where(
+            Experiment.organization_id == org_id, Experiment.status == "running")) == 0
+        latest = s.scalars(select(Experiment).where(Experiment.organization_id == org_id)
+                           .order_by(Experiment.started_at.desc())).first()
+        assert latest is not None and latest.status == "completed" and latest.ended_at is not None
+        assert timedelta(hours=2) < NOW - latest.ended_at < timedelta(hours=4)
         arms = dict(s.execute(select(AiProcessingResult.variant, func.count())
-                              .where(AiProcessingResult.experiment_id == running.id)
+                              .where(AiProcessingResult.experiment_id == latest.id)
                               .group_by(AiProcessingResult.variant)).all())
         assert set(arms) == {"control", "treatment"} and min(arms.values()) > 500
         actions = Counter(s.scalars(select(AuditLog.action).where(AuditLog.organization_id == org_id)))
