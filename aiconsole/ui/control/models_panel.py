@@ -16,14 +16,14 @@ from aiconsole.ui.widgets import flash, say
 
 Choice = tuple[str, str]  # (provider, model)
 # Short labels with their meaning in the header's help, and widths that keep every column in view in the
-# main area of a 1,280 px window (about 860 px beside the sidebar).
+# main area of a 1,280 px window (about 820 px beside the sidebar).
 MODEL_COLUMNS = {
     "active": st.column_config.TextColumn("", width=28, help="The active provider and model."),
-    "provider": st.column_config.TextColumn("provider", width=100),
-    "model": st.column_config.TextColumn("model", width=150),
+    "provider": st.column_config.TextColumn("provider", width=95),
+    "model": st.column_config.TextColumn("model", width=145),
     "cost": st.column_config.TextColumn("$ / 1,000", width=75,
                                         help="Projected cost of 1,000 photos at today's prices."),
-    "basis": st.column_config.TextColumn("cost basis", width=175,
+    "basis": st.column_config.TextColumn("cost basis", width=160,
                                          help="What the projection rests on; the notes under the table say more."),
     "photos": st.column_config.TextColumn("photos", width=60, help="Photos it processed in the usage window."),
     "confidence": st.column_config.TextColumn("conf.", width=55, help="Average tag confidence."),
