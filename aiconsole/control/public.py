@@ -16,6 +16,7 @@ RevertFunction = Callable[..., int]
 REVERT_OWNERS: dict[str, RevertFunction] = {
     "pipeline_config": pipeline_settings.revert_audit,
     provider_admin.ENTITY: provider_admin.revert_audit,
+    "photos": queue_actions.revert_audit_retry,  # a retry's photos still waiting go back to failed
 }
 # Pause and resume are recorded against pipeline_config but only flip the pause flag, which the queue owns.
 ACTION_REVERT_OWNERS: dict[str, RevertFunction] = {

@@ -1,7 +1,10 @@
-"""Operator actions on an organization's queue: pause/resume, retry failed, requeue stuck, health check.
+"""Operator actions on an organization's queue: pause/resume, retry failed (all, or one failure reason),
+requeue stuck, health check.
 
 Each action checks the actor's permission, writes the audit log in the same transaction and returns a
-short report of what it changed.
+short report of what it changed. A retry lists the photos it moved (with their earlier attempt counts) in its
+audit entry, up to MAX_REVERTIBLE photos, so the audit log's Revert can put back the ones no worker has
+picked up since.
 """
 
 from __future__ import annotations
@@ -12,19 +15,23 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
-from aiconsole.pipeline import config_row
-from aiconsole.pipeline.health_report import provider_health
+from aiconsole.pipeline import config_row, failures
+from aiconsole.pipeline.health_report import provider_health, record_check
 from aiconsole.pipeline.queue import lease_expired
 from aiconsole.platform import audit, cache
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session
-from aiconsole.platform.db.models import AiProviderHealth, Photo
+from aiconsole.platform.db.models import Photo
 from aiconsole.platform.db.sql import rowcount
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.health import system_health
 
 MAX_REASON = 500
+# A retry of more photos than this is audited by count alone, and so cannot be reverted.
+MAX_REVERTIBLE = 5_000
+_CHUNK = 500  # ids per IN list: far below SQLite's bound-parameter limit
 
 
 @dataclass(frozen=True)
@@ -81,26 +88,109 @@ def retry_failed(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     """Put every failed photo back in the queue with a fresh attempt budget (last error kept)."""
     actor.require("queue.retry_failed")
     n = _requeue(actor, Photo.status == "failed", now=now or utcnow(), fresh_attempts=True,
-                 action="queue.retry_failed", was="failed", summary="Requeued {n} failed photo(s)")
-    msg = f"Requeued {n} failed photo(s)." if n else "There were no failed photos to retry."
+                 action="queue.retry_failed", was="failed", summary="Requeued {photos}", revertible=True, what="failed")
+    msg = f"Requeued {_photos(n, 'failed')}." if n else "There were no failed photos to retry."
     return ActionReport("retry_failed", n, msg)
 
 
+def retry_failed_group(actor: Actor, *, reason_kind: str, now: datetime | None = None) -> ActionReport:
+    """Put the failed photos of one failure reason (`pipeline.failures` reason kind) back in the queue."""
+    actor.require("queue.retry_failed")
+    which = failures.in_group(organization_id=actor.organization_id, reason_kind=reason_kind)
+    reason = failures.REASON_KINDS[reason_kind]
+    n = _requeue(actor, which, now=now or utcnow(), fresh_attempts=True, action="queue.retry_failed",
+                 was="failed", summary=f"Requeued {{photos}} ({reason_kind}): {reason}", revertible=True,
+                 what="failed", detail={"reason_kind": reason_kind})
+    msg = (f"Requeued {_photos(n, 'failed')}. They had failed because {reason[:1].lower()}{reason[1:]}" if n else
+           "No failed photo has that reason any more: it was retried or fixed meanwhile.")
+    return ActionReport("retry_failed", n, msg)
+
+
+def _photos(n: int, what: str = "") -> str:
+    """'1 failed photo', '2,000 failed photos' (no "photo(s)")."""
+    return fmt.plural(n, f"{what} photo".strip())
+
+
+def _write_lock(session: Session) -> None:
+    """Take SQLite's write lock before reading what is about to change (a read-then-write deferred
+    transaction fails at once when another process wrote in between); PostgreSQL locks the rows instead."""
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _requeue(actor: Actor, which: ColumnElement[bool], *, now: datetime, fresh_attempts: bool, action: str,
-             was: str, summary: str) -> int:
-    """Put the organization's photos matching `which` back in the queue, audited; how many moved."""
+             was: str, summary: str, what: str = "", revertible: bool = False,
+             detail: dict[str, str] | None = None) -> int:
+    """Put the organization's photos matching `which` back in the queue, audited; how many moved.
+
+    With `revertible`, the entry lists the photos by their attempt count before (when at most MAX_REVERTIBLE),
+    which `revert_audit_retry` restores.
+    """
     values: dict[str, object] = {"status": "pending", "next_attempt_at": None, "lease_owner": None,
                                  "lease_expires_at": None, "updated_at": now}
     if fresh_attempts:
         values["attempts"] = 0
-    with org_session(actor.organization_id) as s:
-        n = rowcount(s.execute(
-            update(Photo).where(Photo.organization_id == actor.organization_id, which).values(**values)))
+    org = actor.organization_id
+    mine = Photo.organization_id == org
+    with org_session(org) as s:
+        listed: dict[str, list[int]] | None = None
+        if revertible:
+            _write_lock(s)
+            rows = s.execute(select(Photo.id, Photo.attempts).where(mine, which).order_by(Photo.id)
+                             .limit(MAX_REVERTIBLE + 1).with_for_update()).all()
+            if len(rows) <= MAX_REVERTIBLE:
+                listed = {}
+                for photo_id, attempts in rows:
+                    listed.setdefault(str(attempts), []).append(int(photo_id))
+        if listed is not None:
+            ids = sorted(i for group in listed.values() for i in group)
+            n = sum(rowcount(s.execute(update(Photo).where(mine, which, Photo.id.in_(ids[i:i + _CHUNK]))
+                                       .values(**values))) for i in range(0, len(ids), _CHUNK))
+        else:
+            n = rowcount(s.execute(update(Photo).where(mine, which).values(**values)))
         if n:
+            before: dict[str, object] = {was: n, **(detail or {})}
+            if listed is not None:
+                before["attempts_before"] = listed
             audit.record(s, actor=actor, action=action, entity_type="photos", entity_id=None,
-                         before={was: n}, after={"pending": n}, summary=summary.format(n=n))
-    cache.invalidate_live(actor.organization_id)
+                         before=before, after={"pending": n}, summary=summary.format(photos=_photos(n, what)),
+                         reversible=listed is not None)
+    cache.invalidate_live(org)
     return n
+
+
+def revert_audit_retry(session: Session, *, actor: Actor, entry: audit.AuditRow) -> int:
+    """Undo a retry: its photos that are still waiting untouched (pending, no attempt since) fail again with
+    their earlier attempt counts; photos a worker picked up since keep their new outcome."""
+    actor.require("queue.retry_failed")
+    listed = (entry.before or {}).get("attempts_before")
+    if not isinstance(listed, dict):
+        raise ValidationFailed(f"Entry #{entry.id} does not list the photos it retried, so they cannot be put back.",
+                               hint="Retry failed photos again from Live Status if needed.")
+    org = actor.organization_id
+    now = utcnow()
+    restored = 0
+    for attempts, ids in sorted(listed.items()):
+        for i in range(0, len(ids), _CHUNK):
+            restored += rowcount(session.execute(
+                update(Photo).where(Photo.organization_id == org, Photo.id.in_([int(x) for x in ids[i:i + _CHUNK]]),
+                                    Photo.status == "pending", Photo.attempts == 0)
+                .values(status="failed", attempts=int(attempts), updated_at=now)))
+    total = sum(len(ids) for ids in listed.values())
+    if restored == 0:
+        raise ConflictError(f"Every photo entry #{entry.id} retried has been picked up by a worker since.",
+                            hint="Nothing is left to put back; see Live Status for how they ended.")
+    cache.invalidate_live(org)
+    left = total - restored
+    return audit.record(session, actor=actor, action="revert", entity_type="photos", entity_id=None,
+                        before={"pending": restored}, after={"failed": restored},
+                        summary=f"Reverted entry #{entry.id}: {_photos(restored)} back to failed"
+                                + (f" ({_photos(left)} already picked up {_keep(left)})" if left else ""))
+
+
+def _keep(n: int) -> str:
+    return "keeps its new outcome" if n == 1 else "keep their new outcome"
 
 
 def stuck_count(*, organization_id: int, now: datetime | None = None) -> int:
@@ -117,8 +207,9 @@ def requeue_stuck(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     actor.require("queue.requeue_stuck")
     now = now or utcnow()
     n = _requeue(actor, lease_expired(now), now=now, fresh_attempts=False,
-                 action="queue.requeue_stuck", was="stuck", summary="Requeued {n} photo(s) with expired leases")
-    msg = f"Requeued {n} stuck photo(s)." if n else "No photo is stuck: every lease is still live."
+                 action="queue.requeue_stuck", was="stuck", summary="Requeued {photos} with expired leases",
+                 what="stuck")
+    msg = f"Requeued {_photos(n, 'stuck')}." if n else "No photo is stuck: every lease is still live."
     return ActionReport("requeue_stuck", n, msg)
 
 
@@ -129,21 +220,15 @@ def run_health_check(actor: Actor, *, now: datetime | None = None) -> ActionRepo
     report = system_health()
     providers = provider_health(organization_id=actor.organization_id, now=now)
     with org_session(actor.organization_id) as s:
-        for p in providers.providers:
-            status = p.status if p.status in ("healthy", "degraded", "down") else "unknown"
-            s.add(AiProviderHealth(
-                organization_id=actor.organization_id, provider_name=p.provider, status=status,
-                response_time_ms=None if p.p50_latency_ms is None else round(p.p50_latency_ms),
-                error_rate=p.error_rate, last_check=now,
-                error_details={"source": "health check", "results_15m": p.results, "failed_15m": p.failed},
-            ))
+        record_check(s, organization_id=actor.organization_id, report=providers, now=now)
         audit.record(s, actor=actor, action="health.check", entity_type="system", entity_id=None,
                      before=None, after={"system": report.status,
                                          **{p.provider: p.status for p in providers.providers}},
                      summary=f"Health check: system {report.status}")
     cache.invalidate_live(actor.organization_id)
     problems = [f"{c.name}: {c.message}" for c in report.checks if c.status != "healthy"]
-    provider_text = ", ".join(f"{p.provider} {p.status}" for p in providers.providers) or "no provider traffic"
+    provider_text = ", ".join(f"{p.provider} {p.status.replace('_', ' ')}" for p in providers.providers) \
+        or "no provider traffic"
     message = f"System {report.status}. Providers: {provider_text}."
     if problems:
         message += " " + "; ".join(problems)

@@ -226,7 +226,7 @@ def _validated(build: Any) -> RulesConfig:
             # Our own messages name the field; pydantic's type errors ("Input should be a valid number") don't.
             problems.append(msg if err.get("type") == "value_error" or not where else f"{where}: {msg}")
         raise ValidationFailed("The rules were not saved: " + " ".join(problems),
-                               hint="Correct the value(s) and save again.") from None
+                               hint="Correct the values named above and save again.") from None
 
 
 def parse_rules(data: Mapping[str, Any]) -> RulesConfig:

@@ -32,6 +32,7 @@ from aiconsole.demo.history import ACCEPT, GEMINI_MODEL, REJECT, History, genera
 from aiconsole.demo.timeline import EXPERIMENTS, MAX_RETRIES, PROMPTS, queue_photos
 from aiconsole.demo.timeline import PENDING_PHOTOS as PENDING_PHOTOS  # re-exported: tests size the queue by it
 from aiconsole.pipeline.rollups import rebuild_rollups
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.audit import redact
 from aiconsole.platform.db.engine import service_session
 from aiconsole.platform.db.models import (
@@ -349,9 +350,9 @@ def _write_audit(s: Session, org_id: int, now: datetime, days: int, ids: _Ids, h
         "Raised the daily budget from $20.00 to $25.00", True)
     for day, (first, count) in sorted(h.retries_by_day.items()):
         add(first - timedelta(minutes=2), admin, "queue.retry_failed", "photos", None, {"failed": count},
-            {"pending": count}, f"Requeued {count} failed photo(s) ({day.isoformat()})")
+            {"pending": count}, f"Requeued {fmt.plural(count, 'failed photo')} ({day.isoformat()})")
     add(now, (SEED_ACTOR, None), "demo.seed", "organization", org_id, None,
-        {"days": days, **summary}, f"Seeded {summary['results']:,} demo results over {days} day(s)")
+        {"days": days, **summary}, f"Seeded {summary['results']:,} demo results over {fmt.plural(days, 'day')}")
     _bulk(s, AuditLog, rows)
     return len(rows)
 

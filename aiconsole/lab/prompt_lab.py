@@ -33,7 +33,7 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import get_engine, org_session
 from aiconsole.platform.db.models import Prompt, PromptVersion
 from aiconsole.platform.errors import InfrastructureFault, NotFound, ProviderError, ValidationFailed
-from aiconsole.platform.formatting import usd
+from aiconsole.platform.formatting import usd_small
 from aiconsole.platform.settings import Settings, get_settings
 from aiconsole.prompts.render import PromptError, PromptSpec, prompt_values, render_prompt
 from aiconsole.prompts.templates import check_template
@@ -109,8 +109,8 @@ class TestRun:
 
     @property
     def cost_text(self) -> str:
-        """The cost as dollars with six decimals (a single call costs fractions of a cent)."""
-        return usd(self.cost_micros, places=6)
+        """The cost as dollars to its first significant digits (a single call costs fractions of a cent)."""
+        return usd_small(self.cost_micros)
 
     def labels(self) -> list[str]:
         """The tag labels, best first."""

@@ -20,7 +20,7 @@ Where the figures come from:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from aiconsole.live import queue_stats as live_queue
 from aiconsole.live import spend
-from aiconsole.pipeline import circuits
+from aiconsole.pipeline import circuits, failures
 from aiconsole.pipeline.config_row import CIRCUIT_OPEN
 from aiconsole.pipeline.health_report import (
     CircuitView,
@@ -175,12 +175,14 @@ class CostMonitor:
 
 @dataclass(frozen=True, eq=False)
 class LiveSnapshot:
-    """Everything one Live Status refresh shows, from one database session."""
+    """Everything one Live Status refresh shows, from one database session (the failed groups from a second
+    one in the same refresh, read only when photos failed)."""
 
     status: StatusCards
     queue: QueueMonitor
     cost: CostMonitor
     providers: ProviderHealthReport
+    failures: tuple[failures.FailedGroup, ...] = ()  # newest group first
 
 
 def _fraction(part: int, whole: int | None) -> float | None:
@@ -351,13 +353,16 @@ def live_snapshot(*, organization_id: int, now: datetime | None = None,
     def compute() -> LiveSnapshot:
         with org_session(organization_id) as session:
             facts = _facts(session, organization_id, now, _STATUS_WINDOWS, counts=True, days=True)
-            return LiveSnapshot(
+            snap = LiveSnapshot(
                 status=_build_status(facts),
                 queue=_build_queue(session, organization_id, facts),
                 cost=_build_cost(facts),
                 providers=health_report(session, organization_id=organization_id, clock=facts.clock,
                                         config=facts.config, records=facts.circuit_rows),
             )
+        if not snap.status.failed:
+            return snap
+        return replace(snap, failures=tuple(failures.failed_groups(organization_id=organization_id)))
 
     if not use_cache or now is not None:
         return compute()

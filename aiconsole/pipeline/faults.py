@@ -21,6 +21,7 @@ from alembic.script.revision import ResolutionError
 from sqlalchemy import text
 
 from aiconsole.pipeline import rate_limit
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.db.engine import get_service_engine
 from aiconsole.platform.errors import InfrastructureFault, infrastructure_fault
 from aiconsole.platform.migrate import pending_revisions
@@ -141,7 +142,7 @@ def database_ready() -> None:
     finally:
         alembic_log.setLevel(level)
     if pending:
-        raise InfrastructureFault("database", f"The database schema lacks {len(pending)} migration(s) "
+        raise InfrastructureFault("database", f"The database schema lacks {fmt.plural(len(pending), 'migration')} "
                                               f"({', '.join(pending)}).", hint="Run `aiconsole migrate`.")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.db.engine import get_engine, get_service_engine, service_session
 from aiconsole.platform.db.models import Worker
 from aiconsole.platform.db.rls import role_bypasses_rls, unprotected_tables
@@ -151,7 +152,7 @@ def check_database(settings: Settings) -> CheckResult:
     if pending:
         return CheckResult(name="database", status="degraded", details=details,
                            message=f"{engine.dialect.name} reachable ({round_trip_ms} ms) but "
-                                   f"{len(pending)} migration(s) are not applied: run `aiconsole migrate`.")
+                                   f"{fmt.plural(len(pending), 'migration')} not applied: run `aiconsole migrate`.")
     message = f"{engine.dialect.name} reachable ({round_trip_ms} ms); migrations up to date."
     if unprotected:
         return CheckResult(name="database", status="degraded", details=details,
@@ -230,19 +231,19 @@ def check_workers(settings: Settings) -> CheckResult:
         message = "No worker running: photos wait in the queue until a worker starts."
         if stale:
             newest = min(b.seconds_since_heartbeat for b in stale)
-            message += (f" {len(stale)} worker(s) stopped reporting, the latest {newest:.0f} s ago "
+            message += (f" {fmt.plural(len(stale), 'worker')} stopped reporting, the latest {newest:.0f} s ago "
                         f"(stale after {settings.worker_stale_seconds} s).")
         return CheckResult(name="workers", status="degraded", message=message, details=details)
-    message = f"{len(live)} worker(s) running, last heartbeat {live[0].seconds_since_heartbeat:.0f} s ago."
+    message = f"{fmt.plural(len(live), 'worker')} running, last heartbeat {live[0].seconds_since_heartbeat:.0f} s ago."
     if stale:
         # Workers killed without a clean shutdown leave rows behind; they are listed, not alarming.
-        message += f" {len(stale)} other(s) silent for more than {settings.worker_stale_seconds} s."
+        message += f" {fmt.plural(len(stale), 'other')} silent for more than {settings.worker_stale_seconds} s."
     if unhealthy:
         named = "; ".join(f"{b.id}: {mask_secrets(b.last_error or 'no reason given').rstrip('.')}"
                           for b in unhealthy[:3])
         more = f" (and {len(unhealthy) - 3} more)" if len(unhealthy) > 3 else ""
-        message = (f"{len(unhealthy)} of {len(live)} worker(s) unhealthy, holding their photos until it clears: "
-                   f"{named}{more}. {message}")
+        message = (f"{len(unhealthy):,} of {fmt.plural(len(live), 'worker')} unhealthy, holding their photos "
+                   f"until it clears: {named}{more}. {message}")
         return CheckResult(name="workers", status="degraded", message=message, details=details)
     return CheckResult(name="workers", status="healthy", message=message, details=details)
 

@@ -94,8 +94,10 @@ def render_prompt(spec: PromptSpec, values: Mapping[str, Any], *, limits: Render
     """
     missing = [v for v in spec.variables if values.get(v) is None]
     if missing:
-        raise PromptError(f"Prompt version {spec.version_id} uses variable(s) {', '.join(missing)} that have no "
-                          "value.", hint="Give them values in the experiment variant, or remove them from the prompt.")
+        one = len(missing) == 1
+        raise PromptError(f"Prompt version {spec.version_id} uses {'a variable' if one else 'variables'} "
+                          f"{', '.join(missing)} that {'has' if one else 'have'} no value.",
+                          hint="Give each a value in the experiment variant, or remove it from the prompt.")
     try:
         return render_bounded(_template(spec.content, spec.variables), values, limits)
     except Exception as exc:  # anything a template can raise is the template's fault, never the caller's

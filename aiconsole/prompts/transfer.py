@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 
 from aiconsole.platform import audit
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.engine import get_engine, org_session
 from aiconsole.platform.db.models import Prompt, PromptLabel, PromptVersion, User
@@ -168,7 +169,8 @@ def parse_export(data: str | bytes) -> ExportDoc:
         where = ".".join(str(p) for p in first["loc"]) or "file"
         raise ValidationFailed(f"The file is not a valid prompt export: {where}: "
                                f"{first['msg'].removeprefix('Value error, ')}"
-                               + (f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else "")
+                               + (f" (and {fmt.plural(exc.error_count() - 1, 'more problem')})"
+                                  if exc.error_count() > 1 else "")
                                + ".", hint="Nothing was imported. Fix the file or export it again.") from None
     for p in doc.prompts:
         for v in p.versions:
@@ -229,7 +231,9 @@ def import_prompts(actor: Actor, *, data: str | bytes, settings: Settings | None
         audit.record(s, actor=actor, action="prompt.import", entity_type="prompt", entity_id=None, before=None,
                      after={"prompts": [p.name for p in doc.prompts], "created": created, "added": added,
                             "skipped": skipped, "labels": labels_set},
-                     summary=f"Imported {len(doc.prompts)} prompt(s): {added} new version(s), {skipped} unchanged")
-    message = (f"Imported {len(doc.prompts)} prompt(s): {created} new, {added} version(s) added, {skipped} "
-               f"unchanged skipped, {labels_set} label(s) set.") + "".join(f" {n}." for n in notes)
+                     summary=f"Imported {fmt.plural(len(doc.prompts), 'prompt')}: {fmt.plural(added, 'new version')}, "
+                             f"{fmt.count(skipped)} unchanged")
+    message = (f"Imported {fmt.plural(len(doc.prompts), 'prompt')}: {fmt.count(created)} new, "
+               f"{fmt.plural(added, 'version')} added, {fmt.count(skipped)} unchanged skipped, "
+               f"{fmt.plural(labels_set, 'label')} set.") + "".join(f" {n}." for n in notes)
     return ImportReport(created, added, skipped, labels_set, message)

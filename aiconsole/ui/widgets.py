@@ -15,7 +15,9 @@ from typing import Any, Literal
 
 import streamlit as st
 
+from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
+from aiconsole.platform.permissions import allowed
 
 FLASH_KEY = "_aiconsole_flash"
 Kind = Literal["success", "error", "warning", "info", "toast", "caption", "markdown"]
@@ -55,6 +57,11 @@ def shown(markdown: str) -> str:
 def md(template: str, *values: Any) -> Markdown:
     """The developer's `template` (a literal; `{}` placeholders, `{{` for a brace) with each value inert."""
     return Markdown(template.format(*(inert(v) for v in values)))
+
+
+def why_not(actor: Actor, permission: str) -> Markdown | None:
+    """Why the actor's role may not do `permission` (None when it may): a disabled button's help."""
+    return None if allowed(actor.role, permission) else md("Your role ({}) cannot do this.", actor.role)
 
 
 def code(value: Any) -> Markdown:

@@ -44,7 +44,7 @@ def test_system_health_names_a_worker_holding_its_photos(app_as) -> None:  # typ
     st.cache_data.clear()  # the page caches system health for 10 s; an earlier test of this module filled it
     at = app_as("viewer")
     captions = [shown(c.value) for c in at.caption]
-    assert any(c.startswith("1 of 1 worker(s) unhealthy") and "w-held: Redis does not answer" in c
+    assert any(c.startswith("1 of 1 worker unhealthy") and "w-held: Redis does not answer" in c
                for c in captions), captions
 
 

@@ -81,7 +81,7 @@ def test_stale_save_merges_their_rewrite_and_my_edit(app_as) -> None:  # type: i
     html = [h.value for h in at.get("html")]
     assert any("<del" in h and "Tag this" in h and "<ins" in h and "Describe what is in the" in h for h in html)
     assert any("<ins" in h and "Skip watermarks and text." in h for h in html)
-    assert any("No conflicts: the merge keeps v4's 3 change(s) and your 1 change(s)" in s
+    assert any("No conflicts: the merge keeps v4's 3 changes and your 1 change" in s
                for s in _texts(at, "success")), _texts(at, "success")
     # Nothing is saved until I take the merge into the editor and save it myself.
     at.button(key="prompt_merge_take").click().run()
@@ -99,7 +99,7 @@ def test_stale_save_merges_their_rewrite_and_my_edit(app_as) -> None:  # type: i
 
 def test_choosing_mine_for_a_conflict_keeps_mine_and_says_theirs_is_replaced(app_as) -> None:  # type: ignore[no-untyped-def]
     at, dev, pid = _stale_save(app_as, "merge-conflict", V3.replace("labels", "keywords"))
-    assert any("1 conflict(s): v4 and your draft changed the same words" in w for w in _texts(at, "warning"))
+    assert any("1 conflict: v4 and your draft changed the same words" in w for w in _texts(at, "warning"))
     assert at.button(key="prompt_merge_take").disabled  # a conflict is never settled by default
     [choice] = [r for r in at.radio if r.key and r.key.startswith("merge_choice_")]
     assert choice.value is None

@@ -67,7 +67,7 @@ def test_admin_edits_saves_labels_diffs_and_rolls_back(app_as) -> None:  # type:
     # The diff now compares the new version with the one it was made from.
     assert (at.selectbox(key=f"diff_left_{row.id}").value, at.selectbox(key=f"diff_right_{row.id}").value) == (
         latest.version, new.version)
-    assert any(f"1 line(s) differ between v{latest.version} and v{new.version}" in shown(c.value) for c in at.caption)
+    assert any(f"v{latest.version} and v{new.version} differ in 1 line." in shown(c.value) for c in at.caption)
     diff = next(df.value for df in at.dataframe if f"v{new.version}" in df.value.columns)
     assert list(diff["change"]).count("added") == 1
     assert draft.splitlines()[-1] in list(diff[f"v{new.version}"])
@@ -200,5 +200,5 @@ def test_import_refuses_a_broken_file_then_imports_an_export(app_as) -> None:  #
     at.file_uploader(key="prompt_import").set_value(("p.json", json.dumps(doc).encode(), "application/json")).run()
     at.button(key="prompt_import_run").click().run()
     assert not at.exception, at.exception
-    assert any(s.startswith("Imported 1 prompt(s): 1 new") for s in _texts(at, "success")), _texts(at, "success")
+    assert any(s.startswith("Imported 1 prompt: 1 new") for s in _texts(at, "success")), _texts(at, "success")
     assert "copy-product-catalog" in {r.name for r in prompts.list_prompts(admin)}

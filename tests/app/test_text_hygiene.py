@@ -7,16 +7,12 @@ expander and tab labels, and every dataframe cell as the grid draws it (a missin
 integer without a column format has no separators, a timezone-aware datetime without one shows its offset).
 A metric value wider than its column (on a 1280-px window with the sidebar open) is cut to "…" by the
 browser. A few states behind a click are read too: every audit action's newest entry, and a prompt test.
-
-Leaks in pages other engineers own and have not fixed yet are listed in KNOWN_LEAKS: the test reports them
-(as warnings) and fails on any other.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,27 +46,6 @@ from aiconsole.ui.shell import PAGES
 from aiconsole.ui.widgets import shown
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
-
-
-# (page key, leak name) pairs still open in files other engineers own, each with where it comes from.
-# Remove an entry when its page is fixed; the test warns about entries that no longer occur.
-KNOWN_LEAKS: frozenset[tuple[str, str]] = frozenset({
-    # Stored audit summaries: control/queue_actions.py 'Requeued {n} failed photo(s)' / '{n} photo(s) with
-    # expired leases' and demo/seed.py 'Seeded ... over {days} day(s)' (fmt.plural).
-    ("audit_log", "(s) plural"),
-    # ui/control/models_panel.py 'last {d} days' and ui/control/pipeline_page.py '{d} days' for d = 1.
-    ("pipeline", "1 with a plural noun"),
-    # ui/control/pipeline_page.py's read-only rules table: f"${rules.monthly_budget_usd}" of a normalized
-    # Decimal reads "$6E+2" (fmt.dollars).
-    ("pipeline", "E-notation"),
-    # ui/control/prompts_page.py '{} line(s) differ' and ui/control/diff_view.py 'differing line(s)'.
-    ("prompts", "(s) plural"),
-    # The prompt test's Cost metric: lab/prompt_lab.py cost_text is usd(places=6), '$0.000000', cut to
-    # '$0.000…' in its third of a half column (fmt.usd_small).
-    ("prompts", "cut metric value"),
-    # ui/control/prompt_test_panel.py VERDICT_ICONS: ✅ 🟡 ❌ draw as boxes in Debian's Chromium.
-    ("prompts", "emoji glyph"),
-})
 
 # ---- what counts as a leak -----------------------------------------------------------------------------
 
@@ -316,22 +291,12 @@ def _findings(at: AppTest, role: str) -> Iterator[Finding]:
                 yield Finding(page.key, leak, text)
 
 
-_seen_known: set[tuple[str, str]] = set()
-_roles_scanned: set[str] = set()
-
-
 @pytest.mark.parametrize("role", ROLES)
 def test_no_internals_leak_into_any_page(app_as, role: str) -> None:  # type: ignore[no-untyped-def]
     at = app_as(role)
     assert at.session_state[ACTOR_KEY].role == role
     found = list(_findings(at, role))
-    known = [f for f in found if (f.page, f.leak) in KNOWN_LEAKS]
-    _seen_known.update((f.page, f.leak) for f in known)
-    _roles_scanned.add(role)
-    for page, leak in sorted({(f.page, f.leak) for f in known}):
-        sample = next(f.text for f in known if (f.page, f.leak) == (page, leak))
-        warnings.warn(f"known leak (KNOWN_LEAKS) on {page}: {leak}: {sample[:120]!r}", stacklevel=1)
-    new = sorted({(f.page, f.leak, f.text[:160]) for f in found if (f.page, f.leak) not in KNOWN_LEAKS})
+    new = sorted({(f.page, f.leak, f.text[:160]) for f in found})
     assert not new, "\n".join(f"{page}: {leak}: {text!r}" for page, leak, text in new)
 
 
@@ -340,14 +305,6 @@ def test_the_login_page_leaks_nothing(demo_env: dict[str, str]) -> None:
     assert not at.exception
     assert at.text_input(key="login_email") is not None
     assert not list(read_page(at))
-
-
-def test_known_leaks_still_occur() -> None:
-    """Runs after the role tests (file order): a KNOWN_LEAKS entry no page showed any role is stale."""
-    if _roles_scanned != set(ROLES):
-        return  # a selection (-k) or another xdist worker ran them: nothing to judge here
-    for page, leak in sorted(KNOWN_LEAKS - _seen_known):
-        warnings.warn(f"KNOWN_LEAKS entry no longer occurs, remove it: {page}: {leak}", stacklevel=1)
 
 
 # ---- the scanner itself -------------------------------------------------------------------------------

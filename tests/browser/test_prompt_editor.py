@@ -52,7 +52,7 @@ def test_type_in_the_ace_editor_save_and_see_the_diff(page, console_url: str, ar
     _wait_for_html(page, base, f"v{number + 1} — Everyday words")  # the new version is the base now
 
     page.get_by_role("tab", name="Compare versions").click()
-    page.get_by_text(f"1 line(s) differ between v{number} and v{number + 1}.").wait_for(timeout=30_000)
+    page.get_by_text(f"v{number} and v{number + 1} differ in 1 line.").wait_for(timeout=30_000)
     page.screenshot(path=str(artifacts / "prompt_editor.png"), full_page=True)
 
 
@@ -101,7 +101,7 @@ def test_merge_view_after_someone_saved_meanwhile(browser, console, artifacts) -
     page.get_by_role("button", name="Save new version").click()
     page.get_by_text(re.compile(f"Not saved: admin@.* saved version {number + 1} of photo-tagger")).wait_for(
         timeout=30_000)
-    page.get_by_text(f"No conflicts: the merge keeps v{number + 1}'s 1 change(s) and your 1 change(s)").wait_for(
+    page.get_by_text(f"No conflicts: the merge keeps v{number + 1}'s 1 change and your 1 change").wait_for(
         timeout=30_000)
     inserted = page.locator("ins").filter(has_text="Skip <b>watermarks</b> & text.")
     assert inserted.count() >= 2  # my draft's column and the merged text

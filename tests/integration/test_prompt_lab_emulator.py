@@ -109,7 +109,7 @@ def test_vision_units_cost_after_the_free_tier(org: Org, emulator: EmulatorServe
                               draft="Not sent to Vision")
     assert run.ok, run.error
     assert (run.model, run.units, run.input_tokens) == ("builtin/stable", 1, 0)
-    assert run.cost_micros == 1500 and run.cost_text == "$0.001500"  # unit 1,001 of the month: $1.50 per 1,000
+    assert run.cost_micros == 1500 and run.cost_text == "$0.0015"  # unit 1,001 of the month: $1.50 per 1,000
     assert not run.prompt_sent and emulator.request_log[-1][1] == "/v1/images:annotate"
     assert [t.label for t in run.tags] == [lbl for lbl, _ in _expected_tags()]
 

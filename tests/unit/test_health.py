@@ -49,11 +49,11 @@ def test_stale_workers_do_not_count_as_running(settings: Settings) -> None:
     check = health.system_health(settings=settings).check("workers")
     assert check.status == "degraded"
     assert (check.details["live"], check.details["stale"]) == (0, 1)
-    assert "1 worker(s) stopped reporting, the latest 90 s ago (stale after 60 s)" in check.message
+    assert "1 worker stopped reporting, the latest 90 s ago (stale after 60 s)" in check.message
     _worker(settings, "w-new", age_seconds=1)
     check = health.system_health(settings=settings).check("workers")
     assert check.status == "healthy"
-    assert "1 worker(s) running" in check.message and "1 other(s) silent" in check.message
+    assert "1 worker running" in check.message and "1 other silent" in check.message
 
 
 def test_a_worker_reporting_itself_unhealthy_degrades_health_with_its_reason(any_settings: Settings) -> None:
@@ -64,7 +64,7 @@ def test_a_worker_reporting_itself_unhealthy_degrades_health_with_its_reason(any
                     last_error="Redis does not answer (ConnectionError: redis://:pw@10.0.0.9:6379 refused).")
     check = health.system_health(settings=any_settings).check("workers")
     assert check.status == "degraded" and (check.details["live"], check.details["unhealthy"]) == (2, 1)
-    assert check.message.startswith("1 of 2 worker(s) unhealthy, holding their photos until it clears: w-held: "
+    assert check.message.startswith("1 of 2 workers unhealthy, holding their photos until it clears: w-held: "
                                     "Redis does not answer"), check.message
     assert "pw@" not in check.message and "redis://:***@10.0.0.9" in check.message
     [held] = [w for w in check.details["workers"] if w["id"] == "w-held"]

@@ -188,7 +188,7 @@ def test_health_check_records_disabled_and_unconfigured_providers_without_callin
         _check(org, provider, "healthy", at=NOW - timedelta(minutes=1), source="health check")
     actor = Actor(user_id=None, email="admin@example.com", role="admin", organization_id=org)
     report = run_health_check(actor, now=NOW)
-    assert "gemini disabled" in report.message and "google-vision not_configured" in report.message
+    assert "gemini disabled" in report.message and "google-vision not configured" in report.message
     with service_session() as s:
         rows = s.execute(select(AiProviderHealth.provider_name, AiProviderHealth.status)
                          .where(AiProviderHealth.organization_id == org, AiProviderHealth.last_check == NOW)).all()

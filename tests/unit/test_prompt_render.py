@@ -38,7 +38,7 @@ def test_undeclared_braces_are_left_alone() -> None:
 
 
 def test_a_variable_without_a_value_is_named() -> None:
-    with pytest.raises(PromptError, match=r"Prompt version 4 uses variable\(s\) audience that have no value"):
+    with pytest.raises(PromptError, match=r"Prompt version 4 uses a variable audience that has no value"):
         render_prompt(PromptSpec(4, "For {audience}.", ("audience",)), prompt_values())
     with pytest.raises(PromptError, match="cannot be rendered"):
         render_prompt(PromptSpec(5, "Hello {{ nobody }}", ()), prompt_values())

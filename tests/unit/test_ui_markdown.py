@@ -19,7 +19,7 @@ from aiconsole.ui.widgets import Markdown, code, inert, md, md_join, shown
 
 UI = Path(__file__).resolve().parents[2] / "aiconsole" / "ui"
 SINKS = {"error", "success", "warning", "info", "toast", "markdown", "caption"}
-SAFE_CALLS = {"inert", "md", "code", "md_join"}
+SAFE_CALLS = {"inert", "md", "code", "md_join", "why_not"}  # widgets.py's, checked there
 TEMPLATE_ARG = {"say": 1, "flash": 1, "md": 0}  # which positional argument is the template
 ATTACKS = [
     "![t](http://127.0.0.1:9/track.png)",

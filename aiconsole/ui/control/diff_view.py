@@ -14,6 +14,7 @@ from typing import Any, Literal
 import pandas as pd
 import streamlit as st
 
+from aiconsole.platform import formatting as fmt
 from aiconsole.prompts.diffs import ADDED, EQUAL, REMOVED, DiffRow, Segment
 from aiconsole.ui.widgets import say
 
@@ -69,4 +70,5 @@ def show_diff(rows: list[DiffRow], left: str, right: str) -> None:
             show_segments(words, side="left", where=c1, empty=f"(no line {r.right_no} here)")
             show_segments(words, side="right", where=c2, empty=f"(line {r.left_no} removed)")
         if len(changed) > MAX_LINES_IN_FULL:
-            say("caption", "{} more differing line(s) are in the table above.", len(changed) - MAX_LINES_IN_FULL)
+            say("caption", "{} more in the table above.",
+                fmt.plural(len(changed) - MAX_LINES_IN_FULL, "differing line"))

@@ -12,7 +12,7 @@ from aiconsole.control.provider_choices import ProviderChoice, provider_choices
 from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
-from aiconsole.ui.widgets import flash, say
+from aiconsole.ui.widgets import flash, inert, say
 
 Choice = tuple[str, str]  # (provider, model)
 # Short labels with their meaning in the header's help, and widths that keep every column in view in the
@@ -38,7 +38,7 @@ def render(actor: Actor, view: PipelineView, *, can_configure: bool) -> None:
     choices = pipeline_settings.model_choices()
     st.subheader("Models")
     days = st.selectbox("Usage window", [1, 7, 30], index=1, key="pipe_days",
-                        format_func=lambda d: f"last {d} days",
+                        format_func=lambda d: f"last {fmt.plural(d, 'day')}",
                         help="Projected costs use the organization's average tokens/units per photo in this window.")
     try:
         costs = {(c.provider, c.model): c for c in pipeline_settings.projected_cost_per_1000(actor, days=days)}
@@ -123,9 +123,9 @@ def _switch_panel(actor: Actor, view: PipelineView, choices: list[Choice], costs
     for text in warnings:
         say("warning", "{}", text, icon=":material/key_off:")
     b1, b2 = st.columns(2)
-    why_not = "Choose another model or fallback first." if unchanged else refused or None
-    if b1.button("Switch…", key="switch_start", type="primary", width="stretch", disabled=bool(why_not),
-                 help=why_not):
+    blocked = "Choose another model or fallback first." if unchanged else refused or None
+    if b1.button("Switch…", key="switch_start", type="primary", width="stretch", disabled=bool(blocked),
+                 help=inert(blocked) if blocked else None):
         st.session_state["switch_pending"] = (pick, fallback, view.version)
     if b2.button("Undo last switch", key="undo_switch", width="stretch", icon=":material/undo:"):
         try:

@@ -11,11 +11,12 @@ from aiconsole.control import pipeline_settings, rules_config, rules_preview
 from aiconsole.control.parallel_calls import CAP, CEILING_NOTE, SETTING, ParallelCalls, parallel_calls
 from aiconsole.control.pipeline_settings import PipelineView
 from aiconsole.control.rules_config import CONCURRENCY_RANGE
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
 from aiconsole.ui.control import models_panel
-from aiconsole.ui.widgets import flash, say
+from aiconsole.ui.widgets import flash, md, say
 
 RULE_KEYS = ("rules_accept", "rules_reject", "rules_max_cost", "rules_daily", "rules_monthly", "rules_retries",
              "rules_concurrency", "rules_overrides", "rules_base_version")
@@ -65,10 +66,11 @@ def _rules_table(rules: rules_config.RulesConfig) -> None:
         {"rule": "Reject threshold", "value": f"{rules.reject_threshold:g}"},
         {"rule": "Review band", "value": f"{rules.reject_threshold:g} ≤ confidence < {rules.accept_threshold:g}"},
         {"rule": "Max cost per photo", "value": "none" if rules.max_cost_per_photo_usd is None
-         else f"${rules.max_cost_per_photo_usd}"},
-        {"rule": "Daily budget", "value": "none" if rules.daily_budget_usd is None else f"${rules.daily_budget_usd}"},
+         else fmt.dollars(rules.max_cost_per_photo_usd, places=4)},
+        {"rule": "Daily budget", "value": "none" if rules.daily_budget_usd is None
+         else fmt.dollars(rules.daily_budget_usd)},
         {"rule": "Monthly budget", "value": "none" if rules.monthly_budget_usd is None
-         else f"${rules.monthly_budget_usd}"},
+         else fmt.dollars(rules.monthly_budget_usd)},
         {"rule": "Max attempts per photo", "value": str(rules.max_retries)},
         {"rule": SETTING, "value": str(rules.worker_concurrency)},
     ]), hide_index=True, width="stretch")
@@ -105,11 +107,12 @@ def _rules_form(actor: Actor, view: PipelineView) -> None:
     r1, r2, r3 = st.columns(3)
     retries = r1.number_input("Max attempts per photo", step=1, key="rules_retries", help="1 = no retry.")
     concurrency = r2.number_input(SETTING, step=1, key="rules_concurrency",
-                                  help=f"How many of this organization's provider calls each worker runs at once, "
-                                       f"{CONCURRENCY_RANGE[0]} to {CONCURRENCY_RANGE[1]}. A provider's "
-                                       f"{CAP.lower()} (Providers page) lowers it for that provider. {CEILING_NOTE}")
+                                  help=md("How many of this organization's provider calls each worker runs at "
+                                          "once, {} to {}. A provider's {} (Providers page) lowers it for that "
+                                          "provider. {}", CONCURRENCY_RANGE[0], CONCURRENCY_RANGE[1], CAP.lower(),
+                                          CEILING_NOTE))
     preview_days = r3.selectbox("Preview on the last", [1, 7, 30], index=1, key="rules_preview_days",
-                                format_func=lambda d: f"{d} days")
+                                format_func=lambda d: fmt.plural(d, "day"))
     st.markdown("Per-label overrides (a blank threshold uses the global one)")
     edited = st.data_editor(
         pd.DataFrame([{"label": k, "accept": o.accept, "reject": o.reject} for k, o in rules.label_overrides.items()],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from aiconsole.platform import formatting as fmt
 from aiconsole.prompts.diffs import ADDED, EQUAL, REMOVED, Segment, word_diff
 from aiconsole.prompts.merge import BOTH, MINE, THEIRS, Merge, merge3
 from aiconsole.ui.control.diff_view import show_segments
@@ -45,13 +46,15 @@ def _hunk(before: str, text: str, after: str, kind: str) -> list[Segment]:
 def _overview(c: Conflict, draft: str, merged: Merge) -> None:
     theirs, mine = len(merged.changes(THEIRS)) + len(merged.changes(BOTH)), len(merged.changes(MINE))
     if merged.clean:
-        say("success", "No conflicts: the merge keeps v{}'s {} change(s) and your {} change(s). Review it below, "
-            "take it into the editor on v{}, then save.", c.latest_version, theirs, mine, c.latest_version,
+        say("success", "No conflicts: the merge keeps v{}'s {} and your {}. Review it below, "
+            "take it into the editor on v{}, then save.", c.latest_version, fmt.plural(theirs, "change"),
+            fmt.plural(mine, "change"), c.latest_version,
             icon=":material/merge:")
     else:
-        say("warning", "{} conflict(s): v{} and your draft changed the same words. Choose what to keep for each; "
-            "the other {} change(s) from v{} and {} of yours are merged.", len(merged.conflicts), c.latest_version,
-            theirs, c.latest_version, mine, icon=":material/call_split:")
+        say("warning", "{}: v{} and your draft changed the same words. Choose what to keep for each; "
+            "the other {} from v{} and {} of yours are merged.", fmt.plural(len(merged.conflicts), "conflict"),
+            c.latest_version, fmt.plural(theirs, "change"), c.latest_version, fmt.count(mine),
+            icon=":material/call_split:")
     cols = st.columns(3)
     say("caption", "v{}: where you started", c.base_version, where=cols[0])
     say("caption", "v{} by {}: changes from v{}", c.latest_version, c.latest_author, c.base_version, where=cols[1])
@@ -99,7 +102,7 @@ def merge_view(c: Conflict, draft: str) -> str | None:
     resolutions = _resolve(c, merged)
     missing = len(merged.conflicts) - len(resolutions)
     if missing:
-        say("info", "Choose what to keep for {} more conflict(s) to see the merged text.", missing)
+        say("info", "Choose what to keep for {} more to see the merged text.", fmt.plural(missing, "conflict"))
         st.button(f"Take the merged text into the editor on v{c.latest_version}", key="prompt_merge_take",
                   disabled=True, icon=":material/merge:")
         return None

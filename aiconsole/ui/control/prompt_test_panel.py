@@ -24,7 +24,7 @@ from aiconsole.ui.widgets import confirmed_action, md, md_join, say, show_flashe
 
 PHOTO_SOURCES = ("Sample gallery", "Upload a file", "Photo id")
 DRAFT, VERSION, PRODUCTION = "Unsaved draft", "Selected saved version", "Production prompt"
-VERDICT_ICONS = {"accepted": "✅ accepted", "needs_review": "🟡 needs review", "rejected": "❌ rejected"}
+VERDICTS = {"accepted": "accepted", "needs_review": "needs review", "rejected": "rejected"}
 
 
 def render_test_panel(actor: Actor, *, draft: str | None, prompt_id: int | None, version_id: int | None,
@@ -185,7 +185,7 @@ def _show_run(run: TestRun, title: str) -> None:
             cols[2].metric("Latency", formatting.ms(run.latency_ms), help=md("Total {}", formatting.ms(run.total_ms)))
             if run.tags:
                 st.dataframe(
-                    [{"tag": t.label, "confidence": t.confidence, "verdict": VERDICT_ICONS.get(t.verdict, t.verdict)}
+                    [{"tag": t.label, "confidence": t.confidence, "verdict": VERDICTS.get(t.verdict, t.verdict)}
                      for t in run.tags],
                     hide_index=True, width="stretch",
                     column_config={"confidence": st.column_config.ProgressColumn(

@@ -189,7 +189,7 @@ def _diff_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> No
     rows = catalog.diff_versions(actor, prompt_id=prompt_id, left_version_id=by_number[older].id,
                                  right_version_id=by_number[newer].id)
     changed = sum(r.kind != "equal" for r in rows)
-    say("caption", "{} line(s) differ between v{} and v{}.", changed, older, newer)
+    say("caption", "v{} and v{} differ in {}.", older, newer, fmt.plural(changed, "line"))
     show_diff(rows, f"v{older}", f"v{newer}")
 
 

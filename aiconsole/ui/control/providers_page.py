@@ -11,7 +11,7 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.permissions import allowed
 from aiconsole.providers.registry import capabilities
-from aiconsole.ui.widgets import code, confirmed_action, flash, inert, say
+from aiconsole.ui.widgets import code, confirmed_action, flash, inert, md, say
 
 KEY_HELP = {
     "gemini": "A Gemini API key from Google AI Studio: 39 characters starting with AIza.",
@@ -83,9 +83,9 @@ def _settings_form(actor: Actor, row: provider_admin.ProviderRow, emulated: dict
             st.session_state[f"conc_{p}"], st.session_state[f"_conc_version_{p}"] = parallel.caps.get(p), row.version
         concurrency = c3.number_input(CAP, value=None, step=1, key=f"conc_{p}",
                                       placeholder=f"no cap ({parallel.setting} per worker)",
-                                      help=f"At most this many of the organization's {SETTING.lower()} "
-                                           f"({parallel.setting}, set on the Pipeline page) go to {p} at once; empty: "
-                                           f"no cap. Now: {parallel.cap_text(p)}.")
+                                      help=md("At most this many of the organization's {} ({}, set on the "
+                                              "Pipeline page) go to {} at once; empty: no cap. Now: {}.",
+                                              SETTING.lower(), parallel.setting, p, parallel.cap_text(p)))
         endpoint, region = row.endpoint, row.region
         if capabilities(p).has_endpoint:
             c4, c5 = st.columns([3, 1])

@@ -10,15 +10,10 @@ import streamlit as st
 
 from aiconsole.control import queue_actions as queue_control
 from aiconsole.live.status import StatusCards
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
-from aiconsole.platform.permissions import allowed
 from aiconsole.ui.live import upload_panel
-from aiconsole.ui.widgets import Markdown, confirmed_action, md
-
-
-def why_not(actor: Actor, permission: str) -> Markdown | None:
-    """Why the actor's role may not do `permission` (None when it may): a disabled button's help."""
-    return None if allowed(actor.role, permission) else md("Your role ({}) cannot do this.", actor.role)
+from aiconsole.ui.widgets import confirmed_action, why_not
 
 
 def render(actor: Actor, status: StatusCards) -> None:
@@ -39,14 +34,14 @@ def render(actor: Actor, status: StatusCards) -> None:
     with a2:
         failed = status.failed
         confirmed_action(f"Retry failed ({failed:,})", key="retry_failed", icon=":material/replay:",
-                         prompt=f"Put {_photos(failed)} back in the queue with fresh attempts?",
+                         prompt=f"Put {fmt.plural(failed, 'photo')} back in the queue with fresh attempts?",
                          run=lambda: queue_control.retry_failed(actor),
                          disabled=bool(why_not(actor, "queue.retry_failed")) or failed == 0,
                          help=why_not(actor, "queue.retry_failed") or "Failed photos go back to pending.")
     with a3:
         stuck = status.stuck
         confirmed_action(f"Requeue stuck ({stuck:,})", key="requeue_stuck", icon=":material/restart_alt:",
-                         prompt=f"Return {_photos(stuck)} whose worker lease expired to the queue?",
+                         prompt=f"Return {fmt.plural(stuck, 'photo')} whose worker lease expired to the queue?",
                          run=lambda: queue_control.requeue_stuck(actor),
                          disabled=bool(why_not(actor, "queue.requeue_stuck")) or stuck == 0,
                          help=why_not(actor, "queue.requeue_stuck") or "Photos in processing whose lease expired.")
@@ -56,7 +51,3 @@ def render(actor: Actor, status: StatusCards) -> None:
                          run=lambda: queue_control.run_health_check(actor),
                          disabled=bool(why_not(actor, "health.check")), help=why_not(actor, "health.check"))
     upload_panel.render(actor, refused=why_not(actor, "photos.upload"))
-
-
-def _photos(n: int) -> str:
-    return f"{n:,} photo" if n == 1 else f"{n:,} photos"

@@ -18,7 +18,7 @@ from aiconsole.platform import formatting as fmt
 from aiconsole.platform import health
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
-from aiconsole.ui.live import quick_actions
+from aiconsole.ui.live import failures_panel, quick_actions
 from aiconsole.ui.widgets import Markdown, inert, md, say
 
 AUTO_KEY, EVERY_KEY = "live_auto", "live_every"
@@ -59,6 +59,7 @@ def _live_panel(actor: Actor, every: int | None) -> None:
     _paused_banner(snap.status)
     quick_actions.render(actor, snap.status)
     _status_cards(snap)
+    failures_panel.render(actor, snap.failures, snap.status.as_of)
     _queue(snap)
     _costs(snap)
     _providers(snap)
