@@ -106,12 +106,12 @@ class Verdict:
 
 def _traffic_text(t: Traffic) -> str:
     if t.faults:
-        text = f"{t.faults:,} of {t.results:,} calls failed in 15 min"
+        text = f"{t.faults:,} of {fmt.plural(t.results, 'call')} failed in 15 min"
         return f"{text}: {t.last_error}" if t.last_error else text
     if t.failed:
-        return (f"{t.results:,} calls in 15 min; {t.failed:,} failed for the photo's own sake, none for the "
-                "provider's")
-    return f"{t.results:,} calls in 15 min, none failed"
+        return (f"{fmt.plural(t.results, 'call')} in 15 min; {t.failed:,} failed for the photo's own sake, "
+                "none for the provider's")
+    return f"{fmt.plural(t.results, 'call')} in 15 min, none failed"
 
 
 def _check_text(c: Check, now: datetime) -> str:
@@ -279,7 +279,8 @@ def _as_check(row: Any) -> Check | None:
     summary = None
     if details.get("calls") and source == "worker":
         calls, failures = int(details["calls"]), int(details.get("failures") or 0)
-        summary = f"{failures:,} of {calls:,} calls failed" if failures else f"{calls:,} calls, none failed"
+        summary = (f"{failures:,} of {fmt.plural(calls, 'call')} failed" if failures
+                   else f"{fmt.plural(calls, 'call')}, none failed")
         if failures and details.get("last_error"):
             summary += f": {str(details['last_error'])[:_REASON_CHARS]}"
     if source == circuits.SOURCE:

@@ -28,11 +28,12 @@ _ICONS = frozenset({"success", "error", "warning", "info", "toast"})  # the kind
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 # Streamlit turns some patterns into icons, emoji or links after escapes are resolved (on the text itself):
-# `:name:` shortcodes (:material_home:, :smile:, :streamlit:) and bare http(s)/www URLs. An invisible word
-# joiner inside each keeps the text as it reads while no pattern matches.
+# `:name:` shortcodes (:material_home:, :smile:, :streamlit:), bare http(s)/www URLs and email addresses
+# (mailto: links). An invisible word joiner inside each keeps the text as it reads while no pattern matches.
 _JOINER = "\u2060"
 _SHORTCODE = re.compile(r":(?=[\w+-]+:)")
 _BARE_URL = re.compile(r"(?i)\b(https?|www)(?=:|\.)")
+_EMAIL_AT = re.compile(r"(?<=[\w.+-])@(?=[\w-])")
 
 
 class Markdown(str):
@@ -46,6 +47,7 @@ def inert(value: Any) -> Markdown:
     if isinstance(value, Markdown):
         return value
     text = _BARE_URL.sub(lambda m: m.group(1) + _JOINER, _SHORTCODE.sub(":" + _JOINER, str(value)))
+    text = _EMAIL_AT.sub("@" + _JOINER, text)
     return Markdown(_PUNCTUATION.sub(r"\\\1", text))
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 from sqlalchemy import select
 
 from aiconsole.pipeline import failures
+from aiconsole.pipeline.health_report import DISABLED_REASON
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import service_session
@@ -59,3 +60,22 @@ def test_retry_one_group_moves_only_its_photos_and_is_audited(app_as) -> None:  
     assert entry.action == "queue.retry_failed" and entry.reversible
     assert entry.before is not None and entry.before["reason_kind"] == first.reason_kind
     assert key not in [b.key for b in at.button]  # the retried group is gone from the page
+
+
+def test_provider_cards_say_disabled_and_why(app_as) -> None:  # type: ignore[no-untyped-def]
+    """Item 2 on screen: a disabled provider's card says 'disabled' with its icon and reason, never 'healthy'."""
+    from aiconsole.platform.cache import invalidate_live
+    from aiconsole.platform.db.models import ProviderConfig
+
+    at = app_as("viewer")
+    org = at.session_state[ACTOR_KEY].organization_id
+    with service_session() as s:
+        pc = s.scalars(select(ProviderConfig).where(ProviderConfig.organization_id == org,
+                                                    ProviderConfig.provider == "gemini")).one()
+        pc.enabled = False
+    invalidate_live(org)
+    st.cache_data.clear()
+    at.run()
+    cards = [t for t in _texts(at, "markdown") if "**gemini**" in t]
+    assert cards == [":material/block: **gemini** — disabled"], cards
+    assert DISABLED_REASON in _texts(at, "caption")

@@ -150,7 +150,7 @@ CASES = [
     ("check worse", dict(traffic=T(40, 0, 0), check=C("down", FRESH, "probe", "timeout")),
      ("down", "check", "last check 5 min ago (probe): down (timeout); 40 calls in 15 min, none failed")),
     ("both agree", dict(traffic=T(1, 1, 1, "HTTP 500"), check=C("down", FRESH)),
-     ("down", "check", "last check 5 min ago: down; 1 of 1 calls failed in 15 min: HTTP 500")),
+     ("down", "check", "last check 5 min ago: down; 1 of 1 call failed in 15 min: HTTP 500")),
     ("stale check ignored", dict(traffic=T(40, 0, 0), check=C("down", STALE)),
      ("healthy", "traffic", "40 calls in 15 min, none failed")),
     # configuration first

@@ -30,7 +30,7 @@ ATTACKS = [
     ":material/home: :material_home: :streamlit: :smile:",
     ":red[red] :blue-background[x] :small[y]",
     "**bold** _it_ `code` ~~gone~~ # heading\n- item\n1. one\n> quote\n| a | b |",
-    "http://127.0.0.1:9/link www.example.com &#x27; &amp;",
+    "http://127.0.0.1:9/link www.example.com &#x27; &amp; admin@demo.aiconsole.dev",
 ]
 
 
@@ -45,10 +45,11 @@ def test_inert_text_reads_as_itself_with_no_construct_left(text: str) -> None:
     resolved = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", out)
     assert not re.search(r":[\w+-]+:", resolved)
     assert not re.search(r"https?://|www\.", resolved)
+    assert not re.search(r"[\w.+-]@[\w-]", resolved)  # no mailto: autolink
 
 
 def test_markdown_helpers_fill_a_trusted_template_with_inert_values() -> None:
-    assert md("**{}** is now {}.", "a*b@x.io", "admin") == "**a\\*b\\@x\\.io** is now admin."
+    assert md("**{}** is now {}.", "a*b@x.io", "admin") == "**a\\*b\\@\u2060x\\.io** is now admin."
     assert inert(md("{}", "_x_")) == md("{}", "_x_")  # already safe: passes unchanged, never escaped twice
     assert code("rules.update") == "`rules.update`" and code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
     assert md_join([code("a"), "b_c"]) == "`a`, b\\_c"

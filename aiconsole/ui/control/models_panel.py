@@ -148,7 +148,7 @@ def _confirm(actor: Actor, view: PipelineView, choices: list[Choice], costs: dic
         f"({fmt.usd(before.cost_per_1000_micros) if before else '—'} per 1,000 photos) to {provider} / "
         f"{model} ({fmt.usd(costs[(provider, model)].cost_per_1000_micros)} per 1,000 photos), fallback "
         f"{fb}? Recent quality of the new choice: "
-        + (f"{q.photos:,} photos, avg confidence {fmt.pct(q.avg_confidence)}, "
+        + (f"{fmt.plural(q.photos, 'photo')}, avg confidence {fmt.pct(q.avg_confidence)}, "
            f"{fmt.pct(q.needs_review_rate)} to review, {fmt.pct(q.error_rate)} errors."
            if q else "no photos in the window.")
         + " Workers use it for the next photo they claim.")

@@ -24,7 +24,7 @@ from aiconsole.ui.widgets import Markdown, inert, md, say
 AUTO_KEY, EVERY_KEY = "live_auto", "live_every"
 STATUS_ICON = {"healthy": Markdown(":material/check_circle:"), "degraded": Markdown(":material/warning:"),
                "down": Markdown(":material/error:"), "unknown": Markdown(":material/help:"),
-               "not_configured": Markdown(":material/remove:")}
+               "not_configured": Markdown(":material/key_off:"), "disabled": Markdown(":material/block:")}
 NO_ICON = Markdown("")
 CIRCUIT_LABEL = {"closed": "closed", "open": "open", "half_open": "half-open"}
 
@@ -146,9 +146,12 @@ def _providers(snap: live_status.LiveSnapshot) -> None:
     now = report.as_of
     for col, p in zip(cols, report.providers, strict=True):
         with col.container(border=True):
-            say("markdown", "{} **{}** — {}", STATUS_ICON.get(p.status, NO_ICON), p.provider, p.status)
-            say("caption", "last 15 min: {} results, {} failed, error rate {}", f"{p.results:,}", f"{p.failed:,}",
-                fmt.pct(p.error_rate))
+            say("markdown", "{} **{}** — {}", STATUS_ICON.get(p.status, NO_ICON), p.provider,
+                p.status.replace("_", " "))
+            if p.status_reason:
+                say("caption", "{}", p.status_reason)
+            say("caption", "last 15 min: {}, {} failed, error rate {}", fmt.plural(p.results, "result"),
+                f"{p.failed:,}", fmt.pct(p.error_rate))
             say("caption", "latency p50 {} · p95 {}", fmt.ms(p.p50_latency_ms), fmt.ms(p.p95_latency_ms))
             say("caption", "last check: {}{}", fmt.ago(p.last_check, now),
                 f" ({p.last_check_status})" if p.last_check_status else "")
