@@ -1,0 +1,370 @@
+"""The review queue: which photos await a reviewer, in which order, and the lease a reviewer holds on one.
+
+A photo awaits review while it is processed (completed or needs_review) and has an AI tag no reviewer has
+decided yet that is in the review band: recorded as needs_review, or between the reject and accept
+thresholds of the organization's current rules (`pipeline.rules.verdict_sql`, so a threshold change puts
+tags into the band and takes others out). Orders: lowest confidence (of those band tags), oldest, or a
+uniform random sample, deterministic per reviewer session seed. The random order samples every processed
+photo with an undecided AI tag, the accepted ones included: it is the only order whose decisions estimate
+the AI's precision without bias.
+
+A reviewer claims the photo they are shown: a lease in review_claims (one per photo), taken with
+FOR UPDATE SKIP LOCKED on PostgreSQL and inside BEGIN IMMEDIATE on SQLite, so two reviewers never get the
+same photo. A claim ends at `expires_at` (the photo returns to the queue), on skip (`release`) or logout
+(`release_all`). A reviewer holds one claim: asking for the next photo gives back their live claim first
+(resume where you left off) while it still matches the order and filters. Submitting is `decisions.py`'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    Table,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from aiconsole.pipeline.rules import RuleSet, load_rules, normalize_label, verdict_sql
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import org_session
+from aiconsole.platform.db.models import AiProcessingResult, Photo, PhotoTag, ReviewClaim
+from aiconsole.platform.db.sql import rowcount
+from aiconsole.platform.db.types import utcnow
+from aiconsole.platform.errors import ValidationFailed
+from aiconsole.platform.settings import Settings
+
+PHOTOS = cast(Table, Photo.__table__)
+TAGS = cast(Table, PhotoTag.__table__)
+RESULTS = cast(Table, AiProcessingResult.__table__)
+CLAIMS = cast(Table, ReviewClaim.__table__)
+
+# The orders the queue offers (review_claims.queue_order also allows "disagreement", which comes later).
+QUEUE_ORDERS = ("lowest_confidence", "oldest", "random")
+RANDOM_ORDER_NOTE = ("Random sample: the only order whose decisions estimate the AI's precision without bias "
+                     "(it includes photos whose tags were all accepted).")
+DEFAULT_CLAIM_SECONDS = 600
+MAX_CLAIM_SECONDS = 8 * 3600
+REVIEWABLE_STATUSES = ("completed", "needs_review")
+# The random order's key is integer SQL that SQLite and PostgreSQL compute alike: every value stays below
+# PRIME < 2^31, so no product passes 2^62.
+_PRIME = 2_147_483_629
+_MIX_ROUNDS = 3
+_CLAIM_ATTEMPTS = 8
+_DEADLOCK, _DEADLOCK_RETRIES = "40P01", 3
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """Which photos a reviewer works through: a tag's label, the provider, model or prompt version that
+    produced it, and when the photo arrived ([since, until))."""
+
+    label: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    prompt_version_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReviewTag:
+    """A tag awaiting the reviewer's decision, with its current rule verdict and where it came from."""
+
+    tag_id: int
+    label: str
+    confidence: float
+    state: str
+    verdict: str
+    provider: str | None
+    model: str | None
+    prompt_version_id: int | None
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """The photo a reviewer holds, under the claim `token` (what `decisions.submit_review` is given)."""
+
+    token: str
+    photo_id: int
+    filename: str
+    storage_uri: str
+    width: int
+    height: int
+    created_at: datetime
+    queue_order: str
+    claimed_at: datetime
+    expires_at: datetime
+    tags: tuple[ReviewTag, ...]
+
+
+def check_order(order: str) -> str:
+    """`order` if the queue offers it, else ValidationFailed naming the ones it does."""
+    if order not in QUEUE_ORDERS:
+        raise ValidationFailed(f"The review queue has no order {order!r}.",
+                               hint=f"Use one of: {', '.join(QUEUE_ORDERS)}.")
+    return order
+
+
+def reviewer_id(actor: Actor) -> int:
+    """The reviewing user's id; reviews are made by people, never by a system actor."""
+    if actor.user_id is None:
+        raise ValidationFailed("Reviews are made by people: this action needs a logged-in user.",
+                               hint="Log in as a reviewer or an admin of the organization.")
+    return actor.user_id
+
+
+@contextmanager
+def write_session(organization_id: int, settings: Settings | None = None) -> Iterator[Session]:
+    """An org session whose transaction holds SQLite's write lock from its first statement (BEGIN IMMEDIATE),
+    so concurrent claims serialize instead of failing "database is locked"; on PostgreSQL a plain org session."""
+    with org_session(organization_id, settings=settings) as session:
+        conn = session.connection()
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
+
+
+def _mix_constants(seed: int) -> list[int]:
+    digest = hashlib.sha256(f"review-queue/{seed}".encode()).digest()
+    return [1 + int.from_bytes(digest[4 * i:4 * i + 4], "big") % (_PRIME - 1) for i in range(2 * _MIX_ROUNDS)]
+
+
+def _random_key(photo_id: Any, seed: int) -> ColumnElement[int]:
+    """The random order's key of a photo: rounds of x -> (a x + b)^2 mod PRIME with the seed's own a, b (squaring
+    breaks the lattice an affine map alone leaves in consecutive ids); ties (rare) fall back to the id."""
+    def n(value: int) -> ColumnElement[int]:
+        return literal(value, BigInteger)
+
+    c = _mix_constants(seed)
+    x: Any = photo_id % n(_PRIME)
+    for r in range(_MIX_ROUNDS):
+        x = (x * n(c[2 * r]) + n(c[2 * r + 1])) % n(_PRIME)
+        x = (x * x) % n(_PRIME)
+    return cast(ColumnElement[int], x)
+
+
+def _tag_match(org: int, rules: RuleSet, order: str, filters: QueueFilters) -> list[ColumnElement[bool]]:
+    """The undecided AI tags of the photo (correlated to PHOTOS) that put it in this order's queue."""
+    t = TAGS.c
+    conds: list[ColumnElement[bool]] = [t.organization_id == org, t.photo_id == PHOTOS.c.id,
+                                        t.reviewed_at.is_(None), t.source == "ai"]
+    if order != "random":
+        conds.append(or_(t.review_state == "needs_review",
+                         verdict_sql(rules, t.label, t.confidence) == "needs_review"))
+    if filters.label is not None and normalize_label(filters.label):
+        conds.append(t.label == normalize_label(filters.label))
+    produced: list[ColumnElement[bool]] = []
+    if filters.provider:
+        produced.append(RESULTS.c.ai_provider == filters.provider)
+    if filters.model:
+        produced.append(RESULTS.c.model == filters.model)
+    if filters.prompt_version_id is not None:
+        produced.append(RESULTS.c.prompt_version_id == filters.prompt_version_id)
+    if produced:
+        conds.append(exists(select(RESULTS.c.id).where(RESULTS.c.id == t.result_id, *produced)))
+    return conds
+
+
+def _photo_match(org: int, rules: RuleSet, order: str, filters: QueueFilters) -> list[ColumnElement[bool]]:
+    p = PHOTOS.c
+    conds = [p.organization_id == org, p.status.in_(REVIEWABLE_STATUSES),
+             exists(select(TAGS.c.id).where(*_tag_match(org, rules, order, filters)))]
+    if filters.since is not None:
+        conds.append(p.created_at >= filters.since)
+    if filters.until is not None:
+        conds.append(p.created_at < filters.until)
+    return conds
+
+
+def _candidates(org: int, me: int, rules: RuleSet, order: str, filters: QueueFilters, seed: int,
+                skipped: Sequence[int], now: datetime) -> Select[Any]:
+    """Photo ids in the order they would be handed to reviewer `me`: their own live claim first, then `order`;
+    photos another reviewer holds and those `me` skipped are left out."""
+    p, c = PHOTOS.c, CLAIMS.c
+    held_by_other = exists(select(c.id).where(c.photo_id == p.id, c.expires_at > now, c.reviewer_id != me))
+    mine = exists(select(c.id).where(c.photo_id == p.id, c.expires_at > now, c.reviewer_id == me))
+    conds = [*_photo_match(org, rules, order, filters), ~held_by_other]
+    if skipped:
+        conds.append(p.id.not_in([int(i) for i in skipped]))
+    keys: list[Any] = [case((mine, 0), else_=1)]
+    if order == "lowest_confidence":
+        keys.append(select(func.min(TAGS.c.confidence)).where(*_tag_match(org, rules, order, filters))
+                    .scalar_subquery())
+    elif order == "random":
+        keys.append(_random_key(p.id, seed))
+    keys += [p.created_at, p.id]
+    return select(p.id).where(*conds).order_by(*keys)
+
+
+def _claim_seconds(seconds: int) -> int:
+    if not 1 <= seconds <= MAX_CLAIM_SECONDS:
+        raise ValidationFailed(f"A claim of {seconds} s is not allowed.",
+                               hint=f"Claims last between 1 s and {MAX_CLAIM_SECONDS // 3600} hours.")
+    return seconds
+
+
+def _take(session: Session, *, org: int, me: int, photo_id: int, order: str, now: datetime,
+          expires: datetime) -> bool:
+    """Make `photo_id` this reviewer's one claim (keeping the token of a claim they already hold on it);
+    False when another reviewer's live claim holds it."""
+    c = CLAIMS.c
+    session.execute(delete(CLAIMS).where(c.reviewer_id == me, c.photo_id != photo_id))
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(CLAIMS).values(organization_id=org, photo_id=photo_id, reviewer_id=me,
+                                 token=str(uuid.uuid4()), queue_order=order, claimed_at=now, expires_at=expires)
+    own = c.reviewer_id == me
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[c.photo_id],
+        set_={"reviewer_id": me, "expires_at": expires,
+              "token": case((own, c.token), else_=stmt.excluded.token),
+              "queue_order": case((own, c.queue_order), else_=stmt.excluded.queue_order),
+              "claimed_at": case((own, c.claimed_at), else_=stmt.excluded.claimed_at)},
+        where=or_(c.expires_at <= now, own),
+    ).returning(c.id)
+    return session.execute(upsert).first() is not None
+
+
+def review_tags(session: Session, *, photo_id: int, rules: RuleSet) -> tuple[ReviewTag, ...]:
+    """The photo's tags awaiting a decision, highest confidence first, each with its current verdict."""
+    t, r = TAGS.c, RESULTS.c
+    rows = session.execute(
+        select(t.id, t.label, t.confidence, t.review_state, r.ai_provider, r.model, r.prompt_version_id)
+        .select_from(TAGS.outerjoin(RESULTS, r.id == t.result_id))
+        .where(t.photo_id == photo_id, t.reviewed_at.is_(None))
+        .order_by(t.confidence.desc(), t.id)
+    ).all()
+    return tuple(ReviewTag(tag_id=row.id, label=row.label, confidence=float(row.confidence), state=row.review_state,
+                           verdict=rules.verdict(row.label, float(row.confidence)), provider=row.ai_provider,
+                           model=row.model, prompt_version_id=row.prompt_version_id) for row in rows)
+
+
+def _item(session: Session, *, photo_id: int, me: int, rules: RuleSet) -> ReviewItem:
+    claim = session.execute(select(CLAIMS).where(CLAIMS.c.photo_id == photo_id, CLAIMS.c.reviewer_id == me)).one()
+    photo = session.execute(select(PHOTOS).where(PHOTOS.c.id == photo_id)).one()
+    return ReviewItem(token=claim.token, photo_id=photo_id, filename=photo.filename, storage_uri=photo.storage_uri,
+                      width=photo.width, height=photo.height, created_at=photo.created_at,
+                      queue_order=claim.queue_order, claimed_at=claim.claimed_at, expires_at=claim.expires_at,
+                      tags=review_tags(session, photo_id=photo_id, rules=rules))
+
+
+def claim_next(actor: Actor, *, order: str = "lowest_confidence", filters: QueueFilters | None = None,
+               seed: int = 0, skipped: Sequence[int] = (), claim_seconds: int = DEFAULT_CLAIM_SECONDS,
+               now: datetime | None = None, settings: Settings | None = None) -> ReviewItem | None:
+    """Claim the next photo for the acting reviewer (their live claim first, if it still matches); None when
+    the queue (as filtered, less `skipped`) is empty. The claim lasts `claim_seconds` from now."""
+    actor.require("review.tags")
+    me, order = reviewer_id(actor), check_order(order)
+    filters, now = filters or QueueFilters(), now or utcnow()
+    expires = now + timedelta(seconds=_claim_seconds(claim_seconds))
+    org = actor.organization_id
+    # My expired claims go first, in their own transaction: a claim transaction that deleted them while taking
+    # another reviewer's expired claim could wait on that reviewer doing the same the other way round.
+    with write_session(org, settings) as s:
+        s.execute(delete(CLAIMS).where(CLAIMS.c.reviewer_id == me, CLAIMS.c.expires_at <= now))
+    for attempt in range(_DEADLOCK_RETRIES + 1):
+        try:
+            return _claim(org, me, order, filters, seed, list(skipped), now, expires, settings)
+        except OperationalError as exc:  # PostgreSQL broke a rare lock cycle (a stale snapshot's upsert)
+            if getattr(exc.orig, "sqlstate", None) != _DEADLOCK or attempt == _DEADLOCK_RETRIES:
+                raise
+    return None
+
+
+def _claim(org: int, me: int, order: str, filters: QueueFilters, seed: int, passed: list[int], now: datetime,
+           expires: datetime, settings: Settings | None) -> ReviewItem | None:
+    with write_session(org, settings) as s:
+        rules = load_rules(s, org)
+        postgres = s.get_bind().dialect.name == "postgresql"
+        for _ in range(_CLAIM_ATTEMPTS):
+            query = _candidates(org, me, rules, order, filters, seed, passed, now).limit(1)
+            if postgres:
+                # NO KEY UPDATE: foreign-key checks of a submit (KEY SHARE on its photo) never wait on a claimer.
+                query = query.with_for_update(skip_locked=True, key_share=True, of=PHOTOS)
+            photo_id = s.scalar(query)
+            if photo_id is None:
+                return None
+            if _take(s, org=org, me=me, photo_id=photo_id, order=order, now=now, expires=expires):
+                # The claim row is where reviewers meet: a submit of this photo that held it has committed by
+                # now, so a fresh read says whether the photo still waits (its tags may all be decided).
+                if s.scalar(select(PHOTOS.c.id).where(PHOTOS.c.id == photo_id,
+                                                      *_photo_match(org, rules, order, filters))) is not None:
+                    return _item(s, photo_id=photo_id, me=me, rules=rules)
+                s.execute(delete(CLAIMS).where(CLAIMS.c.photo_id == photo_id, CLAIMS.c.reviewer_id == me))
+            # Another reviewer claimed or reviewed it after this statement's snapshot: try the next photo.
+            passed.append(photo_id)
+    return None
+
+
+def preview(actor: Actor, *, order: str = "lowest_confidence", filters: QueueFilters | None = None, seed: int = 0,
+            limit: int = 20, now: datetime | None = None, settings: Settings | None = None) -> list[int]:
+    """The ids of the next `limit` photos the acting reviewer would be handed, without claiming any."""
+    actor.require("quality.view")
+    if not 1 <= limit <= 1000:
+        raise ValidationFailed(f"A preview of {limit} photos is not allowed.", hint="Ask for 1 to 1000.")
+    org, order = actor.organization_id, check_order(order)
+    with org_session(org, settings=settings) as s:
+        query = _candidates(org, actor.user_id or 0, load_rules(s, org), order, filters or QueueFilters(), seed,
+                            (), now or utcnow())
+        return [int(i) for i in s.scalars(query.limit(limit))]
+
+
+def queue_size(actor: Actor, *, order: str = "lowest_confidence", filters: QueueFilters | None = None,
+               settings: Settings | None = None) -> int:
+    """How many photos await review in this order's queue as filtered (claimed ones included)."""
+    actor.require("quality.view")
+    org, order = actor.organization_id, check_order(order)
+    with org_session(org, settings=settings) as s:
+        conds = _photo_match(org, load_rules(s, org), order, filters or QueueFilters())
+        return int(s.scalar(select(func.count()).select_from(PHOTOS).where(*conds)) or 0)
+
+
+def release(actor: Actor, *, token: str, settings: Settings | None = None) -> bool:
+    """Give the claim `token` back (skip): the photo returns to the queue at once. False if not held."""
+    actor.require("review.tags")
+    me = reviewer_id(actor)
+    with write_session(actor.organization_id, settings) as s:
+        return rowcount(s.execute(delete(CLAIMS).where(CLAIMS.c.token == token, CLAIMS.c.reviewer_id == me))) > 0
+
+
+def release_all(actor: Actor, *, settings: Settings | None = None) -> int:
+    """Give back every claim the acting user holds (logout); returns how many there were."""
+    if actor.user_id is None:
+        return 0
+    with write_session(actor.organization_id, settings) as s:
+        return rowcount(s.execute(delete(CLAIMS).where(CLAIMS.c.reviewer_id == actor.user_id)))
+
+
+def held_claim(session: Session, *, token: str, org: int, lock: bool) -> Any:
+    """The claim row named `token` in `org` (locked for the transaction when `lock`), or None.
+
+    With `lock` on PostgreSQL the claim's photo is locked first, then the claim: the order claim_next takes
+    them in (it skips a locked photo rather than waiting), so a submit and a claim never wait on each other
+    in a cycle."""
+    query = select(CLAIMS).where(CLAIMS.c.token == token, CLAIMS.c.organization_id == org)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        photo_id = session.scalar(select(CLAIMS.c.photo_id).where(CLAIMS.c.token == token,
+                                                                  CLAIMS.c.organization_id == org))
+        if photo_id is not None:
+            session.execute(select(PHOTOS.c.id).where(PHOTOS.c.id == photo_id).with_for_update(key_share=True))
+        query = query.with_for_update()
+    return session.execute(query).first()
+
