@@ -28,6 +28,7 @@ import numpy as np
 from sqlalchemy import JSON, Boolean, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from aiconsole.demo import reviews
 from aiconsole.demo.history import ACCEPT, GEMINI_MODEL, REJECT, History, generate_history, recent_providers
 from aiconsole.demo.timeline import EXPERIMENTS, MAX_RETRIES, PROMPTS, queue_photos
 from aiconsole.demo.timeline import PENDING_PHOTOS as PENDING_PHOTOS  # re-exported: tests size the queue by it
@@ -43,6 +44,7 @@ from aiconsole.platform.db.models import (
     AuditLog,
     Correction,
     Experiment,
+    GroundTruth,
     Organization,
     PhotoTag,
     PipelineConfig,
@@ -51,6 +53,9 @@ from aiconsole.platform.db.models import (
     PromptLabel,
     PromptVersion,
     ProviderConfig,
+    Review,
+    ReviewClaim,
+    ReviewDecision,
     User,
 )
 from aiconsole.platform.db.models import Photo as PhotoModel
@@ -137,6 +142,8 @@ def seed_demo(*, settings: Settings | None = None, force: bool = False, seed: in
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     history = generate_history(rng, nrng, now, days, tz)
+    review_rng = random.Random(seed + 1)  # its own stream: the rest of the demo stays as it was
+    reviews.sample_reviews(review_rng, history, now)
     queue = queue_photos(settings, now, history.next_variant, rng)
     password_hash = hash_password(DEMO_PASSWORD)
 
@@ -162,7 +169,7 @@ def seed_demo(*, settings: Settings | None = None, force: bool = False, seed: in
         s.add(org)
         s.flush()
         ids = _write_setup(s, org.id, now, days, password_hash, recent_providers(history, now))
-        summary = _write_history(s, org.id, history, queue, ids, now)
+        summary = _write_history(s, org.id, history, queue, ids, now, review_rng)
         audit_n = _write_audit(s, org.id, now, days, ids, history, summary)
         rollup_rows = rebuild_rollups(s, organization_id=org.id)
         cost = int(s.scalar(select(func.coalesce(func.sum(AiProcessingResult.api_cost_micros), 0))
@@ -256,7 +263,7 @@ def _write_setup(s: Session, org_id: int, now: datetime, days: int, password_has
 
 
 def _write_history(s: Session, org_id: int, h: History, queue: list[dict[str, Any]], ids: _Ids,
-                   now: datetime) -> dict[str, int]:
+                   now: datetime, review_rng: random.Random) -> dict[str, int]:
     photos = h.photos + queue
     photo_ids = _reserve_ids(s, "photos", len(photos))
     for pid, row in zip(photo_ids, photos, strict=True):
@@ -272,6 +279,7 @@ def _write_history(s: Session, org_id: int, h: History, queue: list[dict[str, An
                    experiment_id=None if experiment is None else ids.experiments[experiment])
     _bulk(s, AiProcessingResult, h.results)
 
+    tag_results = {id(t): t["_result"] for t in h.tags}
     tag_ids = _reserve_ids(s, "photo_tags", len(h.tags))
     for tid, row in zip(tag_ids, h.tags, strict=True):
         result = row.pop("_result")
@@ -287,6 +295,12 @@ def _write_history(s: Session, org_id: int, h: History, queue: list[dict[str, An
                             "action": c["action"], "before": c["before"], "after": c["after"],
                             "user_id": ids.users[c["user_id"]], "created_at": c["created_at"]})
     _bulk(s, Correction, corrections)
+    review_rows, decision_rows, truth_rows = reviews.review_rows(
+        review_rng, h, organization_id=org_id, photo_ids=photo_ids, tag_results=tag_results, users=ids.users,
+        reserve=lambda n: _reserve_ids(s, "reviews", n))
+    _bulk(s, Review, review_rows)
+    _bulk(s, ReviewDecision, decision_rows)
+    _bulk(s, GroundTruth, truth_rows)
     for row in h.health:
         row["organization_id"] = org_id
     _bulk(s, AiProviderHealth, h.health)
@@ -295,7 +309,7 @@ def _write_history(s: Session, org_id: int, h: History, queue: list[dict[str, An
     stuck = sum(1 for p in queue if p["status"] == "processing" and p["lease_expires_at"] <= now)
     return {"photos": len(photos), "results": len(h.results), "photo_tags": len(h.tags),
             "needs_review_tags": sum(1 for t in h.tags if t["review_state"] == "needs_review"),
-            "corrections": len(corrections), "pending": status["pending"],
+            "corrections": len(corrections), "reviews": len(review_rows), "pending": status["pending"],
             "processing": status["processing"] - stuck, "stuck": stuck, "failed_photos": status["failed"],
             "health_rows": len(h.health)}
 
@@ -427,7 +441,8 @@ def _bulk(session: Session, model: Any, rows: list[dict[str, Any]], chunk: int =
 def _delete_organization(session: Session, org_id: int) -> None:
     # Children first, table by table: one set-based DELETE each instead of a cascade that checks
     # every foreign key row by row.
-    for model in (Correction, PhotoTag, AiProcessingResult, ProcessingRollupHourly, AiProviderHealth,
+    for model in (GroundTruth, ReviewDecision, Review, ReviewClaim, Correction, PhotoTag, AiProcessingResult,
+                  ProcessingRollupHourly, AiProviderHealth,
                   AiDashboardMetric, AuditLog, PhotoModel, PromptLabel, PromptVersion, Experiment):
         session.execute(delete(model).where(model.organization_id == org_id))
     session.execute(delete(Organization).where(Organization.id == org_id))

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 
 from aiconsole.demo.history import ACCEPT, REJECT
 from aiconsole.demo.seed import (
@@ -41,6 +41,7 @@ from aiconsole.platform.db.models import (
     AuditLog,
     Correction,
     Experiment,
+    GroundTruth,
     Organization,
     Photo,
     PhotoTag,
@@ -50,6 +51,8 @@ from aiconsole.platform.db.models import (
     PromptLabel,
     PromptVersion,
     ProviderConfig,
+    Review,
+    ReviewDecision,
     User,
 )
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
@@ -587,3 +590,36 @@ def test_rebuild_rollups_known_answer(any_settings: Settings) -> None:
                      (h12 + timedelta(hours=1), "gemini"): (2, 8)}
     with service_session(engine=engine) as s, pytest.raises(ValidationFailed, match="timezone-aware"):
         rebuild_rollups(s, organization_id=org_id, since=datetime(2026, 1, 1))
+
+
+def test_review_history_feeds_quality_control(seeded: tuple[Settings, Any]) -> None:
+    """Both review orders, one decision per correction, ground truth as decisions.py writes it (issue 11)."""
+    settings, summary = seeded
+    org = summary.organization_id
+    r, d, t = Review, ReviewDecision, PhotoTag
+    orders = dict(_rows(settings, select(r.queue_order, func.count()).where(r.organization_id == org)
+                        .group_by(r.queue_order)))
+    assert set(orders) == {"lowest_confidence", "random"}
+    assert orders["random"] > 0.15 * sum(orders.values())
+    assert _scalar(settings, select(func.count()).select_from(d).where(d.organization_id == org)) \
+        == summary.corrections
+    assert _scalar(settings, select(func.count()).select_from(r).where(
+        r.organization_id == org, ~select(d.id).where(d.review_id == r.id).exists())) == 0
+    # Rejections carry a reason; verdicts are the thresholds' for the decided confidence.
+    assert _scalar(settings, select(func.count()).select_from(d).where(
+        d.organization_id == org, (d.action == "reject") != d.reason.is_not(None))) == 0
+    assert _scalar(settings, select(func.count()).select_from(d).where(d.action != "add", (
+        ((d.ai_verdict == "accepted") & (d.confidence < ACCEPT))
+        | ((d.ai_verdict == "rejected") & (d.confidence >= REJECT))
+        | ((d.ai_verdict == "needs_review") & ((d.confidence < REJECT) | (d.confidence >= ACCEPT)))))) == 0
+    # The random sample's precision is the AI's own (most accepted tags are right); the doubtful queue's is lower.
+    precision = {order: float(p) for order, p in _rows(settings, select(
+        r.queue_order, func.avg(case((d.action == "approve", 1.0), else_=0.0)))
+        .join(r, r.id == d.review_id).where(d.action != "add", d.organization_id == org).group_by(r.queue_order))}
+    assert 0.75 < precision["random"] < 0.97 and precision["lowest_confidence"] < precision["random"] - 0.2
+    # Ground truth: each reviewed photo's reviewed accepted and corrected labels, nothing else.
+    truth = set(_rows(settings, select(GroundTruth.photo_id, GroundTruth.label)
+                      .where(GroundTruth.organization_id == org)))
+    reviewed = set(_rows(settings, select(t.photo_id, t.label).where(
+        t.organization_id == org, t.reviewed_at.is_not(None), t.review_state.in_(("accepted", "corrected")))))
+    assert truth == reviewed and len(truth) > 1000
