@@ -155,7 +155,7 @@ def test_draft_on_a_sample_with_the_local_provider_and_the_orgs_rules(any_world:
     assert run.rendered_prompt == "Tag it in German, at most 15."
     assert run.prompt_source == "unsaved draft" and run.prompt_version_id is None
     assert not run.prompt_sent and any("takes no prompt" in n for n in run.notes)
-    assert (run.cost_micros, run.cost_text, run.units, run.input_tokens, run.output_tokens) == (0, "$0.000000", 1, 0, 0)
+    assert (run.cost_micros, run.cost_text, run.units, run.input_tokens, run.output_tokens) == (0, "$0.00", 1, 0, 0)
     assert 0 <= run.latency_ms <= run.total_ms
     assert (run.raw_response["width"], run.raw_response["height"]) == (451, 300)
     assert (run.photo.source, run.photo.width, run.photo.height) == ("sample", 451, 300)
