@@ -34,6 +34,8 @@ from aiconsole.platform.db.models import (
     AuditLog,
     Base,
     Correction,
+    CorrectionBatch,
+    CorrectionBatchItem,
     Experiment,
     GroundTruth,
     LoginSession,
@@ -164,6 +166,13 @@ def _seed_org(s: Session, slug: str) -> int:
                         set_by=user.id),
         ]
     )
+    batch = CorrectionBatch(organization_id=o, template="accept", params={"at_least": 0.9}, selection={},
+                            status="completed", matched=1, processed=1, changed=1, created_by=user.id)
+    s.add(batch)
+    s.flush()
+    s.add(CorrectionBatchItem(organization_id=o, batch_id=batch.id, tag_id=tag.id, photo_id=photo.id,
+                              action="accept", before={"review_state": "accepted"},
+                              after={"review_state": "accepted", "reviewed_by": user.id}))
     return o
 
 

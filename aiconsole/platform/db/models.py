@@ -560,7 +560,7 @@ class AuditLog(Base):
 REVIEW_ORDERS = ("lowest_confidence", "oldest", "random", "disagreement")
 REVIEW_ACTIONS = ("approve", "reject", "rename", "add")
 REJECT_REASONS = ("wrong", "too_generic", "duplicate", "offensive", "other")
-GROUND_TRUTH_SOURCES = ("review", "import", "adjudication")
+GROUND_TRUTH_SOURCES = ("review", "import", "adjudication", "batch")  # batch: migration 0010
 
 
 class ReviewClaim(Base):
@@ -674,6 +674,78 @@ class GroundTruth(Base):
         BigIntId, ForeignKey("reviews.id", ondelete="SET NULL"), index=True
     )
     set_by: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = _created()
+
+
+# --- Batch corrections (aiconsole.quality.batches): a template run over a selection of tags, and each change ---
+
+BATCH_TEMPLATES = ("rename", "remove", "add", "accept", "reject")
+BATCH_STATUSES = ("running", "completed", "failed", "cancelled", "undoing", "undone")
+# What one item changed: a tag by one of the templates, or a photo's status (out of needs_review).
+BATCH_ITEM_ACTIONS = (*BATCH_TEMPLATES, "photo_status")
+# What undoing an item did: put back its before, or kept the row because someone changed it since.
+BATCH_UNDO_RESULTS = ("restored", "kept")
+
+
+class CorrectionBatch(Base):
+    """One run of a batch-correction template over a selection of tags: what, on which, how far it got."""
+
+    __tablename__ = "correction_batches"
+    __table_args__ = (
+        CheckConstraint(_in("template", BATCH_TEMPLATES), name="template"),
+        CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
+        Index("ix_correction_batches_org_created", "organization_id", "created_at"),
+    )
+
+    id: Mapped[int] = _id()
+    organization_id: Mapped[int] = _org_fk()
+    template: Mapped[str] = mapped_column(String(16), nullable=False)
+    params: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
+    selection: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
+    matched: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    processed: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    changed: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    restored: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    kept: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    created_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    undone_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CorrectionBatchItem(Base):
+    """One change a batch made (a tag's or a photo's exact values before and after), or a row it could not
+    change (`error`); `undo_result` records what undoing it did."""
+
+    __tablename__ = "correction_batch_items"
+    __table_args__ = (
+        CheckConstraint(_in("action", BATCH_ITEM_ACTIONS), name="action"),
+        CheckConstraint(_in("undo_result", BATCH_UNDO_RESULTS), name="undo_result"),
+    )
+
+    id: Mapped[int] = _id()
+    # No foreign key to organizations (100,000 rows per large batch): see _hot_org(); through batch_id instead.
+    organization_id: Mapped[int] = _hot_org()
+    batch_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("correction_batches.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    tag_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("photo_tags.id", ondelete="SET NULL"), index=True
+    )
+    photo_id: Mapped[int] = mapped_column(BigIntId, nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    error: Mapped[str | None] = mapped_column(Text)
+    undo_result: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = _created()
 
 
