@@ -54,7 +54,8 @@ def _fill(org: int, photos: int) -> float:
                 " SELECT :org, md5(i::text) || md5((i * 7)::text), 'mem://q' || i, 'photo-' || i || '.jpg',"
                 " 'image/jpeg', 120000, 1024, 768, 'api', 'needs_review', 0, 1,"
                 " now() - make_interval(secs => i), now() - make_interval(secs => i),"
-                " now() - make_interval(secs => i) FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS i"), params)
+                " now() - make_interval(secs => i)"
+                " FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS i"), params)
             s.execute(text(
                 "INSERT INTO ai_processing_results (organization_id, photo_id, ai_provider, model, status, tags,"
                 " tag_count, api_cost_micros, input_tokens, output_tokens, units, queue_wait_time_ms,"
