@@ -17,24 +17,19 @@ same photo. A claim ends at `expires_at` (the photo returns to the queue), on sk
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
     Select,
-    Table,
     case,
     delete,
     exists,
     func,
-    literal,
     or_,
     select,
 )
@@ -43,19 +38,24 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from aiconsole.pipeline.rules import RuleSet, load_rules, normalize_label, verdict_sql
+from aiconsole.pipeline.rules import RuleSet, load_rules
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session
-from aiconsole.platform.db.models import AiProcessingResult, Photo, PhotoTag, ReviewClaim
 from aiconsole.platform.db.sql import rowcount
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
-
-PHOTOS = cast(Table, Photo.__table__)
-TAGS = cast(Table, PhotoTag.__table__)
-RESULTS = cast(Table, AiProcessingResult.__table__)
-CLAIMS = cast(Table, ReviewClaim.__table__)
+from aiconsole.quality import queue_next
+from aiconsole.quality.queue_sql import (
+    CLAIMS,
+    PHOTOS,
+    RESULTS,
+    TAGS,
+    QueueFilters,
+    photo_match,
+    random_key,
+    tag_match,
+)
 
 # The orders the queue offers (review_claims.queue_order also allows "disagreement", which comes later).
 QUEUE_ORDERS = ("lowest_confidence", "oldest", "random")
@@ -63,26 +63,8 @@ RANDOM_ORDER_NOTE = ("Random sample: the only order whose decisions estimate the
                      "(it includes photos whose tags were all accepted).")
 DEFAULT_CLAIM_SECONDS = 600
 MAX_CLAIM_SECONDS = 8 * 3600
-REVIEWABLE_STATUSES = ("completed", "needs_review")
-# The random order's key is integer SQL that SQLite and PostgreSQL compute alike: every value stays below
-# PRIME < 2^31, so no product passes 2^62.
-_PRIME = 2_147_483_629
-_MIX_ROUNDS = 3
 _CLAIM_ATTEMPTS = 8
 _DEADLOCK, _DEADLOCK_RETRIES = "40P01", 3
-
-
-@dataclass(frozen=True)
-class QueueFilters:
-    """Which photos a reviewer works through: a tag's label, the provider, model or prompt version that
-    produced it, and when the photo arrived ([since, until))."""
-
-    label: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    prompt_version_id: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -143,58 +125,6 @@ def write_session(organization_id: int, settings: Settings | None = None) -> Ite
         yield session
 
 
-def _mix_constants(seed: int) -> list[int]:
-    digest = hashlib.sha256(f"review-queue/{seed}".encode()).digest()
-    return [1 + int.from_bytes(digest[4 * i:4 * i + 4], "big") % (_PRIME - 1) for i in range(2 * _MIX_ROUNDS)]
-
-
-def _random_key(photo_id: Any, seed: int) -> ColumnElement[int]:
-    """The random order's key of a photo: rounds of x -> (a x + b)^2 mod PRIME with the seed's own a, b (squaring
-    breaks the lattice an affine map alone leaves in consecutive ids); ties (rare) fall back to the id."""
-    def n(value: int) -> ColumnElement[int]:
-        return literal(value, BigInteger)
-
-    c = _mix_constants(seed)
-    x: Any = photo_id % n(_PRIME)
-    for r in range(_MIX_ROUNDS):
-        x = (x * n(c[2 * r]) + n(c[2 * r + 1])) % n(_PRIME)
-        x = (x * x) % n(_PRIME)
-    return cast(ColumnElement[int], x)
-
-
-def _tag_match(org: int, rules: RuleSet, order: str, filters: QueueFilters) -> list[ColumnElement[bool]]:
-    """The undecided AI tags of the photo (correlated to PHOTOS) that put it in this order's queue."""
-    t = TAGS.c
-    conds: list[ColumnElement[bool]] = [t.organization_id == org, t.photo_id == PHOTOS.c.id,
-                                        t.reviewed_at.is_(None), t.source == "ai"]
-    if order != "random":
-        conds.append(or_(t.review_state == "needs_review",
-                         verdict_sql(rules, t.label, t.confidence) == "needs_review"))
-    if filters.label is not None and normalize_label(filters.label):
-        conds.append(t.label == normalize_label(filters.label))
-    produced: list[ColumnElement[bool]] = []
-    if filters.provider:
-        produced.append(RESULTS.c.ai_provider == filters.provider)
-    if filters.model:
-        produced.append(RESULTS.c.model == filters.model)
-    if filters.prompt_version_id is not None:
-        produced.append(RESULTS.c.prompt_version_id == filters.prompt_version_id)
-    if produced:
-        conds.append(exists(select(RESULTS.c.id).where(RESULTS.c.id == t.result_id, *produced)))
-    return conds
-
-
-def _photo_match(org: int, rules: RuleSet, order: str, filters: QueueFilters) -> list[ColumnElement[bool]]:
-    p = PHOTOS.c
-    conds = [p.organization_id == org, p.status.in_(REVIEWABLE_STATUSES),
-             exists(select(TAGS.c.id).where(*_tag_match(org, rules, order, filters)))]
-    if filters.since is not None:
-        conds.append(p.created_at >= filters.since)
-    if filters.until is not None:
-        conds.append(p.created_at < filters.until)
-    return conds
-
-
 def _candidates(org: int, me: int, rules: RuleSet, order: str, filters: QueueFilters, seed: int,
                 skipped: Sequence[int], now: datetime) -> Select[Any]:
     """Photo ids in the order they would be handed to reviewer `me`: their own live claim first, then `order`;
@@ -202,15 +132,15 @@ def _candidates(org: int, me: int, rules: RuleSet, order: str, filters: QueueFil
     p, c = PHOTOS.c, CLAIMS.c
     held_by_other = exists(select(c.id).where(c.photo_id == p.id, c.expires_at > now, c.reviewer_id != me))
     mine = exists(select(c.id).where(c.photo_id == p.id, c.expires_at > now, c.reviewer_id == me))
-    conds = [*_photo_match(org, rules, order, filters), ~held_by_other]
+    conds = [*photo_match(org, rules, order, filters), ~held_by_other]
     if skipped:
         conds.append(p.id.not_in([int(i) for i in skipped]))
     keys: list[Any] = [case((mine, 0), else_=1)]
     if order == "lowest_confidence":
-        keys.append(select(func.min(TAGS.c.confidence)).where(*_tag_match(org, rules, order, filters))
+        keys.append(select(func.min(TAGS.c.confidence)).where(*tag_match(org, rules, order, filters))
                     .scalar_subquery())
     elif order == "random":
-        keys.append(_random_key(p.id, seed))
+        keys.append(random_key(p.id, seed))
     keys += [p.created_at, p.id]
     return select(p.id).where(*conds).order_by(*keys)
 
@@ -289,24 +219,38 @@ def claim_next(actor: Actor, *, order: str = "lowest_confidence", filters: Queue
     return None
 
 
+def _mine(session: Session, *, org: int, me: int, rules: RuleSet, order: str, filters: QueueFilters, now: datetime,
+          passed: Sequence[int]) -> int | None:
+    """The photo of my live claim, while it still matches the order and filters and was not passed over."""
+    c, p = CLAIMS.c, PHOTOS.c
+    return session.scalar(select(p.id).join(CLAIMS, c.photo_id == p.id).where(
+        c.reviewer_id == me, c.expires_at > now, p.id.not_in([int(i) for i in passed] or [0]),
+        *photo_match(org, rules, order, filters)).limit(1))
+
+
 def _claim(org: int, me: int, order: str, filters: QueueFilters, seed: int, passed: list[int], now: datetime,
            expires: datetime, settings: Settings | None) -> ReviewItem | None:
     with write_session(org, settings) as s:
         rules = load_rules(s, org)
         postgres = s.get_bind().dialect.name == "postgresql"
         for _ in range(_CLAIM_ATTEMPTS):
-            query = _candidates(org, me, rules, order, filters, seed, passed, now).limit(1)
-            if postgres:
-                # NO KEY UPDATE: foreign-key checks of a submit (KEY SHARE on its photo) never wait on a claimer.
-                query = query.with_for_update(skip_locked=True, key_share=True, of=PHOTOS)
-            photo_id = s.scalar(query)
+            photo_id = _mine(s, org=org, me=me, rules=rules, order=order, filters=filters, now=now, passed=passed)
+            if photo_id is None:
+                photo_id = queue_next.next_photo(s, order=order, org=org, me=me, rules=rules, filters=filters,
+                                                 now=now, passed=passed, seed=seed)
             if photo_id is None:
                 return None
+            if postgres and s.scalar(select(PHOTOS.c.id).where(PHOTOS.c.id == photo_id).with_for_update(
+                    skip_locked=True, key_share=True)) is None:
+                # Another claim or submit holds the photo right now (NO KEY UPDATE: a submit's foreign-key
+                # checks, KEY SHARE on its photo, never wait on a claimer): pass it over.
+                passed.append(photo_id)
+                continue
             if _take(s, org=org, me=me, photo_id=photo_id, order=order, now=now, expires=expires):
                 # The claim row is where reviewers meet: a submit of this photo that held it has committed by
                 # now, so a fresh read says whether the photo still waits (its tags may all be decided).
                 if s.scalar(select(PHOTOS.c.id).where(PHOTOS.c.id == photo_id,
-                                                      *_photo_match(org, rules, order, filters))) is not None:
+                                                      *photo_match(org, rules, order, filters))) is not None:
                     return _item(s, photo_id=photo_id, me=me, rules=rules)
                 s.execute(delete(CLAIMS).where(CLAIMS.c.photo_id == photo_id, CLAIMS.c.reviewer_id == me))
             # Another reviewer claimed or reviewed it after this statement's snapshot: try the next photo.
@@ -333,7 +277,7 @@ def queue_size(actor: Actor, *, order: str = "lowest_confidence", filters: Queue
     actor.require("quality.view")
     org, order = actor.organization_id, check_order(order)
     with org_session(org, settings=settings) as s:
-        conds = _photo_match(org, load_rules(s, org), order, filters or QueueFilters())
+        conds = photo_match(org, load_rules(s, org), order, filters or QueueFilters())
         return int(s.scalar(select(func.count()).select_from(PHOTOS).where(*conds)) or 0)
 
 

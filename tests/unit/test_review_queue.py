@@ -322,3 +322,32 @@ def test_reviewers_in_threads_never_share_a_photo(team: Team) -> None:
     assert sorted(everyone) == ids, Counter(everyone).most_common(3)
     with service_session() as s:
         assert s.scalar(select(func.count()).select_from(Review)) == len(ids)
+
+
+@pytest.mark.parametrize("order", ["lowest_confidence", "oldest", "random"])
+def test_claims_follow_the_order_the_preview_shows(team: Team, order: str) -> None:
+    """The index-driven next photo (queue_next) hands out the queue in preview's order (random: each photo once),
+    with photos in the band only by today's thresholds, label overrides, ties and a recorded needs_review tag."""
+    o = team.org
+    with service_session() as s:
+        s.add(PipelineConfig(organization_id=o, accept_threshold=0.8, reject_threshold=0.4,
+                             label_overrides={"cat": {"accept": 0.95, "reject": 0.3}}))
+    rows = [
+        ([("dog", 0.45, "needs_review")], "needs_review", 5),
+        ([("tree", 0.75, "accepted")], "completed", 1),  # accepted under older rules: in today's band
+        ([("cat", 0.9, "accepted")], "completed", 3),  # the override's band reaches 0.9
+        ([("sky", 0.85, "accepted"), ("cloud", 0.45, "rejected")], "completed", 2),  # 0.45 is in the band now
+        ([("car", 0.45, "needs_review")], "needs_review", 0),  # ties with the first on confidence, older
+        ([("bus", 0.99, "accepted")], "completed", 4),  # random order only
+        ([("van", 0.2, "needs_review")], "needs_review", 6),  # recorded needs_review below every threshold
+    ]
+    for tags, status, minute in rows:
+        add_photo(o, tags, status=status, minute=minute)
+    expected = rq.preview(team.first, order=order, seed=3, limit=50, now=NOW)
+    got = []
+    while (item := rq.claim_next(team.first, order=order, seed=3, skipped=got, now=NOW)) is not None:
+        got.append(item.photo_id)
+    if order == "random":
+        assert sorted(got) == sorted(expected) and len(got) == 7
+    else:
+        assert got == expected and len(got) == 6
