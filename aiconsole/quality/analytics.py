@@ -1,0 +1,365 @@
+"""Quality analytics: how right the AI's tags are by reviewers' decisions, and how the review work goes.
+
+Every figure is aggregated in SQL over a window of the organization's local calendar days (today included):
+precision per day, confidence histograms of approved / renamed / rejected tags, per-label performance, the
+most common renames, reviews per day, hour and reviewer, and the backlog now.
+
+Right and wrong are `review_sql`'s (approved or renamed vs rejected). Precision from random-order reviews is
+the unbiased estimate (that order samples every processed photo); the figure over all reviews is labelled
+biased: the other orders favour the uncertain tags the rules send to review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, and_, distinct, func, select
+from sqlalchemy.orm import Session
+
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import org_session
+from aiconsole.platform.db.models import User
+from aiconsole.platform.db.sql import hour_floor
+from aiconsole.platform.errors import ValidationFailed
+from aiconsole.platform.settings import Settings
+from aiconsole.quality import review_queue
+from aiconsole.quality.review_sql import (
+    CORRECT,
+    CORRECT_ACTIONS,
+    DECISIONS,
+    DEFAULT_DAYS,
+    JUDGED_ACTIONS,
+    NO_RANDOM_REVIEWS,
+    REVIEWS,
+    SAMPLE_NOTES,
+    SAMPLES,
+    TAGS,
+    Scope,
+    ai_label,
+    bin_sql,
+    flag,
+    from_random_review,
+    judged,
+    scope,
+    window_index,
+)
+from aiconsole.quality.stats import Interval, wilson_interval
+
+USERS = cast(Table, User.__table__)
+HISTOGRAM_BINS = 20
+HOURS = 24
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------------------------------------ precision
+
+
+@dataclass(frozen=True)
+class PrecisionPoint:
+    """One local day's precision from one sample: `correct` of `decided` AI tags (interval None for none)."""
+
+    day: date
+    sample: str
+    decided: int
+    correct: int
+    interval: Interval | None
+
+
+@dataclass(frozen=True)
+class PrecisionSummary:
+    """The window's precision from one sample, over all decided AI tags or only those the rules accepted."""
+
+    sample: str
+    tags: str  # "all" | "accepted"
+    decided: int
+    correct: int
+    interval: Interval | None
+    biased: bool
+    note: str
+
+
+@dataclass(frozen=True)
+class Precision:
+    points: tuple[PrecisionPoint, ...]
+    summaries: tuple[PrecisionSummary, ...]
+
+
+def _precision(s: Session, sc: Scope) -> Precision:
+    d = DECISIONS.c
+    inner = (select(window_index(d.created_at, sc.day_starts).label("day"),
+                    flag(from_random_review(sc.organization_id)).label("random"),
+                    flag(d.ai_verdict == "accepted").label("accepted"), CORRECT.label("correct"))
+             .where(*judged(sc, "all")).subquery())
+    rows = s.execute(select(inner.c.day, inner.c.random, inner.c.accepted, func.count(), func.sum(inner.c.correct))
+                     .group_by(inner.c.day, inner.c.random, inner.c.accepted)).all()
+    cells = [(int(day), bool(rnd), bool(acc), int(n), int(ok or 0)) for day, rnd, acc, n, ok in rows]
+
+    def tally(sample: str, *, day: int | None = None, tags: str = "all") -> tuple[int, int]:
+        picked = [(n, ok) for i, rnd, acc, n, ok in cells
+                  if (day is None or i == day) and (rnd or sample == "all") and (acc or tags == "all")]
+        return sum(n for n, _ in picked), sum(ok for _, ok in picked)
+
+    points = []
+    for i, day in enumerate(sc.days):
+        for sample in SAMPLES:
+            n, ok = tally(sample, day=i)
+            points.append(PrecisionPoint(day, sample, n, ok, wilson_interval(ok, n)))
+    summaries = []
+    for sample in SAMPLES:
+        for tags in ("all", "accepted"):
+            n, ok = tally(sample, tags=tags)
+            summaries.append(PrecisionSummary(sample, tags, n, ok, wilson_interval(ok, n), biased=sample != "random",
+                                              note=SAMPLE_NOTES[sample] if n or sample == "all" else NO_RANDOM_REVIEWS))
+    return Precision(tuple(points), tuple(summaries))
+
+
+# ------------------------------------------------------------------------------- confidence distribution
+
+
+@dataclass(frozen=True)
+class ConfidenceHistogram:
+    """Decided AI tags per equal confidence bin (bin i: i/n <= confidence < (i+1)/n), by decision."""
+
+    bins: int
+    sample: str
+    approved: tuple[int, ...]
+    renamed: tuple[int, ...]
+    rejected: tuple[int, ...]
+
+
+def _histogram(s: Session, sc: Scope, *, bins: int, sample: str) -> ConfidenceHistogram:
+    if not 2 <= bins <= 100:
+        raise ValidationFailed(f"{bins} histogram bins is not a usable histogram.", hint="Use 2 to 100 bins.")
+    d = DECISIONS.c
+    inner = (select(bin_sql(d.confidence, bins).label("bin"), d.action)
+             .where(*judged(sc, sample)).subquery())
+    counts = {a: [0] * bins for a in JUDGED_ACTIONS}
+    for b, action, n in s.execute(select(inner.c.bin, inner.c.action, func.count())
+                                  .group_by(inner.c.bin, inner.c.action)):
+        counts[action][int(b)] = int(n)
+    return ConfidenceHistogram(bins, sample, tuple(counts["approve"]), tuple(counts["rename"]),
+                               tuple(counts["reject"]))
+
+
+# ------------------------------------------------------------------------------------------------- labels
+
+
+@dataclass(frozen=True)
+class LabelPerformance:
+    """One AI label: its reviewers' decisions (precision from all reviews and from the random sample alone,
+    correction rate = renamed / decided) and its tags in the window (review rate = reviewed or awaiting
+    review / all its AI tags)."""
+
+    label: str
+    decided: int
+    approved: int
+    renamed: int
+    rejected: int
+    precision: Interval | None
+    random_decided: int
+    random_precision: Interval | None
+    correction_rate: float | None
+    tags: int
+    awaiting_review: int
+    reviewed: int
+    review_rate: float | None
+
+
+def _labels(s: Session, sc: Scope, *, limit: int) -> list[LabelPerformance]:
+    d, org = DECISIONS.c, sc.organization_id
+    rnd = from_random_review(org)
+    decided = {row[0]: [int(v or 0) for v in row[1:]] for row in s.execute(
+        select(d.label_before, func.count(), func.sum(flag(d.action == "approve")),
+               func.sum(flag(d.action == "rename")), func.sum(flag(d.action == "reject")), func.sum(flag(rnd)),
+               func.sum(flag(and_(rnd, d.action.in_(CORRECT_ACTIONS)))))
+        .where(*judged(sc, "all")).group_by(d.label_before))}
+    t = TAGS.c
+    inner = (select(ai_label().label("label"), flag(and_(t.reviewed_at.is_(None), t.review_state == "needs_review"))
+                    .label("awaiting"), flag(t.reviewed_at.is_not(None)).label("reviewed"))
+             .where(t.organization_id == org, t.source == "ai", t.created_at >= sc.since, t.created_at < sc.now)
+             .subquery())
+    tagged = {row[0]: [int(v or 0) for v in row[1:]] for row in s.execute(
+        select(inner.c.label, func.count(), func.sum(inner.c.awaiting), func.sum(inner.c.reviewed))
+        .group_by(inner.c.label))}
+    out = []
+    for label in set(decided) | set(tagged):
+        n, approved, renamed, rejected, r_n, r_ok = decided.get(label, [0] * 6)
+        tags, awaiting, reviewed = tagged.get(label, [0] * 3)
+        out.append(LabelPerformance(
+            label=label, decided=n, approved=approved, renamed=renamed, rejected=rejected,
+            precision=wilson_interval(approved + renamed, n), random_decided=r_n,
+            random_precision=wilson_interval(r_ok, r_n), correction_rate=renamed / n if n else None,
+            tags=tags, awaiting_review=awaiting, reviewed=reviewed,
+            review_rate=(awaiting + reviewed) / tags if tags else None))
+    out.sort(key=lambda p: (-p.decided, -p.tags, p.label))
+    return out[:limit]
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A rename reviewers made: `count` tags labelled `before` by the AI became `after`."""
+
+    before: str
+    after: str
+    count: int
+
+
+def _corrections(s: Session, sc: Scope, *, limit: int) -> list[Correction]:
+    d = DECISIONS.c
+    n = func.count().label("n")
+    rows = s.execute(select(d.label_before, d.label_after, n)
+                     .where(*judged(sc, "all"), d.action == "rename")
+                     .group_by(d.label_before, d.label_after).order_by(n.desc(), d.label_before, d.label_after)
+                     .limit(limit))
+    return [Correction(before, after, int(count)) for before, after, count in rows]
+
+
+# ----------------------------------------------------------------------------------------------- throughput
+
+
+@dataclass(frozen=True)
+class ReviewerThroughput:
+    """One reviewer's reviews in the window; `per_hour` is reviews per hour they reviewed in (hours with one)."""
+
+    reviewer_id: int | None
+    email: str | None
+    reviews: int
+    decisions: int
+    active_hours: int
+    per_hour: float | None
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Reviews (and tag decisions) per local day, reviews per local hour of the last 24, per reviewer."""
+
+    days: tuple[tuple[date, int, int], ...]
+    hours: tuple[tuple[datetime, int], ...]
+    reviewers: tuple[ReviewerThroughput, ...]
+
+
+def _throughput(s: Session, sc: Scope) -> Throughput:
+    r, d, org = REVIEWS.c, DECISIONS.c, sc.organization_id
+    in_window = [r.organization_id == org, r.submitted_at >= sc.since, r.submitted_at < sc.now]
+
+    decided = [d.organization_id == org, d.created_at >= sc.since, d.created_at < sc.now]
+
+    def per_window(column: Any, starts: Sequence[datetime], where: list[Any]) -> list[int]:
+        inner = select(window_index(column, starts).label("w")).where(*where, column >= starts[0]).subquery()
+        counts = [0] * len(starts)
+        for w, n in s.execute(select(inner.c.w, func.count()).group_by(inner.c.w)):
+            counts[int(w)] = int(n)
+        return counts
+
+    last = sc.now.astimezone(ZoneInfo(sc.tz)).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    hour_starts = [last - timedelta(hours=HOURS - 1 - i) for i in range(HOURS)]
+    per_decider: dict[int | None, int] = {who: int(n) for who, n in s.execute(
+        select(d.reviewer_id, func.count()).where(*decided).group_by(d.reviewer_id))}
+    active = func.count(distinct(hour_floor(r.submitted_at)))
+    rows = s.execute(select(r.reviewer_id, USERS.c.email, func.count(), active)
+                     .select_from(REVIEWS.outerjoin(USERS, USERS.c.id == r.reviewer_id)).where(*in_window)
+                     .group_by(r.reviewer_id, USERS.c.email)).all()
+    reviewers = sorted((ReviewerThroughput(who, email, int(n), per_decider.get(who, 0), int(hours),
+                                           n / hours if hours else None) for who, email, n, hours in rows),
+                       key=lambda x: (-x.reviews, x.email or ""))
+    days = zip(sc.days, per_window(r.submitted_at, sc.day_starts, in_window),
+               per_window(d.created_at, sc.day_starts, decided), strict=True)
+    hours = zip(hour_starts, per_window(r.submitted_at, hour_starts, [*in_window[:1], r.submitted_at < sc.now]),
+                strict=True)
+    return Throughput(days=tuple(days), hours=tuple(hours), reviewers=tuple(reviewers))
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Photos awaiting review now (the rules' band or needs_review), the random order's pool, and how long the
+    backlog takes at the last 24 hours' pace (None when nobody reviewed)."""
+
+    awaiting: int
+    random_pool: int
+    reviews_last_24h: int
+    eta_hours: float | None
+
+
+def backlog(actor: Actor, *, now: datetime | None = None, settings: Settings | None = None) -> Backlog:
+    """The review backlog now (quality.view)."""
+    actor.require("quality.view")
+    awaiting = review_queue.queue_size(actor, order="lowest_confidence", settings=settings)
+    pool = review_queue.queue_size(actor, order="random", settings=settings)
+    with org_session(actor.organization_id, settings=settings) as s:
+        sc = scope(s, organization_id=actor.organization_id, days=1, now=now)
+        done = int(s.scalar(select(func.count()).select_from(REVIEWS).where(
+            REVIEWS.c.organization_id == sc.organization_id, REVIEWS.c.submitted_at >= sc.now - timedelta(hours=HOURS),
+            REVIEWS.c.submitted_at < sc.now)) or 0)
+    return Backlog(awaiting, pool, done, awaiting / (done / HOURS) if done else None)
+
+
+# ---------------------------------------------------------------------------------------------- public API
+
+
+def _read(actor: Actor, days: int, now: datetime | None, settings: Settings | None,
+          part: Callable[[Session, Scope], T]) -> T:
+    actor.require("quality.view")
+    with org_session(actor.organization_id, settings=settings) as s:
+        return part(s, scope(s, organization_id=actor.organization_id, days=days, now=now))
+
+
+def precision(actor: Actor, *, days: int = DEFAULT_DAYS, now: datetime | None = None,
+              settings: Settings | None = None) -> Precision:
+    """Precision per local day and over the window, random-sample (unbiased) and all reviews (biased)."""
+    return _read(actor, days, now, settings, _precision)
+
+
+def confidence_histogram(actor: Actor, *, days: int = DEFAULT_DAYS, bins: int = HISTOGRAM_BINS, sample: str = "all",
+                         now: datetime | None = None, settings: Settings | None = None) -> ConfidenceHistogram:
+    """Approved, renamed and rejected AI tags per confidence bin."""
+    return _read(actor, days, now, settings, lambda s, sc: _histogram(s, sc, bins=bins, sample=sample))
+
+
+def label_performance(actor: Actor, *, days: int = DEFAULT_DAYS, limit: int = 50, now: datetime | None = None,
+                      settings: Settings | None = None) -> list[LabelPerformance]:
+    """Per AI label: precision, correction rate and review rate; the most decided labels first."""
+    return _read(actor, days, now, settings, lambda s, sc: _labels(s, sc, limit=limit))
+
+
+def top_corrections(actor: Actor, *, days: int = DEFAULT_DAYS, limit: int = 20, now: datetime | None = None,
+                    settings: Settings | None = None) -> list[Correction]:
+    """The most common renames (AI label -> reviewer's label), most frequent first."""
+    return _read(actor, days, now, settings, lambda s, sc: _corrections(s, sc, limit=limit))
+
+
+def throughput(actor: Actor, *, days: int = DEFAULT_DAYS, now: datetime | None = None,
+               settings: Settings | None = None) -> Throughput:
+    """Reviews per local day and hour, and per reviewer."""
+    return _read(actor, days, now, settings, _throughput)
+
+
+@dataclass(frozen=True)
+class QualityAnalytics:
+    """Every analytics figure of one window, read in one transaction (plus the backlog's queue counts)."""
+
+    days: int
+    since: datetime
+    until: datetime
+    timezone: str
+    precision: Precision
+    histogram: ConfidenceHistogram
+    labels: tuple[LabelPerformance, ...]
+    corrections: tuple[Correction, ...]
+    throughput: Throughput
+    backlog: Backlog
+
+
+def analytics(actor: Actor, *, days: int = DEFAULT_DAYS, now: datetime | None = None,
+              settings: Settings | None = None) -> QualityAnalytics:
+    """The whole analytics view (quality.view)."""
+    def every(s: Session, sc: Scope) -> QualityAnalytics:
+        return QualityAnalytics(days, sc.since, sc.now, sc.tz, _precision(s, sc),
+                                _histogram(s, sc, bins=HISTOGRAM_BINS, sample="all"),
+                                tuple(_labels(s, sc, limit=50)), tuple(_corrections(s, sc, limit=20)),
+                                _throughput(s, sc), Backlog(0, 0, 0, None))
+
+    return replace(_read(actor, days, now, settings, every), backlog=backlog(actor, now=now, settings=settings))
