@@ -4,8 +4,9 @@
 photos). A claim needs only the first, so each order walks an index and stops at the first photo that matches:
 
 - lowest confidence: band tags in confidence order. The band is tags recorded as needs_review (their own
-  partial index) or within [lowest reject, highest accept) of the rules (the undecided AI tags' confidence
-  index), whose exact verdict `verdict_sql` then checks; the smaller of the two first hits wins. A photo's key
+  partial index) or, recorded otherwise, within [lowest reject, highest accept) of today's rules (a threshold
+  change moved them in; the other undecided AI tags' index), whose exact verdict `verdict_sql` then checks;
+  the smaller of the two first hits wins. A photo's key
   is its lowest band tag, so the first band tag met belongs to the first photo.
 - oldest: photos in needs_review by arrival (a partial index), and photos another tag puts in the band by
   thresholds (the band range again), the older first.
@@ -28,7 +29,16 @@ from sqlalchemy import ColumnElement, Select, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from aiconsole.pipeline.rules import RuleSet, verdict_sql
-from aiconsole.quality.queue_sql import CLAIMS, PHOTOS, TAGS, QueueFilters, photo_match, random_key, tag_match
+from aiconsole.quality.queue_sql import (
+    CLAIMS,
+    PHOTOS,
+    TAGS,
+    QueueFilters,
+    arrived,
+    photo_match,
+    random_key,
+    tag_match,
+)
 
 PROBES, PROBE_ROUNDS = 64, 3  # random order: ids per probe query, and queries before the full ordering
 
@@ -60,8 +70,9 @@ def _band_tags(org: int, rules: RuleSet, filters: QueueFilters) -> tuple[list[Co
     base = tag_match(org, rules, "random", filters)  # undecided AI tags of the filters
     lo, hi = band_range(rules)
     recorded = [*base, t.review_state == "needs_review"]
-    by_rules = [*base, t.confidence >= lo, t.confidence < hi, verdict_sql(rules, t.label, t.confidence)
-                == "needs_review"]
+    # Moved into the band by a threshold change (recorded otherwise): its own partial index, few rows.
+    by_rules = [*base, t.review_state != "needs_review", t.confidence >= lo, t.confidence < hi,
+                verdict_sql(rules, t.label, t.confidence) == "needs_review"]
     return recorded, by_rules
 
 
@@ -117,6 +128,26 @@ def random_sample(session: Session, *, org: int, me: int, rules: RuleSet, filter
                 return int(hit)
     return session.scalar(select(p.id).where(*photo_match(org, rules, "random", filters), *free)
                           .order_by(random_key(p.id, seed), p.created_at, p.id).limit(1))
+
+
+def photo_level_only(filters: QueueFilters) -> bool:
+    """The filters name no tag property (label, provider, model, prompt version): only dates, or nothing."""
+    return filters.label is None and filters.provider is None and filters.model is None \
+        and filters.prompt_version_id is None
+
+
+def band_size(session: Session, *, org: int, rules: RuleSet, filters: QueueFilters) -> int:
+    """The band queue's size without a per-photo probe: photos in needs_review (the pipeline keeps one there
+    while it has a recorded needs_review tag undecided) plus the other processed photos a threshold change put
+    in the band. For filters on photos only (`photo_level_only`)."""
+    p = PHOTOS.c
+    dates = arrived(filters)
+    in_review = select(func.count()).select_from(PHOTOS).where(p.organization_id == org,
+                                                               p.status == "needs_review", *dates)
+    _recorded, by_rules = _band_tags(org, rules, filters)
+    moved = select(func.count()).select_from(PHOTOS).where(p.organization_id == org, p.status == "completed",
+                                                           *dates, exists(select(TAGS.c.id).where(*by_rules)))
+    return int(session.scalar(in_review) or 0) + int(session.scalar(moved) or 0)
 
 
 def next_photo(session: Session, *, order: str, org: int, me: int, rules: RuleSet, filters: QueueFilters,

@@ -92,6 +92,13 @@ def photo_match(org: int, rules: RuleSet, order: str, filters: QueueFilters, *,
     conds = [p.organization_id == org, p.status.in_(REVIEWABLE_STATUSES)]
     if with_tags:
         conds.append(exists(select(TAGS.c.id).where(*tag_match(org, rules, order, filters))))
+    return conds + arrived(filters)
+
+
+def arrived(filters: QueueFilters) -> list[ColumnElement[bool]]:
+    """The photo arrived in the filters' [since, until)."""
+    p = PHOTOS.c
+    conds: list[ColumnElement[bool]] = []
     if filters.since is not None:
         conds.append(p.created_at >= filters.since)
     if filters.until is not None:

@@ -276,8 +276,12 @@ def queue_size(actor: Actor, *, order: str = "lowest_confidence", filters: Queue
     """How many photos await review in this order's queue as filtered (claimed ones included)."""
     actor.require("quality.view")
     org, order = actor.organization_id, check_order(order)
+    filters = filters or QueueFilters()
     with org_session(org, settings=settings) as s:
-        conds = photo_match(org, load_rules(s, org), order, filters or QueueFilters())
+        rules = load_rules(s, org)
+        if order != "random" and queue_next.photo_level_only(filters):
+            return queue_next.band_size(s, org=org, rules=rules, filters=filters)
+        conds = photo_match(org, rules, order, filters)
         return int(s.scalar(select(func.count()).select_from(PHOTOS).where(*conds)) or 0)
 
 

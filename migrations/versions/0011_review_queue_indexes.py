@@ -4,8 +4,9 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-03
 
-- ix_photo_tags_undecided_confidence: undecided AI tags by confidence per organization, for the tags in
-  the thresholds' review band (a range of confidence) in confidence order;
+- ix_photo_tags_undecided_confidence: undecided AI tags not recorded as needs_review, by confidence per
+  organization: the tags a threshold change moved into the review band (a range of confidence), few in
+  steady state, so the range holds only them;
 - ix_photo_tags_needs_review_confidence: tags recorded as needs_review and not yet decided, by confidence;
 - ix_photos_needs_review_created: photos in needs_review by arrival (the oldest order).
 
@@ -23,7 +24,7 @@ down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-UNDECIDED_AI = "reviewed_at IS NULL AND source = 'ai'"
+UNDECIDED_AI = "reviewed_at IS NULL AND source = 'ai' AND review_state <> 'needs_review'"
 RECORDED_REVIEW = "review_state = 'needs_review' AND reviewed_at IS NULL"
 IN_REVIEW = "status = 'needs_review'"
 
