@@ -38,6 +38,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "experiments.manage": ADMINS | {"developer"},
     "review.tags": ADMINS | {"reviewer"},
     "quality.view": ALL,
+    # Batch corrections over many photos at once (reviewers correct single photos: review.tags).
+    "quality.batch": ADMINS,
     "analytics.view": ADMINS | {"developer", "analyst", "viewer"},
     "analytics.export": ADMINS | {"analyst"},
 }

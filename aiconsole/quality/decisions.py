@@ -196,7 +196,8 @@ def _submit(s: Session, actor: Actor, *, me: int, token: str, decisions: Sequenc
     if rows:
         s.execute(insert(DECISIONS), [{**r, "organization_id": org, "review_id": review.id, "photo_id": photo.id,
                                        "reviewer_id": me, "created_at": now} for r in rows])
-    truth = _rewrite_ground_truth(s, org=org, photo_id=photo.id, review_id=review.id, me=me, now=now)
+    truth = rewrite_ground_truth(s, org=org, photo_ids=[photo.id], source="review", review_id=review.id,
+                                 set_by=me, now=now)[photo.id]
     status_before = photo.status
     if photo.status == "needs_review":
         photo.status = "completed"
@@ -217,14 +218,20 @@ def _submit(s: Session, actor: Actor, *, me: int, token: str, decisions: Sequenc
                          ground_truth=truth)
 
 
-def _rewrite_ground_truth(s: Session, *, org: int, photo_id: int, review_id: int, me: int,
-                          now: datetime) -> tuple[str, ...]:
-    """The photo's ground truth becomes its reviewed accepted and corrected labels; returns them sorted."""
-    t = TAGS.c
-    labels = sorted(set(s.scalars(select(t.label).where(
-        t.photo_id == photo_id, t.reviewed_at.is_not(None), t.review_state.in_(("accepted", "corrected"))))))
-    s.execute(delete(TRUTH).where(TRUTH.c.photo_id == photo_id))
-    if labels:
-        s.execute(insert(TRUTH), [{"organization_id": org, "photo_id": photo_id, "label": label, "source": "review",
-                                   "review_id": review_id, "set_by": me, "created_at": now} for label in labels])
-    return tuple(labels)
+def rewrite_ground_truth(s: Session, *, org: int, photo_ids: Sequence[int], source: str, review_id: int | None,
+                         set_by: int | None, now: datetime) -> dict[int, tuple[str, ...]]:
+    """Each photo's ground truth becomes its reviewed accepted and corrected labels, every row rewritten with
+    this source (a review, a batch correction); returns each photo's labels sorted (() for none). The one owner
+    of that rule: the review submit and batch corrections (`batches.py`, per chunk of photos) both call it."""
+    t, ids = TAGS.c, sorted(set(photo_ids))
+    labels: dict[int, set[str]] = {photo_id: set() for photo_id in ids}
+    for photo_id, label in s.execute(select(t.photo_id, t.label).where(
+            t.photo_id.in_(ids), t.reviewed_at.is_not(None), t.review_state.in_(("accepted", "corrected")))):
+        labels[photo_id].add(label)
+    s.execute(delete(TRUTH).where(TRUTH.c.photo_id.in_(ids)))
+    rows = [{"organization_id": org, "photo_id": photo_id, "label": label, "source": source,
+             "review_id": review_id, "set_by": set_by, "created_at": now}
+            for photo_id in ids for label in sorted(labels[photo_id])]
+    if rows:
+        s.execute(insert(TRUTH), rows)
+    return {photo_id: tuple(sorted(found)) for photo_id, found in labels.items()}

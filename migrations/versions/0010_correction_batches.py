@@ -10,7 +10,7 @@ Create Date: 2026-12-03
   (running, completed, failed, cancelled, undoing, undone), counts (matched, processed, changed, failed; after
   an undo restored and kept), who started and undid it and when, and the error that stopped it.
 - correction_batch_items: one row per change (a tag renamed, accepted, rejected, removed or added; a photo's
-  status), its values before and after, and rows the batch could not change (with `error`); `undo_result` says
+  status and ground truth), its values before and after, and rows the batch could not change (with `error`); `undo_result` says
   what its undo did (restored, or kept because someone changed the row since). No foreign key to
   organizations: 100,000 of them are written per large batch and each check would lock the organization's
   row; an item belongs to its organization through batch_id (ON DELETE CASCADE), and RLS's WITH CHECK
@@ -44,7 +44,7 @@ TENANT_POLICY = 'tenant_isolation'
 
 TEMPLATES = "'rename', 'remove', 'add', 'accept', 'reject'"
 STATUSES = "'running', 'completed', 'failed', 'cancelled', 'undoing', 'undone'"
-ITEM_ACTIONS = "'rename', 'remove', 'add', 'accept', 'reject', 'photo_status'"
+ITEM_ACTIONS = "'rename', 'remove', 'add', 'accept', 'reject', 'photo'"
 UNDO_RESULTS = "'restored', 'kept'"
 SOURCES_BEFORE = "source IN ('review', 'import', 'adjudication')"
 SOURCES_AFTER = "source IN ('review', 'import', 'adjudication', 'batch')"

@@ -78,7 +78,7 @@ def test_0010_creates_constrained_batch_tables_and_downgrade_removes_them(url: s
         with engine.begin() as conn:
             batch = conn.execute(text(BATCH), {**ids, "template": "rename", "status": "running"}).scalar_one()
             conn.execute(text(ITEM), {**ids, "batch": batch, "action": "rename", "undo": None})
-            conn.execute(text(ITEM), {**ids, "batch": batch, "action": "photo_status", "undo": "kept"})
+            conn.execute(text(ITEM), {**ids, "batch": batch, "action": "photo", "undo": "kept"})
             conn.execute(text(TRUTH), {**ids, "label": "pet", "source": "batch"})
         base = {**ids, "batch": batch}
         _refused(engine, BATCH, {**ids, "template": "merge", "status": "running"}, "ck_correction_batches_template")

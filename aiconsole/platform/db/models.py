@@ -691,8 +691,8 @@ class GroundTruth(Base):
 
 BATCH_TEMPLATES = ("rename", "remove", "add", "accept", "reject")
 BATCH_STATUSES = ("running", "completed", "failed", "cancelled", "undoing", "undone")
-# What one item changed: a tag by one of the templates, or a photo's status (out of needs_review).
-BATCH_ITEM_ACTIONS = (*BATCH_TEMPLATES, "photo_status")
+# What one item changed: a tag by one of the templates, or a photo (its status, its ground truth).
+BATCH_ITEM_ACTIONS = (*BATCH_TEMPLATES, "photo")
 # What undoing an item did: put back its before, or kept the row because someone changed it since.
 BATCH_UNDO_RESULTS = ("restored", "kept")
 
