@@ -40,6 +40,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "quality.view": ALL,
     # Batch corrections over many photos at once (reviewers correct single photos: review.tags).
     "quality.batch": ADMINS,
+    # Import ground truth (replaces reviewed labels) and freeze or delete golden sets.
+    "quality.ground_truth": ADMINS,
+    # Every decision with its reviewer: who decided what is not for every role.
+    "quality.export_decisions": ADMINS | {"analyst"},
     "analytics.view": ADMINS | {"developer", "analyst", "viewer"},
     "analytics.export": ADMINS | {"analyst"},
 }

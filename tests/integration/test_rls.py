@@ -37,6 +37,9 @@ from aiconsole.platform.db.models import (
     CorrectionBatch,
     CorrectionBatchItem,
     Experiment,
+    GoldenSet,
+    GoldenSetItem,
+    GoldenSetRun,
     GroundTruth,
     LoginSession,
     Organization,
@@ -173,6 +176,13 @@ def _seed_org(s: Session, slug: str) -> int:
     s.add(CorrectionBatchItem(organization_id=o, batch_id=batch.id, tag_id=tag.id, photo_id=photo.id,
                               action="accept", before={"review_state": "accepted"},
                               after={"review_state": "accepted", "reviewed_by": user.id}))
+    golden = GoldenSet(organization_id=o, name="golden", version=1, created_by=user.id)
+    s.add(golden)
+    s.flush()
+    run = s.scalars(select(ValidationRun.id).where(ValidationRun.organization_id == o)).one()
+    s.add_all([GoldenSetItem(organization_id=o, golden_set_id=golden.id, photo_id=photo.id, sha256=photo.sha256,
+                             filename=photo.filename, labels=["sky"]),
+               GoldenSetRun(organization_id=o, golden_set_id=golden.id, validation_run_id=run)])
     return o
 
 

@@ -759,6 +759,82 @@ class CorrectionBatchItem(Base):
     created_at: Mapped[datetime] = _created()
 
 
+# --- Golden sets (aiconsole.quality.golden_sets): named, versioned, frozen snapshots of reviewed photos ---
+
+
+class GoldenSet(Base):
+    """One frozen version of a named golden set: how its reviewed photos were chosen, and its counts.
+
+    A new version of a name is a new snapshot; a version's items never change. `label_counts` (label ->
+    photos) is counted once, at freeze time.
+    """
+
+    __tablename__ = "golden_sets"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "name", "version"),
+        CheckConstraint("version >= 1", name="version"),
+    )
+
+    id: Mapped[int] = _id()
+    organization_id: Mapped[int] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    selection: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
+    photo_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    label_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    label_counts: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
+    created_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = _created()
+
+
+class GoldenSetItem(Base):
+    """A photo of a golden set with its ground-truth labels when the set was frozen.
+
+    sha256 and filename are copied so the snapshot still names a photo deleted since (photo_id SET NULL).
+    """
+
+    __tablename__ = "golden_set_items"
+    __table_args__ = (UniqueConstraint("golden_set_id", "photo_id"),)
+
+    id: Mapped[int] = _id()
+    # No foreign key to organizations (a set freezes up to 100,000 rows at once): through golden_set_id.
+    organization_id: Mapped[int] = _hot_org()
+    golden_set_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("golden_sets.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    photo_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("photos.id", ondelete="SET NULL"), index=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    filename: Mapped[str] = mapped_column(String(512), nullable=False)
+    labels: Mapped[list[str]] = mapped_column(JsonType, nullable=False, default=list)
+
+
+class GoldenSetRun(Base):
+    """A validation run registered on a golden set: until `released_at` the set is locked (not deletable).
+
+    Deleting the run releases it (CASCADE). golden_sets.delete_golden_set locks the set's row before it looks
+    for runs, and registering a run takes a share lock on it (FOR SHARE), so neither slips past the other.
+    """
+
+    __tablename__ = "golden_set_runs"
+    __table_args__ = (UniqueConstraint("golden_set_id", "validation_run_id"),)
+
+    id: Mapped[int] = _id()
+    organization_id: Mapped[int] = _org_fk()
+    golden_set_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("golden_sets.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    validation_run_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("validation_runs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    registered_at: Mapped[datetime] = _created()
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # Tables whose rows belong to one organization; row-level security covers each of them.
 ORG_SCOPED_TABLES: tuple[str, ...] = tuple(
     t.name for t in Base.metadata.sorted_tables if "organization_id" in t.c
