@@ -72,8 +72,7 @@ def text_report(org: str, view: QualityAnalytics, cal: CalibrationReport) -> lis
     lines += [f"  {r.email or f'user #{r.reviewer_id}'}: {fmt.plural(r.reviews, 'review')}, "
               f"{fmt.number(r.per_hour, 1)} per active hour" for r in t.reviewers]
     eta = "—" if b.eta_hours is None else fmt.duration(b.eta_hours * 3600)
-    lines += [f"Backlog: {fmt.plural(b.awaiting, 'photo')} awaiting review ({fmt.count(b.random_pool)} in the "
-              f"random sample's pool); at the last 24 hours' pace {eta}", "",
+    lines += [f"Backlog: {fmt.plural(b.awaiting, 'photo')} awaiting review; at the last 24 hours' pace {eta}", "",
               f"Calibration ({cal.note} Target precision {fmt.pct(cal.target)}.)"]
     lines += [f"  {m.provider} / {m.model}: ECE {fmt.number(m.calibration.ece, 3)} over "
               f"{fmt.plural(m.calibration.decided, 'tag')}" for m in cal.models]

@@ -39,7 +39,6 @@ from aiconsole.quality.review_sql import (
     SAMPLES,
     TAGS,
     Scope,
-    ai_label,
     bin_sql,
     flag,
     from_random_review,
@@ -151,8 +150,8 @@ def _histogram(s: Session, sc: Scope, *, bins: int, sample: str) -> ConfidenceHi
 @dataclass(frozen=True)
 class LabelPerformance:
     """One AI label: its reviewers' decisions (precision from all reviews and from the random sample alone,
-    correction rate = renamed / decided) and its tags in the window (review rate = reviewed or awaiting
-    review / all its AI tags)."""
+    correction rate = renamed / decided) and its AI tags of the window, those made in it and still undecided
+    plus those decided in it (review rate = reviewed or awaiting review / all of them)."""
 
     label: str
     decided: int
@@ -172,23 +171,23 @@ class LabelPerformance:
 def _labels(s: Session, sc: Scope, *, limit: int) -> list[LabelPerformance]:
     d, org = DECISIONS.c, sc.organization_id
     rnd = from_random_review(org)
-    decided = {row[0]: [int(v or 0) for v in row[1:]] for row in s.execute(
+    decided = {label: [int(v or 0) for v in counts] for label, *counts in s.execute(
         select(d.label_before, func.count(), func.sum(flag(d.action == "approve")),
                func.sum(flag(d.action == "rename")), func.sum(flag(d.action == "reject")), func.sum(flag(rnd)),
-               func.sum(flag(and_(rnd, d.action.in_(CORRECT_ACTIONS)))))
+               func.sum(flag(and_(rnd, d.action.in_(CORRECT_ACTIONS)))), func.count(distinct(d.tag_id)))
         .where(*judged(sc, "all")).group_by(d.label_before))}
+    # Undecided tags still carry the AI's label; decided ones are counted from their decisions (label_before),
+    # since a renamed tag carries its new label (and a CASE per tag over millions of them took seconds).
     t = TAGS.c
-    inner = (select(ai_label().label("label"), flag(and_(t.reviewed_at.is_(None), t.review_state == "needs_review"))
-                    .label("awaiting"), flag(t.reviewed_at.is_not(None)).label("reviewed"))
-             .where(t.organization_id == org, t.source == "ai", t.created_at >= sc.since, t.created_at < sc.now)
-             .subquery())
-    tagged = {row[0]: [int(v or 0) for v in row[1:]] for row in s.execute(
-        select(inner.c.label, func.count(), func.sum(inner.c.awaiting), func.sum(inner.c.reviewed))
-        .group_by(inner.c.label))}
+    undecided = {label: (int(n), int(waiting or 0)) for label, n, waiting in s.execute(
+        select(t.label, func.count(), func.sum(flag(t.review_state == "needs_review")))
+        .where(t.organization_id == org, t.source == "ai", t.created_at >= sc.since, t.created_at < sc.now,
+               t.reviewed_at.is_(None)).group_by(t.label))}
     out = []
-    for label in set(decided) | set(tagged):
-        n, approved, renamed, rejected, r_n, r_ok = decided.get(label, [0] * 6)
-        tags, awaiting, reviewed = tagged.get(label, [0] * 3)
+    for label in set(decided) | set(undecided):
+        n, approved, renamed, rejected, r_n, r_ok, reviewed = decided.get(label, [0] * 7)
+        waiting, awaiting = undecided.get(label, (0, 0))
+        tags = waiting + reviewed
         out.append(LabelPerformance(
             label=label, decided=n, approved=approved, renamed=renamed, rejected=rejected,
             precision=wilson_interval(approved + renamed, n), random_decided=r_n,
@@ -275,11 +274,10 @@ def _throughput(s: Session, sc: Scope) -> Throughput:
 
 @dataclass(frozen=True)
 class Backlog:
-    """Photos awaiting review now (the rules' band or needs_review), the random order's pool, and how long the
-    backlog takes at the last 24 hours' pace (None when nobody reviewed)."""
+    """Photos awaiting review now (the rules' band or needs_review) and how long they take at the last 24 hours'
+    pace (None when nobody reviewed). The random order's pool is not counted: it costs as much again."""
 
     awaiting: int
-    random_pool: int
     reviews_last_24h: int
     eta_hours: float | None
 
@@ -288,13 +286,12 @@ def backlog(actor: Actor, *, now: datetime | None = None, settings: Settings | N
     """The review backlog now (quality.view)."""
     actor.require("quality.view")
     awaiting = review_queue.queue_size(actor, order="lowest_confidence", settings=settings)
-    pool = review_queue.queue_size(actor, order="random", settings=settings)
     with org_session(actor.organization_id, settings=settings) as s:
         sc = scope(s, organization_id=actor.organization_id, days=1, now=now)
         done = int(s.scalar(select(func.count()).select_from(REVIEWS).where(
             REVIEWS.c.organization_id == sc.organization_id, REVIEWS.c.submitted_at >= sc.now - timedelta(hours=HOURS),
             REVIEWS.c.submitted_at < sc.now)) or 0)
-    return Backlog(awaiting, pool, done, awaiting / (done / HOURS) if done else None)
+    return Backlog(awaiting, done, awaiting / (done / HOURS) if done else None)
 
 
 # ---------------------------------------------------------------------------------------------- public API
@@ -360,6 +357,6 @@ def analytics(actor: Actor, *, days: int = DEFAULT_DAYS, now: datetime | None = 
         return QualityAnalytics(days, sc.since, sc.now, sc.tz, _precision(s, sc),
                                 _histogram(s, sc, bins=HISTOGRAM_BINS, sample="all"),
                                 tuple(_labels(s, sc, limit=50)), tuple(_corrections(s, sc, limit=20)),
-                                _throughput(s, sc), Backlog(0, 0, 0, None))
+                                _throughput(s, sc), Backlog(0, 0, None))
 
     return replace(_read(actor, days, now, settings, every), backlog=backlog(actor, now=now, settings=settings))

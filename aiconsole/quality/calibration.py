@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from aiconsole.control import public as control
@@ -178,9 +178,11 @@ def _review_load(s: Session, sc: Scope, rules: RuleSet, proposals: dict[str, Thr
         overrides[normalize_label(name)] = {"accept": max(p.threshold, reject), "reject": reject}
     after = RuleSet(rules.accept_threshold, rules.reject_threshold, overrides)
     t = TAGS.c
+    # Only tags that carry one of the labels, or carried it before a rename: the AI's label is a per-tag CASE.
     inner = (select(ai_label().label("label"), t.confidence)
              .where(t.organization_id == sc.organization_id, t.source == "ai", t.created_at >= sc.since,
-                    t.created_at < sc.now).subquery())
+                    t.created_at < sc.now, or_(t.label.in_(list(proposals)), t.review_state == "corrected"))
+             .subquery())
     col, conf = inner.c.label, inner.c.confidence
     rows = s.execute(select(col, func.count(), func.sum(flag(verdict_sql(rules, col, conf) == "needs_review")),
                             func.sum(flag(verdict_sql(after, col, conf) == "needs_review")))

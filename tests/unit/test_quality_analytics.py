@@ -120,7 +120,7 @@ def team(any_settings: Settings) -> Any:
     for order, who, at, decisions, added in REVIEWS:
         add_review(team.org, people[who], order=order, at=at, decisions=decisions, added=added,
                    created=min(CREATED, at - timedelta(hours=1)))
-    # Awaiting review: a cat tag in the band; in the random pool only: a cat tag accepted by the rules.
+    # Awaiting review: a cat tag in the band (a cat tag the rules accepted waits only in the random order).
     rqh.add_photo(team.org, [("cat", 0.7, "needs_review")], key="awaiting")
     rqh.add_photo(team.org, [("cat", 0.97, "accepted")], status="completed", key="accepted")
     return team
@@ -201,8 +201,8 @@ def test_throughput_per_local_day_hour_and_reviewer(team: Any) -> None:
 
 def test_backlog_now(team: Any) -> None:
     b = qa.backlog(team.viewer, now=NOW)
-    # One photo in the band; the random order's pool adds the accepted one; 2 reviews in 24 h: 12 h to go.
-    assert (b.awaiting, b.random_pool, b.reviews_last_24h, b.eta_hours) == (1, 2, 2, 12.0)
+    # One photo in the band; 2 reviews in 24 h: 12 h to go.
+    assert (b.awaiting, b.reviews_last_24h, b.eta_hours) == (1, 2, 12.0)
 
 
 def test_the_whole_view_in_one_call_and_its_permission(team: Any) -> None:
