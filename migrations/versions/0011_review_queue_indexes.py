@@ -11,7 +11,7 @@ Create Date: 2026-12-03
 - ix_photos_needs_review_created: photos in needs_review by arrival (the oldest order).
 
 All partial, so each holds only what waits. Measured on PostgreSQL with 1,000,000 photos awaiting review
-(benchmarks/quality.py): the claims stop at the first matching row instead of ordering the queue.
+(benchmarks/bench_quality.py): the claims stop at the first matching row instead of ordering the queue.
 Frozen: no application imports.
 """
 from collections.abc import Sequence

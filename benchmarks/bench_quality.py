@@ -11,7 +11,7 @@ Figures (server time, this process against a fresh database of its own):
 The queue is generated in SQL (generate_series): each photo has a result and three tags, one in the review
 band. Prints the figures and writes benchmarks/results/quality.json.
 
-    python benchmarks/quality.py [--photos 1000000] [--rounds 60] [--keep]
+    python benchmarks/bench_quality.py [--photos 1000000] [--rounds 60] [--keep]
 """
 
 from __future__ import annotations
