@@ -24,6 +24,9 @@ ESTIMATE_COLOR = "#0072B2"
 BIASED_COLOR = "#4D4D4D"
 DIAGONAL_COLOR = "#999999"
 BAND_TINT = 0.75
+# Below the plot: beside a half-width column's title a legend at the top overlaps it.
+LEGEND_BELOW = {**LAYOUT, "legend": {"orientation": "h", "y": -0.22}}
+DAY_MS = 86_400_000
 RANDOM_NAME = "precision (random sample, unbiased)"
 BIASED_NAME = "precision (all reviews, biased)"
 NO_RANDOM_HINT = "Review in Random order to estimate precision: it is the only unbiased sample."
@@ -42,8 +45,8 @@ def precision_chart(df: pd.DataFrame, *, title: str = "AI precision per day") ->
     if not rnd.empty:
         days = list(rnd["day"])
         fig.add_trace(go.Scatter(x=days + days[::-1], y=list(rnd["high"]) + list(rnd["low"])[::-1], fill="toself",
-                                 fillcolor=tint(ESTIMATE_COLOR, BAND_TINT), line={"width": 0}, hoverinfo="skip",
-                                 name="95% interval (Wilson)"))
+                                 fillcolor=tint(ESTIMATE_COLOR, BAND_TINT), line={"width": 0}, mode="lines",
+                                 hoverinfo="skip", name="95% interval (Wilson)"))
         fig.add_trace(go.Scatter(x=days, y=rnd["precision"], mode="lines+markers", name=RANDOM_NAME,
                                  line={"color": ESTIMATE_COLOR, "width": 2}, customdata=rnd["decided"],
                                  hovertemplate="%{x|%Y-%m-%d}: %{y:.1%} of %{customdata:,} tags<extra></extra>"))
@@ -54,8 +57,11 @@ def precision_chart(df: pd.DataFrame, *, title: str = "AI precision per day") ->
     if rnd.empty:
         fig.add_annotation(text=NO_RANDOM_HINT, x=0.5, y=0.05, xref="paper", yref="paper", showarrow=False,
                            font={"size": 12, "color": BIASED_COLOR})
+    shown_days = df.loc[df["decided"] > 0, "day"].nunique()
+    # One tick per day (a few days apart on long windows): the points are days, never hours.
     fig.update_layout(title=title, yaxis={"title": "precision", "range": [0, 1.02], "tickformat": ".0%"},
-                      xaxis_title=None, height=360, **{**LAYOUT, "legend": {"orientation": "h", "y": -0.18}})
+                      xaxis={"title": None, "tickformat": "%b %d", "dtick": DAY_MS * max(1, shown_days // 10)},
+                      height=360, **LEGEND_BELOW)
     return fig
 
 
@@ -72,12 +78,12 @@ def confidence_chart(approved: Sequence[int], renamed: Sequence[int], rejected: 
                     marker={"color": OUTCOME_COLORS[name]},
                     hovertemplate="confidence %{x:.2f}: %{y:,} " + name + "<extra></extra>")
     fig.update_layout(title=title, barmode="group", bargap=0.1, xaxis={"title": "confidence", "range": [0, 1]},
-                      yaxis_title="tags", height=360, **LAYOUT)
+                      yaxis_title="tags", height=380, **LEGEND_BELOW)
     return fig
 
 
 def reliability_chart(series: Mapping[str, Sequence[tuple[float, float, int]]], *,
-                      title: str = "Reliability: confidence against how often tags were right") -> go.Figure:
+                      title: str = "Reliability: confidence vs share right") -> go.Figure:
     """One line per group (e.g. 'local / local-analyzer-v1') through its bins' (mean confidence, accuracy),
     marker size by tags, against the diagonal a perfectly calibrated model would follow."""
     if not any(series.values()):
@@ -95,8 +101,8 @@ def reliability_chart(series: Mapping[str, Sequence[tuple[float, float, int]]], 
             customdata=[n for _, _, n in points],
             hovertemplate="confidence %{x:.2f}: right %{y:.1%} of %{customdata:,} tags<extra></extra>"))
     fig.update_layout(title=title, xaxis={"title": "mean confidence", "range": [0, 1]},
-                      yaxis={"title": "share right", "range": [0, 1.02], "tickformat": ".0%"}, height=380,
-                      **LAYOUT)
+                      yaxis={"title": "share right", "range": [0, 1.02], "tickformat": ".0%"}, height=420,
+                      **LEGEND_BELOW)
     return fig
 
 

@@ -158,12 +158,12 @@ def _threshold(sums: Sums, *, target: float, accept: float, reject: float,
                                    current_accept=accept, reject=reject, by=by, min_support=min_support)
 
 
-def _why_none(label: str, cal: Calibration, *, sample: str, target: float, min_support: int) -> str:
+def _why_none(cal: Calibration, *, sample: str, target: float, min_support: int) -> str:
     if cal.decided == 0:
         return NO_RANDOM_REVIEWS if sample == "random" else "no reviewed tags yet."
     if cal.decided < min_support:
-        return (f"only {fmt.plural(cal.decided, 'decision')} on '{label}'; a threshold needs at least "
-                f"{min_support}.")
+        which = "random-sample decision" if sample == "random" else "decision"
+        return f"only {fmt.plural(cal.decided, which)}; a threshold needs at least {min_support}."
     return f"no threshold reaches {fmt.pct(target)} precision ({fmt.plural(cal.decided, 'decision')})."
 
 
@@ -234,7 +234,7 @@ def calibration(actor: Actor, *, days: int = DEFAULT_DAYS, target: float = DEFAU
         accept, reject = rules.thresholds(label)
         proposal = proposals.get(label)
         by_label.append(LabelCalibration(label, cal, accept, reject, proposal, None if proposal else _why_none(
-            label, cal, sample=sample, target=target, min_support=min_support)))
+            cal, sample=sample, target=target, min_support=min_support)))
     by_label.sort(key=lambda c: (-c.calibration.decided, c.label))
     return CalibrationReport(days, sc.since, sc.now, sample, SAMPLE_NOTES[sample], target, n_bins, provider, model,
                              0 if cfg is None else cfg.version, by_model, tuple(by_label))

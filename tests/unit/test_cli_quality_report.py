@@ -70,7 +70,7 @@ def test_json_has_every_number(team: Any) -> None:
     assert c["sample"] == "random" and c["target"] == 0.95 and c["n_bins"] == 10
     cat = next(x for x in c["labels"] if x["label"] == "cat")
     assert cat["proposal"] is None
-    assert cat["summary"] == "label 'cat': only 2 decisions on 'cat'; a threshold needs at least 20."
+    assert cat["summary"] == "label 'cat': only 2 random-sample decisions; a threshold needs at least 20."
     assert [(m["provider"], m["calibration"]["decided"]) for m in c["models"]] == [("local", 3)]
     assert len(cat["calibration"]["bins"]) == 10
 
@@ -89,7 +89,7 @@ def test_text_form(team: Any) -> None:
     assert "random sample (unbiased), all tags: 66.7% +- " in out and "(2 of 3 tags right)" in out
     assert "all reviews (biased), all tags: 75.0% +- " in out
     assert "  dog -> wolf: 1" in out and "Backlog: 1 photo awaiting review" in out
-    assert "label 'cat': only 2 decisions on 'cat'" in out and "None" not in out
+    assert "label 'cat': only 2 random-sample decisions" in out and "None" not in out
 
 
 def test_a_bad_window_is_one_red_line(team: Any) -> None:

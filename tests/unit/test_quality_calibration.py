@@ -102,7 +102,7 @@ def test_labels_without_a_proposal_say_why(team: Any) -> None:
     assert [c.label for c in report.labels] == ["cat", "tree", "dog"]  # most decisions first
     by = {c.label: c for c in report.labels}
     assert by["dog"].proposal is None
-    assert by["dog"].summary == "label 'dog': only 5 decisions on 'dog'; a threshold needs at least 20."
+    assert by["dog"].summary == "label 'dog': only 5 random-sample decisions; a threshold needs at least 20."
     assert by["tree"].summary == "label 'tree': no threshold reaches 95.0% precision (20 decisions)."
     later = qc.calibration(team.viewer, days=1, now=NOW + timedelta(days=5))
     assert later.labels == () and later.models == ()

@@ -98,8 +98,9 @@ def _throughput(view: QualityAnalytics) -> None:
         return
     right.dataframe(pd.DataFrame([{
         "reviewer": r.email or f"user #{r.reviewer_id}", "reviews": fmt.count(r.reviews),
-        "tags decided": fmt.count(r.decisions), "per active hour": fmt.number(r.per_hour, 1)}
+        "tags": fmt.count(r.decisions), "per hour": fmt.number(r.per_hour, 1)}
         for r in t.reviewers]), hide_index=True, width="stretch")
+    right.caption("Tags: decisions on tags. Per hour: reviews per hour with at least one review.")
 
 
 def _calibration(actor: Actor, cal: CalibrationReport) -> None:
