@@ -13,16 +13,18 @@ victim (or one that waited past the lock timeout) runs again, a few times.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, exists, insert, select, text, update
+from sqlalchemy import BigInteger, ColumnElement, Table, any_, bindparam, delete, exists, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from aiconsole.pipeline.result_rows import as_json
 from aiconsole.pipeline.rules import RuleSet
 from aiconsole.platform.db.models import CorrectionBatch, CorrectionBatchItem, GroundTruth, Photo, PhotoTag
 from aiconsole.platform.settings import Settings
@@ -64,8 +66,8 @@ class Change:
 
 
 def stored(value: Any) -> Any:
-    """A column value as an item's JSON holds it (moments as ISO text, which compares exactly)."""
-    return value.isoformat() if isinstance(value, datetime) else value
+    """A column value as an item's JSON holds it (moments as ISO text in UTC, which compares exactly)."""
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
 
 
 def values(row: Any, columns: Sequence[str]) -> dict[str, Any]:
@@ -104,16 +106,25 @@ def _chunk_session(org: int, settings: Settings | None) -> Iterator[Session]:
         yield s
 
 
+def among(s: Session, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
+    """`column IN ids`; to PostgreSQL as `= ANY(one array parameter)`: a chunk's 2,000 ids are then one bound
+    value, not 2,000 placeholders for SQLAlchemy to render and psycopg to parse (a fifth of a chunk's time)."""
+    values = [int(i) for i in ids]
+    if s.get_bind().dialect.name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(bindparam(None, values, type_=ARRAY(BigInteger))))
+    return cast(ColumnElement[bool], column.in_(values))
+
+
 def lock_photos(s: Session, photo_ids: Sequence[int]) -> None:
     """Lock the photos (in id order, see the module) for the rest of the chunk; SQLite's write lock is enough."""
     if photo_ids and s.get_bind().dialect.name == "postgresql":
-        s.execute(select(PHOTOS.c.id).where(PHOTOS.c.id.in_(sorted(set(photo_ids)))).order_by(PHOTOS.c.id)
+        s.execute(select(PHOTOS.c.id).where(among(s, PHOTOS.c.id, sorted(set(photo_ids)))).order_by(PHOTOS.c.id)
                   .with_for_update(key_share=True)).all()
 
 
 def locked_tags(s: Session, tag_ids: Sequence[int], *conds: Any) -> list[Any]:
     """The tags `tag_ids` still matching `conds`, every column, locked on PostgreSQL, by id."""
-    query = select(TAGS).where(TAGS.c.id.in_(list(tag_ids)), *conds).order_by(TAGS.c.id)
+    query = select(TAGS).where(among(s, TAGS.c.id, tag_ids), *conds).order_by(TAGS.c.id)
     if s.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=TAGS)
     return list(s.execute(query).all())
@@ -137,12 +148,26 @@ def relink(s: Session, tag_id: int, linked: Mapping[str, Sequence[int]]) -> None
         s.execute(update(table).where(table.c.id.in_(list(ids)), table.c.tag_id.is_(None)).values(tag_id=tag_id))
 
 
+# PostgreSQL takes a chunk's items as one JSON document: a third of the time of a multi-row VALUES insert.
+_PG_ITEMS = text(f"""
+INSERT INTO {ITEMS.name} (organization_id, batch_id, tag_id, photo_id, action, before, after, error, created_at)
+SELECT :org, :batch, j.tag_id, j.photo_id, j.action, j.before, j.after, j.error, :now
+FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS j(tag_id bigint, photo_id bigint, action text, before jsonb,
+                                                    after jsonb, error text)
+""").bindparams(bindparam("now", type_=ITEMS.c.created_at.type))
+
+
 def write_items(s: Session, *, org: int, batch_id: int, changes: Sequence[Change], now: datetime) -> None:
     """Record the changes (and refusals) as the batch's items."""
-    if changes:
-        s.execute(insert(ITEMS), [{"organization_id": org, "batch_id": batch_id, "tag_id": c.tag_id,
-                                   "photo_id": c.photo_id, "action": c.action, "before": c.before,
-                                   "after": c.after, "error": c.error, "created_at": now} for c in changes])
+    if not changes:
+        return
+    rows = [{"tag_id": c.tag_id, "photo_id": c.photo_id, "action": c.action, "before": c.before, "after": c.after,
+             "error": c.error} for c in changes]
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(_PG_ITEMS, {"org": org, "batch": batch_id, "now": now, "rows": as_json(rows)})
+    else:
+        s.execute(insert(ITEMS), [{**r, "organization_id": org, "batch_id": batch_id, "created_at": now}
+                                  for r in rows])
 
 
 def waiting_tag(org: int, rules: RuleSet) -> Any:
@@ -153,7 +178,7 @@ def waiting_tag(org: int, rules: RuleSet) -> Any:
 def truth_rows(s: Session, photo_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
     """Each photo's ground-truth rows (every column but its id, by label) as an item's JSON holds them."""
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in photo_ids}
-    for r in s.execute(select(TRUTH).where(TRUTH.c.photo_id.in_(list(photo_ids)))
+    for r in s.execute(select(TRUTH).where(among(s, TRUTH.c.photo_id, photo_ids))
                        .order_by(TRUTH.c.photo_id, TRUTH.c.label)):
         out[r.photo_id].append(values(r, TRUTH_COLUMNS))
     return out
@@ -162,16 +187,31 @@ def truth_rows(s: Session, photo_ids: Sequence[int]) -> dict[int, list[dict[str,
 def photo_states(s: Session, photo_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """What a photo item holds of each photo that exists: its status and its ground-truth rows."""
     truth = truth_rows(s, photo_ids)
-    found = s.execute(select(PHOTOS.c.id, PHOTOS.c.status).where(PHOTOS.c.id.in_(list(photo_ids)))).all()
+    found = s.execute(select(PHOTOS.c.id, PHOTOS.c.status).where(among(s, PHOTOS.c.id, photo_ids))).all()
     return {r.id: {"status": r.status, "ground_truth": truth[r.id]} for r in found}
 
 
-def put_photo(s: Session, photo_id: int, state: Mapping[str, Any], now: datetime) -> None:
-    """Give the photo this status and exactly these ground-truth rows (an undo putting a photo item back)."""
-    s.execute(update(PHOTOS).where(PHOTOS.c.id == photo_id).values(status=state["status"], updated_at=now))
-    s.execute(delete(TRUTH).where(TRUTH.c.photo_id == photo_id))
-    if state["ground_truth"]:
-        s.execute(insert(TRUTH), [column_values(r) for r in state["ground_truth"]])
+def set_decided(s: Session, tags: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+    """Give each tag its DECIDED values (as an item holds them): one UPDATE per distinct set of values."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for tag_id, decided in tags:
+        groups.setdefault(tuple(decided[c] for c in DECIDED), []).append(tag_id)
+    for outcome, ids in groups.items():
+        s.execute(update(TAGS).where(among(s, TAGS.c.id, ids)).values(column_values(dict(zip(DECIDED, outcome,
+                                                                                         strict=True)))))
+
+
+def put_photos(s: Session, states: Sequence[tuple[int, Mapping[str, Any]]], now: datetime) -> None:
+    """Give each photo its status and exactly its ground-truth rows (an undo putting photo items back)."""
+    by_status: dict[str, list[int]] = {}
+    for photo_id, state in states:
+        by_status.setdefault(state["status"], []).append(photo_id)
+    for status, ids in by_status.items():
+        s.execute(update(PHOTOS).where(among(s, PHOTOS.c.id, ids)).values(status=status, updated_at=now))
+    s.execute(delete(TRUTH).where(among(s, TRUTH.c.photo_id, [photo_id for photo_id, _ in states])))
+    truth = [column_values(r) for _, state in states for r in state["ground_truth"]]
+    if truth:
+        s.execute(insert(TRUTH), truth)
 
 
 def finish_chunk(s: Session, *, org: int, rules: RuleSet, photo_ids: Sequence[int], set_by: int | None,
@@ -183,9 +223,10 @@ def finish_chunk(s: Session, *, org: int, rules: RuleSet, photo_ids: Sequence[in
         return []
     p = PHOTOS.c
     before = photo_states(s, ids)
-    done = list(s.scalars(select(p.id).where(p.id.in_(ids), p.status == "needs_review", ~waiting_tag(org, rules))))
+    done = list(s.scalars(select(p.id).where(among(s, p.id, ids), p.status == "needs_review",
+                                             ~waiting_tag(org, rules))))
     if done:
-        s.execute(update(PHOTOS).where(p.id.in_(done)).values(status="completed", updated_at=now))
+        s.execute(update(PHOTOS).where(among(s, p.id, done)).values(status="completed", updated_at=now))
     rewrite_ground_truth(s, org=org, photo_ids=ids, source="batch", review_id=None, set_by=set_by, now=now)
     after = photo_states(s, ids)
     return [Change(tag_id=None, photo_id=i, action="photo", before=before[i], after=after[i])

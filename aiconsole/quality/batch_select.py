@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, Select, Table, and_, exists, func, not_, s
 
 from aiconsole.pipeline.images import load_image_bytes, thumbnail
 from aiconsole.pipeline.rules import normalize_label
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.db.models import (
     BATCH_TEMPLATES,
     PHOTO_STATUSES,
@@ -53,6 +54,9 @@ TEMPLATE_PARAMS: dict[str, tuple[str, ...]] = {
 assert set(TEMPLATE_PARAMS) == set(BATCH_TEMPLATES)
 # A template that adds works photo by photo; the others tag by tag.
 PHOTO_TEMPLATES = frozenset({"add"})
+# The states and statuses the filter offers (the panel reads them here, not from the models).
+FILTER_TAG_STATES: tuple[str, ...] = TAG_REVIEW_STATES
+FILTER_PHOTO_STATUSES: tuple[str, ...] = PHOTO_STATUSES
 SAMPLE_SIZE = 12
 THUMB_SIDE = 160
 
@@ -280,6 +284,30 @@ def sample_photo(row: Any, *, thumbnails: bool) -> SamplePhoto:
             problem = str(exc)
     return SamplePhoto(photo_id=row.id, filename=row.filename, label=row.label, confidence=float(row.confidence),
                        review_state=row.review_state, thumbnail=thumb, thumbnail_problem=problem)
+
+
+def describe_filter(filters: BatchFilter, tz: str | None = None) -> str:
+    """The filter in words ("label 'cat', confidence 0.2 to 0.6, not yet decided by a person"); 'every tag'."""
+    f, parts = filters, []
+    if f.label:
+        parts.append(f"label '{normalize_label(f.label)}'")
+    if f.min_confidence is not None or f.max_confidence is not None:
+        lo, hi = f.min_confidence or 0.0, 1.0 if f.max_confidence is None else f.max_confidence
+        parts.append(f"confidence {fmt.number(lo)} to {fmt.number(hi)}")
+    parts += [f"{what} {value}" for what, value in (("provider", f.provider), ("model", f.model)) if value]
+    if f.prompt_version_id is not None:
+        parts.append(f"prompt version #{f.prompt_version_id}")
+    if f.since:
+        parts.append(f"photos arrived from {fmt.when(f.since, tz, seconds=False)}")
+    if f.until:
+        parts.append(f"photos arrived before {fmt.when(f.until, tz, seconds=False)}")
+    if f.tag_states:
+        parts.append("tags " + " or ".join(s.replace("_", " ") for s in f.tag_states))
+    if f.decided is not None:
+        parts.append("already decided by a person" if f.decided else "not yet decided by a person")
+    if f.photo_statuses:
+        parts.append("photos " + " or ".join(s.replace("_", " ") for s in f.photo_statuses))
+    return ", ".join(parts) or "every tag"
 
 
 def no_match_hint(template: str) -> str:

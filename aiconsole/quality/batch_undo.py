@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from aiconsole.pipeline.result_rows import ROW_ERRORS, short_reason
@@ -60,6 +60,20 @@ class UndoOutcome:
     restored: int
     kept: int
     kept_rows: tuple[KeptRow, ...]
+
+    @property
+    def message(self) -> str:
+        """What the undo did, in words (the audit entry's summary, and the panel's)."""
+        return undo_summary(self.batch)
+
+
+def undo_summary(batch: BatchRow) -> str:
+    """'Undid batch #4 (rename 'cat' to 'kitten'): 12 changes restored, 1 kept as they are (changed or removed
+    since)' from the batch's counters."""
+    text = f"Undid batch #{batch.id} ({batch.description}): {fmt.plural(batch.restored, 'change')} restored"
+    if batch.kept:
+        text += f", {fmt.count(batch.kept)} kept as they are (changed or removed since)"
+    return text
 
 
 @dataclass
@@ -133,7 +147,7 @@ def _chunk(s: Session, *, org: int, batch_id: int, last: int | None, size: int,
     for result in ("restored", "kept"):
         ids = [x.row.id for x in items if x.restore == (result == "restored")]
         if ids:
-            s.execute(update(ITEMS).where(i.id.in_(ids)).values(undo_result=result))
+            s.execute(update(ITEMS).where(rows.among(s, i.id, ids)).values(undo_result=result))
     ok = sum(1 for x in items if x.restore)
     rows.add_counts(s, batch_id, restored=ok, kept=len(items) - ok)
     held = [KeptRow(item_id=x.row.id, tag_id=_tag_id(x.row), photo_id=x.row.photo_id, action=x.row.action,
@@ -153,6 +167,8 @@ def _judge(item: Any, tags: dict[int, Any], photos: dict[int, dict[str, Any]]) -
         return out
     if item.action == "photo":
         out.now = photos.get(item.photo_id)
+        if out.now is not None and out.now == item.after:
+            photos[item.photo_id] = item.before  # an older item of this photo in the chunk finds this state
     else:
         tag = tags.get(item.tag_id or 0)
         out.now = None if tag is None else rows.values(tag, WHOLE if item.action == "add" else DECIDED)
@@ -164,23 +180,20 @@ def _judge(item: Any, tags: dict[int, Any], photos: dict[int, dict[str, Any]]) -
 
 def _restore(s: Session, items: Sequence[_Item], now: datetime) -> None:
     """Put the items' before back in bulk; raises what the database refuses."""
-    decided = [x.row for x in items if x.row.action in STATE_AFTER]
-    if decided:
-        s.execute(update(TAGS).where(TAGS.c.id == bindparam("tag")).values(
-            {c: bindparam(c) for c in DECIDED}).execution_options(synchronize_session=False),
-            [{"tag": r.tag_id, **rows.column_values({c: r.before[c] for c in DECIDED})} for r in decided])
+    rows.set_decided(s, [(x.row.tag_id, x.row.before) for x in items if x.row.action in STATE_AFTER])
     added = [x.row.tag_id for x in items if x.row.action == "add"]
     if added:
-        s.execute(delete(TAGS).where(TAGS.c.id.in_(added)))
+        s.execute(delete(TAGS).where(rows.among(s, TAGS.c.id, added)))
     removed = [x.row for x in items if x.row.action == "remove"]
     if removed:
         s.execute(insert(TAGS), [rows.column_values({c: r.before[c] for c in WHOLE}) for r in removed])
         for r in removed:
             rows.relink(s, r.before["id"], r.before.get("links") or {})
             s.execute(update(ITEMS).where(ITEMS.c.id == r.id).values(tag_id=r.before["id"]))
-    for x in items:
-        if x.row.action == "photo":
-            rows.put_photo(s, x.row.photo_id, x.row.before, now)
+    # Newest first: a photo's oldest item in the chunk comes last and leaves the state before the batch.
+    photos = {x.row.photo_id: x.row.before for x in items if x.row.action == "photo"}
+    if photos:
+        rows.put_photos(s, list(photos.items()), now)
 
 
 def _restore_all(s: Session, items: Sequence[_Item], now: datetime) -> None:
@@ -207,10 +220,7 @@ def _finish(actor: Actor, batch_id: int, settings: Settings | None, *, status_be
         s.execute(update(BATCHES).where(BATCHES.c.id == batch_id)
                   .values(status="undone", undone_by=actor.user_id, undone_at=now))
         row = batch_row(s, batch_id)
-        summary = f"Undid batch #{batch_id} ({row.description}): {fmt.plural(row.restored, 'change')} restored"
-        if row.kept:
-            summary += f", {fmt.count(row.kept)} kept as they are (changed or removed since)"
         audit.record(s, actor=actor, action="quality.batch.undo", entity_type="correction_batch",
                      entity_id=batch_id, before={"status": status_before, "changed": row.changed},
-                     after={"status": "undone", "restored": row.restored, "kept": row.kept}, summary=summary)
+                     after={"status": "undone", "restored": row.restored, "kept": row.kept}, summary=undo_summary(row))
         return row

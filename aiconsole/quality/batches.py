@@ -96,6 +96,11 @@ class BatchRow:
         return describe(self.template, self.params)
 
     @property
+    def message(self) -> str:
+        """How the batch ended, in words (what the panel says after a run)."""
+        return summary(self) + (f". {self.error}" if self.error else "")
+
+    @property
     def undoable(self) -> bool:
         """Whether Undo applies: it has finished (or stopped) and is not undone yet."""
         return self.status in ("completed", "failed", "cancelled", "undoing")
@@ -112,6 +117,19 @@ def describe(template: str, params: Mapping[str, Any]) -> str:
     if template == "accept":
         return f"accept tags at or above {fmt.number(params['at_least'])}"
     return f"reject tags at or below {fmt.number(params['at_most'])}"
+
+
+def summary(batch: BatchRow, out_of_review: int | None = None) -> str:
+    """"Batch #4 (rename 'cat' to 'kitten') completed: 12 tags changed, 0 failed[, 3 photos out of review]"."""
+    words = {"completed": "completed", "failed": "stopped by an error", "cancelled": "was cancelled",
+             "running": "is running", "undoing": "is being undone", "undone": "was undone"}[batch.status]
+    text = (f"Batch #{batch.id} ({batch.description}) {words}: {unit(batch.template, batch.changed)} changed, "
+            f"{fmt.count(batch.failed)} failed")
+    if out_of_review is not None:
+        text += f", {fmt.plural(out_of_review, 'photo')} out of review"
+    if batch.processed < batch.matched and batch.status in ("failed", "cancelled"):
+        text += f"; stopped after {fmt.count(batch.processed)} of {unit(batch.template, batch.matched)}"
+    return text
 
 
 def unit(template: str, n: int) -> str:
@@ -215,7 +233,7 @@ def _matched(batch_id: int, org: int, settings: Settings | None) -> int:
 
 def _chunk(s: Session, run: _Run, last: int) -> tuple[int, int, int, int]:
     """The next chunk after id `last`: (rows gone through, the last id, rows changed, rows refused)."""
-    org, t, p = run.org, TAGS.c, sel.PHOTOS.c
+    org, t, p, now = run.org, TAGS.c, sel.PHOTOS.c, run.moment()  # one moment per chunk: one UPDATE per outcome
     bound = t.id <= run.tag_bound
     if run.template in sel.PHOTO_TEMPLATES:
         keys = list(s.scalars(sel.photo_ids(org, run.filters, run.params)
@@ -223,8 +241,9 @@ def _chunk(s: Session, run: _Run, last: int) -> tuple[int, int, int, int]:
         if not keys:
             return 0, last, 0, 0
         rows.lock_photos(s, keys)
-        still = list(s.scalars(select(p.id).where(p.id.in_(keys), ~sel.live_label(p.id, run.params["label"]))))
-        changes, photo_ids, n, new_last = _plan_add(run, still), keys, len(keys), keys[-1]
+        still = list(s.scalars(select(p.id).where(rows.among(s, p.id, keys),
+                                                  ~sel.live_label(p.id, run.params["label"]))))
+        changes, photo_ids, n, new_last = _plan_add(run, still, now), keys, len(keys), keys[-1]
     else:
         found = s.execute(sel.tag_ids(org, run.filters, run.template, run.params)
                           .where(t.id > last, bound).limit(run.chunk_size)).all()
@@ -234,8 +253,7 @@ def _chunk(s: Session, run: _Run, last: int) -> tuple[int, int, int, int]:
         rows.lock_photos(s, photo_ids)
         current = rows.locked_tags(s, [r.id for r in found], *sel.selected_tags(org, run.filters),
                                    *sel.template_tags(run.template, run.params))
-        changes, n, new_last = _plan(s, run, current), len(found), found[-1].id
-    now = run.moment()
+        changes, n, new_last = _plan(s, run, current, now), len(found), found[-1].id
     _apply_all(s, changes)
     ok = sum(1 for c in changes if c.error is None)
     photo_changes = rows.finish_chunk(s, org=org, rules=load_rules(s, org), photo_ids=photo_ids, set_by=run.me,
@@ -245,11 +263,11 @@ def _chunk(s: Session, run: _Run, last: int) -> tuple[int, int, int, int]:
     return n, new_last, ok, len(changes) - ok
 
 
-def _decided(run: _Run, state: str, label: str) -> dict[str, Any]:
-    return {"label": label, "review_state": state, "reviewed_by": run.me, "reviewed_at": rows.stored(run.moment())}
+def _decided(run: _Run, state: str, label: str, now: datetime) -> dict[str, Any]:
+    return {"label": label, "review_state": state, "reviewed_by": run.me, "reviewed_at": rows.stored(now)}
 
 
-def _plan(s: Session, run: _Run, current: Sequence[Any]) -> list[Change]:
+def _plan(s: Session, run: _Run, current: Sequence[Any], now: datetime) -> list[Change]:
     """The change each locked tag gets. A rename on a photo that already has the new label (live) rejects the
     old tag instead: the photo keeps one tag of that label."""
     if run.template == "remove":
@@ -259,7 +277,7 @@ def _plan(s: Session, run: _Run, current: Sequence[Any]) -> list[Change]:
     has_new: set[int] = set()
     if run.template == "rename":
         t = TAGS.c
-        has_new = set(s.scalars(select(t.photo_id).where(t.photo_id.in_({r.photo_id for r in current}),
+        has_new = set(s.scalars(select(t.photo_id).where(rows.among(s, t.photo_id, {r.photo_id for r in current}),
                                                          t.label == run.params["to_label"],
                                                          t.review_state != "rejected")))
     changes = []
@@ -272,12 +290,12 @@ def _plan(s: Session, run: _Run, current: Sequence[Any]) -> list[Change]:
                 label = run.params["to_label"]
                 has_new.add(r.photo_id)
         changes.append(Change(tag_id=r.id, photo_id=r.photo_id, action=run.template,
-                              before=rows.values(r, DECIDED), after=_decided(run, state, label)))
+                              before=rows.values(r, DECIDED), after=_decided(run, state, label, now)))
     return changes
 
 
-def _plan_add(run: _Run, photo_ids: Sequence[int]) -> list[Change]:
-    now = rows.stored(run.moment())
+def _plan_add(run: _Run, photo_ids: Sequence[int], moment: datetime) -> list[Change]:
+    now = rows.stored(moment)
     return [Change(tag_id=None, photo_id=pid, action="add", before=None,
                    after={"organization_id": run.org, "photo_id": pid, "result_id": None, "label": run.params["label"],
                           "confidence": HUMAN_CONFIDENCE, "source": "human", "review_state": "accepted",
@@ -292,18 +310,13 @@ def _apply(s: Session, changes: Sequence[Change]) -> None:
                         [rows.column_values(c.after or {}) for c in adds]).scalars().all()
         for c, tag_id in zip(adds, new, strict=True):
             c.tag_id, c.after = tag_id, {"id": tag_id, **(c.after or {})}
-    removed = [c.tag_id for c in changes if c.action == "remove"]
+    removed = [c.tag_id for c in changes if c.action == "remove" and c.tag_id is not None]
     if removed:
-        s.execute(delete(TAGS).where(TAGS.c.id.in_(removed)))
+        s.execute(delete(TAGS).where(rows.among(s, TAGS.c.id, removed)))
         for c in changes:
             c.tag_id = None if c.action == "remove" else c.tag_id  # gone: the item keeps its id in `before`
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for c in changes:
-        if c.action in STATE_AFTER and c.after is not None and c.tag_id is not None:
-            groups.setdefault(tuple(c.after[k] for k in DECIDED), []).append(c.tag_id)
-    for outcome, ids in groups.items():
-        decided = rows.column_values(dict(zip(DECIDED, outcome, strict=True)))
-        s.execute(update(TAGS).where(TAGS.c.id.in_(ids)).values(decided))
+    rows.set_decided(s, [(c.tag_id, c.after) for c in changes
+                         if c.action in STATE_AFTER and c.after is not None and c.tag_id is not None])
 
 
 def _apply_all(s: Session, changes: Sequence[Change]) -> None:
@@ -338,16 +351,11 @@ def _finish(actor: Actor, run: _Run, settings: Settings | None, *, status: str, 
         out = s.scalar(select(func.count()).where(ITEMS.c.batch_id == run.batch_id, ITEMS.c.action == "photo",
                                                   ITEMS.c.before["status"].as_string() == "needs_review",
                                                   ITEMS.c.after["status"].as_string() == "completed"))
-        words = {"completed": "completed", "failed": "stopped by an error", "cancelled": "was cancelled"}[status]
-        summary = (f"Batch #{run.batch_id} ({row.description}) {words}: {unit(run.template, row.changed)} changed, "
-                   f"{fmt.count(row.failed)} failed, {fmt.plural(out or 0, 'photo')} out of review")
-        if row.processed < row.matched and status != "completed":
-            summary += f"; stopped after {fmt.count(row.processed)} of {unit(run.template, row.matched)}"
         audit.record(s, actor=actor, action="quality.batch.finish", entity_type="correction_batch",
                      entity_id=run.batch_id, before={"status": "running"},
                      after={"status": status, "matched": row.matched, "processed": row.processed,
                             "changed": row.changed, "failed": row.failed, "error": error},
-                     summary=summary)
+                     summary=summary(row, int(out or 0)))
         return row
 
 
@@ -363,6 +371,34 @@ def batch_row(s: Session, batch_id: int) -> BatchRow:
                     status=r.status, matched=r.matched, processed=r.processed, changed=r.changed, failed=r.failed,
                     restored=r.restored, kept=r.kept, created_by=r.made_by, created_at=r.created_at,
                     finished_at=r.finished_at, undone_by=r.undid_by, undone_at=r.undone_at, error=r.error)
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One item of a batch as the panel lists it: a refused row (`error`) or one its undo kept."""
+
+    id: int
+    tag_id: int | None
+    photo_id: int
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    error: str | None
+
+
+def batch_items(actor: Actor, *, batch_id: int, which: str, limit: int = 50,
+                settings: Settings | None = None) -> list[ItemRow]:
+    """The batch's refused rows (`which` "failed") or the rows its undo kept ("kept"), oldest first."""
+    actor.require("quality.view")
+    if which not in ("failed", "kept"):
+        raise ValidationFailed(f"There is no list of {which!r} rows.", hint="Ask for 'failed' or 'kept'.")
+    i = ITEMS.c
+    with org_session(actor.organization_id, settings=settings) as s:
+        batch_row(s, batch_id)  # NotFound outside the organization
+        picked = i.error.is_not(None) if which == "failed" else i.undo_result == "kept"
+        found = s.execute(select(ITEMS).where(i.batch_id == batch_id, picked).order_by(i.id).limit(limit)).all()
+    return [ItemRow(id=r.id, tag_id=r.tag_id, photo_id=r.photo_id, action=r.action, before=r.before, after=r.after,
+                    error=r.error) for r in found]
 
 
 def get_batch(actor: Actor, *, batch_id: int, settings: Settings | None = None) -> BatchRow:
