@@ -80,6 +80,17 @@ def test_analyst_sees_the_charts_tables_and_calibration(history: Actor, demo_env
     assert button.disabled and "Your role (analyst) cannot do this." in shown(button.help)
 
 
+def test_labels_calibrated_on_one_provider_and_model(history: Actor, demo_env: dict[str, str],
+                                                     passwords: dict[str, str]) -> None:
+    at = _app(_actor(demo_env, passwords, "analyst"))
+    picker = at.selectbox(key="qa_cal_model")
+    assert picker.options[0] == "every provider" and "local / local-analyzer-v1" in picker.options
+    picker.select(("local", "local-analyzer-v1")).run()
+    assert LABEL in at.dataframe[-1].value["label"].tolist()  # the fixture's reviews are the local model's
+    at.selectbox(key="qa_cal_model").select(("gemini", "gemini-2.5-flash")).run()
+    assert not at.exception and LABEL not in at.dataframe[-1].value["label"].tolist()
+
+
 def test_reviewer_cannot_propose(history: Actor) -> None:
     button = _app(history).button(key=PROPOSE)
     assert button.disabled and "Your role (reviewer) cannot do this." in shown(button.help)

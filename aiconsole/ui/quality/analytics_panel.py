@@ -34,7 +34,7 @@ def render(actor: Actor) -> None:
     _charts(view)
     _labels(view)
     _throughput(view)
-    _calibration(actor, calibration.calibration(actor, days=days, target=target))
+    _calibration(actor, calibration.calibration(actor, days=days, target=target), days=days, target=target)
 
 
 def _interval(i: Interval | None) -> str:
@@ -103,7 +103,7 @@ def _throughput(view: QualityAnalytics) -> None:
     right.caption("Tags: decisions on tags. Per hour: reviews per hour with at least one review.")
 
 
-def _calibration(actor: Actor, cal: CalibrationReport) -> None:
+def _calibration(actor: Actor, cal: CalibrationReport, *, days: int, target: float) -> None:
     st.subheader("Calibration")
     say("caption", "{} Thresholds are proposed every 0.01 and need at least {} reviewed tags at or above them.",
         cal.note, calibration.MIN_SUPPORT)
@@ -118,6 +118,16 @@ def _calibration(actor: Actor, cal: CalibrationReport) -> None:
             "ECE": fmt.number(m.calibration.ece, 3)} for m in cal.models]), hide_index=True, width="stretch")
     if not cal.labels:
         say("info", "{}", analytics.NO_RANDOM_REVIEWS, icon=":material/shuffle:")
+        return
+    models = [(m.provider, m.model) for m in cal.models]
+    source = right.selectbox("Labels' decisions from", [None, *models], key="qa_cal_model",
+                             format_func=lambda pm: "every provider" if pm is None else f"{pm[0]} / {pm[1]}",
+                             help="A label's threshold applies to every provider; its calibration can be read "
+                                  "on one provider/model's tags alone.")
+    if source is not None:
+        cal = calibration.calibration(actor, days=days, target=target, provider=source[0], model=source[1])
+    if not cal.labels:
+        st.info("No reviewed tags of this provider/model in the window: pick another, or every provider.")
         return
     st.dataframe(pd.DataFrame([_label_row(c) for c in cal.labels]), hide_index=True, width="stretch")
     _proposals(actor, cal)
