@@ -36,6 +36,7 @@ from aiconsole.platform.db.models import (
     Correction,
     CorrectionBatch,
     CorrectionBatchItem,
+    DoubleReview,
     Experiment,
     GoldenSet,
     GoldenSetItem,
@@ -51,6 +52,7 @@ from aiconsole.platform.db.models import (
     PromptLabel,
     PromptVersion,
     ProviderConfig,
+    QualitySetting,
     Review,
     ReviewClaim,
     ReviewDecision,
@@ -183,6 +185,8 @@ def _seed_org(s: Session, slug: str) -> int:
     s.add_all([GoldenSetItem(organization_id=o, golden_set_id=golden.id, photo_id=photo.id, sha256=photo.sha256,
                              filename=photo.filename, labels=["sky"]),
                GoldenSetRun(organization_id=o, golden_set_id=golden.id, validation_run_id=run)])
+    s.add_all([QualitySetting(organization_id=o, double_review_share=0.05, version=1, updated_by=user.id),
+               DoubleReview(organization_id=o, photo_id=photo.id, first_review_id=review.id, status="waiting")])
     return o
 
 

@@ -567,7 +567,8 @@ class AuditLog(Base):
 # --- Quality Control (aiconsole.quality): review claims, reviews, their per-tag decisions, ground truth ---
 
 # The order a reviewer's queue hands photos out in; "random" is a uniform sample (unbiased precision).
-REVIEW_ORDERS = ("lowest_confidence", "oldest", "random", "disagreement")
+# "second_review" (migration 0013): a blind second review of a photo routed to double review.
+REVIEW_ORDERS = ("lowest_confidence", "oldest", "random", "disagreement", "second_review")
 REVIEW_ACTIONS = ("approve", "reject", "rename", "add")
 REJECT_REASONS = ("wrong", "too_generic", "duplicate", "offensive", "other")
 GROUND_TRUTH_SOURCES = ("review", "import", "adjudication", "batch")  # batch: migration 0010
@@ -834,6 +835,63 @@ class GoldenSetRun(Base):
     registered_at: Mapped[datetime] = _created()
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+
+# --- Reviewer agreement (aiconsole.quality.double_review, second_review, agreement): migration 0013 ---
+
+DEFAULT_DOUBLE_REVIEW_SHARE = 0.05
+DOUBLE_REVIEW_STATUSES = ("waiting", "reviewed", "adjudicated")
+
+
+class QualitySetting(Base):
+    """An organization's quality settings, versioned: the share of reviewed photos sent to a second reviewer.
+
+    No row means the defaults (version 0 to the code that checks versions)."""
+
+    __tablename__ = "quality_settings"
+    __table_args__ = (
+        CheckConstraint("double_review_share >= 0 AND double_review_share <= 1", name="double_review_share"),
+        CheckConstraint("version >= 1", name="version"),
+    )
+
+    organization_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    double_review_share: Mapped[float] = mapped_column(Float, nullable=False, default=DEFAULT_DOUBLE_REVIEW_SHARE)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    updated_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    updated_at: Mapped[datetime] = _created()
+
+
+class DoubleReview(Base):
+    """A photo routed to a second, blind reviewer after its first review, and its adjudication.
+
+    waiting: no second review yet; reviewed: both decided; adjudicated: an admin's labels are its ground truth.
+    """
+
+    __tablename__ = "double_reviews"
+    __table_args__ = (
+        UniqueConstraint("photo_id"),
+        CheckConstraint(_in("status", DOUBLE_REVIEW_STATUSES), name="status"),
+        Index("ix_double_reviews_org_status", "organization_id", "status"),
+    )
+
+    id: Mapped[int] = _id()
+    organization_id: Mapped[int] = _org_fk()
+    photo_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), nullable=False)
+    first_review_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("reviews.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    second_review_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("reviews.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="waiting")
+    created_at: Mapped[datetime] = _created()
+    adjudicated_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    adjudicated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 # Tables whose rows belong to one organization; row-level security covers each of them.
 ORG_SCOPED_TABLES: tuple[str, ...] = tuple(
