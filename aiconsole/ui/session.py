@@ -4,12 +4,15 @@ run re-validates it against the database (expiry, revocation, disabled users).""
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
 
 from aiconsole.admin import users
 from aiconsole.platform import auth
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError, AuthError, PermissionDenied
+from aiconsole.quality.review_queue import release_all
 from aiconsole.ui import browser_session
 from aiconsole.ui.widgets import say
 
@@ -121,7 +124,12 @@ def log_in(email: str, password: str) -> str | None:
 
 
 def log_out() -> None:
-    """Revoke the server-side session, forget the token and have the browser clear its cookie."""
+    """Give back the photos the user holds for review, revoke the server-side session, forget the token and
+    have the browser clear its cookie."""
+    actor = current_actor()
+    if actor is not None:
+        with contextlib.suppress(AiconsoleError):  # logging out works even when they cannot be: claims expire
+            release_all(actor)
     token = st.session_state.pop(TOKEN_KEY, None)
     if token:
         auth.logout(token)

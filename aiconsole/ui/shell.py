@@ -17,6 +17,7 @@ from aiconsole.ui.admin import audit_page, users_page
 from aiconsole.ui.control import pipeline_page, prompts_page, providers_page
 from aiconsole.ui.live import status_page
 from aiconsole.ui.page import Page
+from aiconsole.ui.quality import quality_page
 
 # In navigation order: key, title, icon, permission, section, url path, render. Only pages that work are listed.
 PAGES: tuple[Page, ...] = (
@@ -26,6 +27,7 @@ PAGES: tuple[Page, ...] = (
     Page("prompts", "Prompts", ":material/edit_note:", "pipeline.view", "Control", "prompts", prompts_page.render),
     Page("providers", "Providers", ":material/key:", "pipeline.view", "Control", "providers",
          providers_page.render),
+    Page("quality", "Quality", ":material/fact_check:", "quality.view", "Quality", "quality", quality_page.render),
     Page("users", "Users", ":material/group:", "users.view", "Administration", "users", users_page.render),
     Page("audit_log", "Audit log", ":material/history:", "audit.view", "Administration", "audit_log",
          audit_page.render),

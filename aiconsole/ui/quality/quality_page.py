@@ -1,0 +1,33 @@
+"""The Quality page: one tab per part of quality control, in the order of `TABS`.
+
+Each tab is (title, render(actor)); a tab's error is shown in that tab alone, so one part failing never hides
+the others. A new tab is one line in `TABS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from aiconsole.platform.actor import Actor
+from aiconsole.platform.errors import AiconsoleError
+from aiconsole.ui.quality import analytics_panel, batch_panel, review_panel, truth_panel
+from aiconsole.ui.widgets import say
+
+TABS: tuple[tuple[str, Callable[[Actor], None]], ...] = (
+    ("Review", review_panel.render),
+    ("Analytics", analytics_panel.render),
+    ("Ground truth", truth_panel.render),
+    ("Batch corrections", batch_panel.render),
+)
+
+
+def render(actor: Actor) -> None:
+    """Draw every tab of `TABS`."""
+    for tab, (_title, draw) in zip(st.tabs([title for title, _draw in TABS]), TABS, strict=True):
+        with tab:
+            try:
+                draw(actor)
+            except AiconsoleError as exc:
+                say("error", "{}", exc)

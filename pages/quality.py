@@ -1,0 +1,6 @@
+"""The Quality page: Streamlit runs this file, the shell runs the preamble, and
+aiconsole/ui/quality/quality_page.py draws the page."""
+
+from aiconsole.ui.shell import run_page
+
+run_page("quality")
