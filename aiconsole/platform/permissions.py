@@ -44,6 +44,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "quality.ground_truth": ADMINS,
     # Every decision with its reviewer: who decided what is not for every role.
     "quality.export_decisions": ADMINS | {"analyst"},
+    # The share of reviews sent to a second reviewer; adjudicating two reviewers' disagreements (ground truth).
+    "quality.configure": ADMINS,
+    "quality.adjudicate": ADMINS,
     "analytics.view": ADMINS | {"developer", "analyst", "viewer"},
     "analytics.export": ADMINS | {"analyst"},
 }

@@ -35,6 +35,7 @@ from aiconsole.platform.db.models import (
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, ValidationFailed
 from aiconsole.platform.settings import Settings
+from aiconsole.quality import double_review
 from aiconsole.quality.review_queue import ReviewTag, held_claim, review_tags, reviewer_id, write_session
 
 DECISIONS = cast(Table, ReviewDecision.__table__)
@@ -176,6 +177,7 @@ def _submit(s: Session, actor: Actor, *, me: int, token: str, decisions: Sequenc
                     queue_order=claim.queue_order, claimed_at=claim.claimed_at, submitted_at=now)
     s.add(review)
     s.flush()
+    double_review.route(s, review=review, now=now)
     rows = []
     for t in tags:
         d = by_tag[t.tag_id]
