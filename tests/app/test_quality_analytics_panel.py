@@ -80,6 +80,15 @@ def test_analyst_sees_the_charts_tables_and_calibration(history: Actor, demo_env
     assert button.disabled and "Your role (analyst) cannot do this." in shown(button.help)
 
 
+def test_the_quality_page_has_the_analytics_tab(history: Actor, app_as: Any) -> None:
+    at = app_as("analyst")
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception, at.exception
+    assert "Analytics" in [t.label for t in at.tabs]
+    assert {"Precision, random sample", "Precision, all reviews"} <= {m.label for m in at.metric}
+    assert at.button(key=PROPOSE).disabled
+
+
 def test_labels_calibrated_on_one_provider_and_model(history: Actor, demo_env: dict[str, str],
                                                      passwords: dict[str, str]) -> None:
     at = _app(_actor(demo_env, passwords, "analyst"))
