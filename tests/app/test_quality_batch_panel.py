@@ -1,6 +1,6 @@
 """The Batch corrections panel through AppTest on the seeded demo: an admin previews a rename (count and sample),
 confirms it, sees it run and its result, then undoes it (confirmed) and every tag is back; a reviewer sees the
-past batches read-only (no form, Undo disabled with the reason)."""
+past batches read-only (no form, Undo disabled with the reason), on the Quality page's Batch corrections tab too."""
 
 from __future__ import annotations
 
@@ -86,3 +86,14 @@ def test_a_reviewer_sees_past_batches_read_only(demo_env: dict[str, str], passwo
     undo: Any = at.button(key=f"bt_undo_{made.id}")
     assert undo.disabled and "Your role (reviewer) cannot do this." in shown(undo.help)
     assert f"#{made.id}" in [str(v) for v in at.dataframe[0].value["batch"]]
+
+
+def test_the_quality_page_has_the_tab_read_only_for_a_reviewer(app_as: Any) -> None:
+    at = app_as("reviewer")
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception, at.exception
+    tab = next(t for t in at.tabs if t.label == "Batch corrections")
+    shown_in_tab = "\n".join(shown(str(i.value)) for i in tab.info)
+    assert "they are for admins (Your role (reviewer) cannot do this.)" in shown_in_tab
+    assert [s.value for s in tab.subheader] == ["New batch", "Past batches"]
+    assert "bt_preview" not in [b.key for b in tab.button]
