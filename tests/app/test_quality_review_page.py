@@ -201,3 +201,30 @@ def test_the_review_screen_leaks_no_internals(app_as: Any) -> None:
     press(at, keys.PREVIOUS)
     found = sorted(set(hygiene.read_page(at)))
     assert found == [], found
+
+
+def test_undo_takes_back_a_reason_picked_in_its_box(app_as: Any) -> None:
+    at = press(open_review(app_as, "reviewer"), keys.NEXT)
+    tag = held(at).tags[0]
+    press(at, keys.toggle_key(1))
+    press(at, keys.toggle_key(1))
+    reason = gen_key(at, "reason", tag.tag_id)
+    at.selectbox(key=reason).set_value("duplicate").run()
+    press(at, keys.REJECT)  # again on a rejected tag: the next reason
+    assert at.selectbox(key=reason).value == "offensive"
+    press(at, keys.UNDO)
+    assert at.selectbox(key=reason).value == "duplicate"
+    press(at, keys.UNDO)
+    assert at.selectbox(key=reason).value == "wrong"
+    press(at, keys.UNDO)
+    assert at.button(key=keys.toggle_key(1)).label == "1 · approve"
+
+
+def test_an_empty_queue_says_what_to_do_next(app_as: Any) -> None:
+    at = open_review(app_as, "reviewer")
+    at.selectbox(key="rv_f_model").set_value("builtin/latest").run()  # a model the demo's history never ran
+    assert {m.label: m.value for m in at.metric}["Queue left"] == "0"
+    press(at, keys.NEXT)
+    assert "Nothing awaits review in this order with these filters." in texts(at, "success")
+    assert any(c.startswith("Next: try the random sample") for c in texts(at, "caption"))
+    assert at.button(key=keys.NEXT).label == "Check again" and not claims_of(at.session_state[ACTOR_KEY])

@@ -11,6 +11,7 @@ submitted review (quality.review_undo) and reads the rest (quality.review_reads)
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime
 
 import streamlit as st
@@ -33,9 +34,10 @@ from aiconsole.ui.quality import review_keys as keys
 from aiconsole.ui.quality import review_state as state
 from aiconsole.ui.quality.review_filters import controls
 from aiconsole.ui.quality.review_tags import photo, tag_rows
-from aiconsole.ui.widgets import flash, md, md_join, say, why_not
+from aiconsole.ui.widgets import flash, md, md_join, say, show_flashes, why_not
 
 PERMISSION = "review.tags"
+BACKLOG, BACKLOG_TTL_S = "rv_backlog", 30.0
 _DONE = {"approve": "approved {}", "reject": "rejected {} ({})", "rename": "renamed {} to {}", "add": "added {}"}
 
 
@@ -44,7 +46,13 @@ def _now() -> datetime:
 
 
 def render(actor: Actor) -> None:
-    """The Review tab (see the module)."""
+    """The Review tab (see the module), as a fragment: a key press reruns the review screen, not the page's
+    other tabs."""
+    st.fragment(_panel)(actor)
+
+
+def _panel(actor: Actor) -> None:
+    show_flashes()  # a fragment's rerun skips the page's preamble, which shows them otherwise
     ss = st.session_state
     ss.setdefault(state.SEED, secrets.randbelow(2**31))
     ss.setdefault(state.SKIPPED, [])
@@ -53,7 +61,7 @@ def render(actor: Actor) -> None:
         if state.item() is not None:
             state.show(None)
         ss[state.QUERY], ss[state.SKIPPED] = (order, filters), []
-    backlog = queue_size(actor, order=order, filters=filters)
+    backlog = _backlog(actor, order, filters)
     can = actor.allowed(PERMISSION)
     held = _held(actor, order, filters) if can and ss.get(state.ACTIVE) else None
     _progress(actor, backlog)
@@ -77,6 +85,16 @@ def render(actor: Actor) -> None:
         if taken is not None:
             keys.release(*taken)
     state.remember_shadow()
+
+
+def _backlog(actor: Actor, order: str, filters: QueueFilters) -> int:
+    """The queue's size, counted again after BACKLOG_TTL_S, a submit, a skip or an undo (not on every key)."""
+    seen = st.session_state.get(BACKLOG)
+    if seen is not None and seen[0] == (order, filters) and time.monotonic() - seen[1] < BACKLOG_TTL_S:
+        return int(seen[2])
+    size = queue_size(actor, order=order, filters=filters)
+    st.session_state[BACKLOG] = ((order, filters), time.monotonic(), size)
+    return size
 
 
 def _held(actor: Actor, order: str, filters: QueueFilters) -> ReviewItem | None:
@@ -155,6 +173,7 @@ def _next(actor: Actor) -> None:
     if added:
         reads.invalidate_labels(actor.organization_id)
     ss[state.LAST] = out.review_id
+    ss.pop(BACKLOG, None)
     flash("success", "Photo #{} saved: {} approved, {} rejected, {} renamed, {} added.", f"{out.photo_id:,}",
           out.approved, out.rejected, out.renamed, out.added)
     state.show(None)
@@ -169,6 +188,7 @@ def _skip(actor: Actor) -> None:
     except AiconsoleError as exc:
         flash("error", "{}", exc)
     st.session_state[state.SKIPPED] = [*st.session_state.get(state.SKIPPED, []), held.photo_id]
+    st.session_state.pop(BACKLOG, None)
     state.show(None)
 
 
@@ -190,6 +210,7 @@ def _undo_review(actor: Actor) -> None:
         flash("error", "{}", exc)
         return
     ss[state.LAST] = None
+    ss.pop(BACKLOG, None)
     ss[state.SKIPPED] = [i for i in ss.get(state.SKIPPED, []) if i != out.photo_id]
     flash("success", "Review of photo #{} undone: {} back as they were, {} removed.{}", f"{out.photo_id:,}",
           fmt.plural(out.restored, "tag"), fmt.plural(out.removed, "added tag"),
