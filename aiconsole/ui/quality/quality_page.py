@@ -12,7 +12,7 @@ import streamlit as st
 
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
-from aiconsole.ui.quality import analytics_panel, batch_panel, review_panel, truth_panel
+from aiconsole.ui.quality import agreement_panel, analytics_panel, batch_panel, review_panel, truth_panel
 from aiconsole.ui.widgets import say
 
 TABS: tuple[tuple[str, Callable[[Actor], None]], ...] = (
@@ -20,6 +20,7 @@ TABS: tuple[tuple[str, Callable[[Actor], None]], ...] = (
     ("Analytics", analytics_panel.render),
     ("Ground truth", truth_panel.render),
     ("Batch corrections", batch_panel.render),
+    ("Agreement", agreement_panel.render),
 )
 
 

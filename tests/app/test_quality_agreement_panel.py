@@ -1,0 +1,93 @@
+"""The Agreement panel through AppTest on the seeded demo plus two photos reviewed twice (the demo reviewer
+approves every tag, the demo admin, second and blind, rejects every one): a viewer sees the share, the kappa
+tables and the disagreements with every control disabled; an admin saves a new share (audited) and adjudicates
+a photo, whose ground truth becomes the admin's labels; the Quality page has the tab."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from panel_apps import demo_actor, panel_app, panel_texts
+
+from aiconsole.platform import audit
+from aiconsole.platform.actor import Actor
+from aiconsole.quality import agreement, double_review, review_queue, second_review
+from aiconsole.quality.decisions import TagDecision, submit_review
+from aiconsole.ui.widgets import FLASH_KEY, shown
+
+PANEL = "aiconsole.ui.quality.agreement_panel"
+
+
+@pytest.fixture(scope="module")
+def doubled(demo_env: dict[str, str], passwords: dict[str, str]) -> list[int]:
+    """Two demo photos reviewed by the reviewer (approve all) and then by the admin (reject all)."""
+    reviewer, admin = (demo_actor(demo_env, passwords, role) for role in ("reviewer", "admin"))
+    version = double_review.quality_settings(admin).version
+    double_review.set_double_review_share(admin, share=1.0, expected_version=version)
+    photos = []
+    for _ in range(2):
+        item = review_queue.claim_next(reviewer, order="oldest")
+        assert item is not None
+        submit_review(reviewer, token=item.token,
+                      decisions=[TagDecision(tag_id=t.tag_id, action="approve") for t in item.tags])
+        photos.append(item.photo_id)
+    for _ in range(2):
+        second = second_review.claim_second(admin)
+        assert second is not None and second.photo_id in photos
+        second_review.submit_second_review(admin, token=second.token, decisions=[
+            TagDecision(tag_id=t.tag_id, action="reject", reason="wrong") for t in second.tags])
+    return photos
+
+
+def _submit(at: Any, label: str) -> Any:
+    return next(b for b in at.button if b.label == label)
+
+
+def test_viewer_sees_agreement_but_cannot_change_anything(doubled: list[int], demo_env: dict[str, str],
+                                                         passwords: dict[str, str]) -> None:
+    at = panel_app(PANEL, demo_actor(demo_env, passwords, "viewer"))
+    assert [s.value for s in at.subheader] == ["Second reviews", "Per label", "Per pair of reviewers", "Reviewers",
+                                               "Disagreements"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Reviewed twice"]) >= 2
+    texts = panel_texts(at)
+    assert "100.0% of reviewed photos go to a second reviewer" in texts
+    assert "Percent agreement" in texts
+    disagreements = at.dataframe[-1].value
+    assert {f"#{p}" for p in doubled} <= set(disagreements["photo"])
+    assert set(disagreements["first"]) == {"kept"} and set(disagreements["second"]) == {"rejected"}
+    assert at.number_input(key="agreement_share").disabled
+    assert _submit(at, "Save share").disabled and _submit(at, "Adjudicate").disabled
+    assert "Your role (viewer) cannot do this." in shown(_submit(at, "Adjudicate").help)
+
+
+def test_admin_saves_the_share_and_adjudicates(doubled: list[int], demo_env: dict[str, str],
+                                               passwords: dict[str, str]) -> None:
+    admin: Actor = demo_actor(demo_env, passwords, "admin")
+    at = panel_app(PANEL, admin)
+    at.number_input(key="agreement_share").set_value(20.0)
+    _submit(at, "Save share").click().run()
+    assert not at.exception, at.exception
+    assert double_review.quality_settings(admin).double_review_share == pytest.approx(0.2)
+    saved = audit.list_entries(admin, action="quality.settings")[0].after
+    assert saved is not None and saved["double_review_share"] == pytest.approx(0.2)
+    at = panel_app(PANEL, admin)
+    chosen = at.selectbox(key="agreement_pick").value
+    at.text_input(key="agreement_labels").input("Owl, bird")
+    _submit(at, "Adjudicate").click().run()
+    assert not at.exception, at.exception
+    flashed = [shown(text) for _kind, text in at.session_state[FLASH_KEY]]
+    assert any(text.endswith("ground truth is now: bird, owl.") for text in flashed), flashed
+    report = agreement.agreement_report(admin)
+    assert report.adjudicated >= 1
+    entry = audit.list_entries(admin, action="review.adjudicate")[0]
+    assert entry.entity_id == str(chosen) and entry.after == {"status": "adjudicated", "ground_truth": ["bird", "owl"]}
+
+
+def test_the_quality_page_has_the_agreement_tab(doubled: list[int], app_as: Any) -> None:
+    at = app_as("admin")
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception, at.exception
+    assert "Agreement" in [t.label for t in at.tabs]
+    assert "Reviewed twice" in {m.label for m in at.metric}
