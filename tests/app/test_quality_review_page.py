@@ -199,6 +199,9 @@ def test_the_review_screen_leaks_no_internals(app_as: Any) -> None:
     press(at, keys.toggle_key(1))
     press(at, keys.toggle_key(1))  # a reject shows its reason picker
     press(at, keys.PREVIOUS)
+    at.toggle(key="rv_zoom").set_value(True).run()
+    photo_id, zoomed, jpeg = at.session_state[state.IMAGE]
+    assert (photo_id, zoomed) == (held(at).photo_id, True) and jpeg, "the photo at every pixel"
     found = sorted(set(hygiene.read_page(at)))
     assert found == [], found
 

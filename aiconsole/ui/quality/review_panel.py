@@ -57,10 +57,11 @@ def _panel(actor: Actor) -> None:
     ss.setdefault(state.SEED, secrets.randbelow(2**31))
     ss.setdefault(state.SKIPPED, [])
     order, filters = controls(actor)
-    if ss.get(state.QUERY) != (order, filters):  # another order or filters: the photo held may not belong now
+    query = (actor.organization_id, order, filters)
+    if ss.get(state.QUERY) != query:  # another organization, order or filters: the photo held may not belong now
         if state.item() is not None:
             state.show(None)
-        ss[state.QUERY], ss[state.SKIPPED] = (order, filters), []
+        ss[state.QUERY], ss[state.SKIPPED] = query, []
     backlog = _backlog(actor, order, filters)
     can = actor.allowed(PERMISSION)
     held = _held(actor, order, filters) if can and ss.get(state.ACTIVE) else None
