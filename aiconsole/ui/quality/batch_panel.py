@@ -21,7 +21,7 @@ from aiconsole.quality import batch_select as sel
 from aiconsole.quality import batch_undo, batches
 from aiconsole.quality import review_reads as reads
 from aiconsole.quality.batch_select import BatchFilter, BatchPreview
-from aiconsole.ui.widgets import Kind, Markdown, flash, md, say, why_not
+from aiconsole.ui.widgets import Kind, Markdown, flash, inert, md, say, why_not
 
 K = "bt_"  # every widget key of this panel starts so
 TEMPLATE_NAMES = {"rename": "Rename a label", "remove": "Remove a label", "add": "Add a label to every photo",
@@ -185,7 +185,7 @@ def _confirmed(key: str, label: str, *, prompt: str, run: Callable[[Any], None],
                disabled: bool = False, help: Markdown | None = None) -> None:
     """A button that asks before `run(progress bar)`; the outcome is shown after the rerun (`_last_result`)."""
     pending = key + "_pending"
-    if st.button(label, key=key, icon=icon, disabled=disabled, help=help):
+    if st.button(label, key=key, icon=icon, disabled=disabled, help=inert(help) if help else None):
         st.session_state[pending] = True
     if not st.session_state.get(pending):
         return
@@ -245,8 +245,8 @@ def _details(actor: Actor, batch: batches.BatchRow, tz: str) -> None:
     can = actor.allowed("quality.batch")
     _confirmed(K + f"undo_{batch.id}", f"Undo batch #{batch.id}", icon=":material/undo:",
                disabled=not can or not batch.undoable,
-               help=why_not(actor, "quality.batch") or (None if batch.undoable else md(
-                   "Undone already." if batch.status == "undone" else "It is still running.")),
+               help=why_not(actor, "quality.batch") or (None if batch.undoable else md("Undone already.")
+                                                        if batch.status == "undone" else md("It is still running.")),
                prompt=f"Undo batch #{batch.id} ({batch.description})? Restores the {fmt.count(batch.changed)} "
                       "changes it made; rows someone changed since are kept as they are and listed.",
                run=lambda bar: _undo(actor, batch, bar))
