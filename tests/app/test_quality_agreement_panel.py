@@ -12,7 +12,7 @@ from panel_apps import demo_actor, panel_app, panel_texts
 
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
-from aiconsole.quality import agreement, double_review, review_queue, second_review
+from aiconsole.quality import agreement, double_review, review_queue, review_reads, second_review
 from aiconsole.quality.decisions import TagDecision, submit_review
 from aiconsole.ui.widgets import FLASH_KEY, shown
 
@@ -47,8 +47,8 @@ def _submit(at: Any, label: str) -> Any:
 def test_viewer_sees_agreement_but_cannot_change_anything(doubled: list[int], demo_env: dict[str, str],
                                                          passwords: dict[str, str]) -> None:
     at = panel_app(PANEL, demo_actor(demo_env, passwords, "viewer"))
-    assert [s.value for s in at.subheader] == ["Second reviews", "Per label", "Per pair of reviewers", "Reviewers",
-                                               "Disagreements"]
+    assert [s.value for s in at.subheader] == ["Second reviews", "Second review", "Per label", "Per pair of reviewers",
+                                               "Reviewers", "Disagreements"]
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Reviewed twice"]) >= 2
     texts = panel_texts(at)
@@ -57,7 +57,7 @@ def test_viewer_sees_agreement_but_cannot_change_anything(doubled: list[int], de
     disagreements = at.dataframe[-1].value
     assert {f"#{p}" for p in doubled} <= set(disagreements["photo"])
     assert set(disagreements["first"]) == {"kept"} and set(disagreements["second"]) == {"rejected"}
-    assert at.number_input(key="agreement_share").disabled
+    assert at.number_input(key="agreement_share").disabled and at.button(key="agreement_take").disabled
     assert _submit(at, "Save share").disabled and _submit(at, "Adjudicate").disabled
     assert "Your role (viewer) cannot do this." in shown(_submit(at, "Adjudicate").help)
 
@@ -83,6 +83,37 @@ def test_admin_saves_the_share_and_adjudicates(doubled: list[int], demo_env: dic
     assert report.adjudicated >= 1
     entry = audit.list_entries(admin, action="review.adjudicate")[0]
     assert entry.entity_id == str(chosen) and entry.after == {"status": "adjudicated", "ground_truth": ["bird", "owl"]}
+
+
+def test_a_blind_second_review_from_the_panel_changes_no_ground_truth(doubled: list[int], demo_env: dict[str, str],
+                                                                      passwords: dict[str, str]) -> None:
+    reviewer, admin = (demo_actor(demo_env, passwords, role) for role in ("reviewer", "admin"))
+    double_review.set_double_review_share(admin, share=1.0,
+                                          expected_version=double_review.quality_settings(admin).version)
+    item = review_queue.claim_next(reviewer, order="oldest")
+    assert item is not None and len(item.tags) >= 1
+    first = submit_review(reviewer, token=item.token,
+                          decisions=[TagDecision(tag_id=t.tag_id, action="approve") for t in item.tags])
+    mine = panel_app(PANEL, reviewer)  # the only waiting photo is the reviewer's own
+    assert "0 photos wait for you" in panel_texts(mine) and mine.button(key="agreement_take").disabled
+    at = panel_app(PANEL, admin)
+    at.button(key="agreement_take").click().run()
+    assert not at.exception, at.exception
+    assert f"Photo #{item.photo_id}: decide on each tag as the AI produced it." in panel_texts(at)
+    assert [shown(r.label) for r in at.radio][:1] == [f"{item.tags[0].label} · {item.tags[0].confidence:.2f} · "
+                                               f"{item.tags[0].verdict.replace('_', ' ')}"]
+    at.radio(key=f"agreement_tag_{item.tags[0].tag_id}").set_value("reject").run()
+    at.button(key="agreement_submit").click().run()
+    assert not at.exception, at.exception
+    flashed = [shown(text) for _kind, text in at.session_state[FLASH_KEY]]
+    assert flashed == [f"Second review of photo #{item.photo_id} saved: {len(item.tags) - 1} approved, 1 rejected."]
+    entry = audit.list_entries(admin, action="review.second_submit")[0]
+    assert entry.entity_id == str(item.photo_id)
+    again = second_review.claim_second(admin)
+    assert again is None  # nothing else waits
+    # The photo's ground truth now is still what the first review (every tag approved) made it.
+    now = review_reads.review_summary(admin, review_id=first.review_id).ground_truth
+    assert now == first.ground_truth == tuple(sorted({t.label for t in item.tags}))
 
 
 def test_the_quality_page_has_the_agreement_tab(doubled: list[int], app_as: Any) -> None:

@@ -12,12 +12,14 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.quality import agreement, double_review
 from aiconsole.quality.stats import Agreement
+from aiconsole.ui.quality import second_review_panel
 from aiconsole.ui.widgets import flash, md, say, why_not
 
 
 def render(actor: Actor) -> None:
-    """The share setting, the agreement tables and the disagreements."""
+    """The share setting, the second review, the agreement tables and the disagreements."""
     _share(actor)
+    second_review_panel.render(actor)
     report = agreement.agreement_report(actor)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Waiting for a second review", fmt.count(report.waiting))
