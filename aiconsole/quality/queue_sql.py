@@ -62,11 +62,14 @@ def random_key(photo_id: Any, seed: int) -> ColumnElement[int]:
     return cast(ColumnElement[int], x)
 
 
-def tag_match(org: int, rules: RuleSet, order: str, filters: QueueFilters) -> list[ColumnElement[bool]]:
-    """The undecided AI tags of the photo (correlated to PHOTOS) that put it in this order's queue."""
+def tag_match(org: int, rules: RuleSet, order: str, filters: QueueFilters, *,
+              correlated: bool = True) -> list[ColumnElement[bool]]:
+    """The undecided AI tags of the photo (correlated to PHOTOS, unless `correlated=False`: any photo's) that put
+    it in this order's queue."""
     t = TAGS.c
-    conds: list[ColumnElement[bool]] = [t.organization_id == org, t.photo_id == PHOTOS.c.id,
-                                        t.reviewed_at.is_(None), t.source == "ai"]
+    conds: list[ColumnElement[bool]] = [t.organization_id == org, t.reviewed_at.is_(None), t.source == "ai"]
+    if correlated:
+        conds.append(t.photo_id == PHOTOS.c.id)
     if order != "random":
         conds.append(or_(t.review_state == "needs_review",
                          verdict_sql(rules, t.label, t.confidence) == "needs_review"))

@@ -141,7 +141,7 @@ def _candidates(org: int, me: int, rules: RuleSet, order: str, filters: QueueFil
                     .scalar_subquery())
     elif order == "random":
         keys.append(random_key(p.id, seed))
-    keys += [p.created_at, p.id]
+    keys += [p.id] if order == "lowest_confidence" else [p.created_at, p.id]  # as queue_next's walks
     return select(p.id).where(*conds).order_by(*keys)
 
 

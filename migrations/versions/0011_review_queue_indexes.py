@@ -4,7 +4,7 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-03
 
-- ix_photo_tags_undecided_confidence: undecided AI tags not recorded as needs_review, by confidence per
+- ix_photo_tags_undecided_confidence: undecided AI tags not recorded as needs_review, by confidence (then photo) per
   organization: the tags a threshold change moved into the review band (a range of confidence), few in
   steady state, so the range holds only them;
 - ix_photo_tags_needs_review_confidence: tags recorded as needs_review and not yet decided, by confidence;
@@ -30,9 +30,10 @@ IN_REVIEW = "status = 'needs_review'"
 
 
 def upgrade() -> None:
-    op.create_index("ix_photo_tags_undecided_confidence", "photo_tags", ["organization_id", "confidence"],
+    op.create_index("ix_photo_tags_undecided_confidence", "photo_tags", ["organization_id", "confidence", "photo_id"],
                     postgresql_where=sa.text(UNDECIDED_AI), sqlite_where=sa.text(UNDECIDED_AI))
-    op.create_index("ix_photo_tags_needs_review_confidence", "photo_tags", ["organization_id", "confidence"],
+    op.create_index("ix_photo_tags_needs_review_confidence", "photo_tags",
+                    ["organization_id", "confidence", "photo_id"],
                     postgresql_where=sa.text(RECORDED_REVIEW), sqlite_where=sa.text(RECORDED_REVIEW))
     op.create_index("ix_photos_needs_review_created", "photos", ["organization_id", "created_at"],
                     postgresql_where=sa.text(IN_REVIEW), sqlite_where=sa.text(IN_REVIEW))

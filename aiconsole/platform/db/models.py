@@ -376,10 +376,10 @@ class PhotoTag(Base):
         CheckConstraint(_in("review_state", TAG_REVIEW_STATES), name="review_state"),
         Index("ix_photo_tags_org_review_state", "organization_id", "review_state"),
         # The review queue's walks (quality/queue_next.py): band tags by confidence.
-        Index("ix_photo_tags_undecided_confidence", "organization_id", "confidence",
+        Index("ix_photo_tags_undecided_confidence", "organization_id", "confidence", "photo_id",
               sqlite_where=text("reviewed_at IS NULL AND source = 'ai' AND review_state <> 'needs_review'"),
               postgresql_where=text("reviewed_at IS NULL AND source = 'ai' AND review_state <> 'needs_review'")),
-        Index("ix_photo_tags_needs_review_confidence", "organization_id", "confidence",
+        Index("ix_photo_tags_needs_review_confidence", "organization_id", "confidence", "photo_id",
               sqlite_where=text("review_state = 'needs_review' AND reviewed_at IS NULL"),
               postgresql_where=text("review_state = 'needs_review' AND reviewed_at IS NULL")),
     )
