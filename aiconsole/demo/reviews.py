@@ -9,7 +9,9 @@ review_decisions (label, confidence, verdict, provider, model and prompt version
 ground_truth (the photo's reviewed accepted and corrected labels, as quality.decisions writes them).
 
 `sample_reviews` runs on the in-memory history before it is written (it changes tag states and appends
-corrections); `review_rows` builds the rows once the history has database ids.
+corrections); `review_rows` builds the rows once the history has database ids; `double_review_rows` adds the
+blind second reviews the organization's 5 % share routes (most decided, the newest still waiting), which
+feed the reviewer agreement figures (kappa, disagreements to adjudicate).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiconsole.demo.history import ACCEPT, REJECT, History
+from aiconsole.quality import double_review
 
 SAMPLE_SHARE = 0.03  # of completed photos, reviewed in random order
 SAMPLE_DELAY_HOURS = 12.0  # mean time from processing to a sample review
@@ -135,3 +138,53 @@ def _ground_truth(*, organization_id: int, photo_ids: list[int],
     return [{"organization_id": organization_id, "photo_id": photo_ids[pk], "label": label, "source": "review",
              "set_by": users[latest[pk]["user_id"]], "created_at": latest[pk]["created_at"], "_photo": pk}
             for pk in sorted(labels) for label in sorted(labels[pk])]
+
+
+DOUBLE_SHARE = 0.05  # the demo organization's setting: a twentieth of reviewed photos get a second reviewer
+SECOND_DELAY_HOURS = 8.0  # mean time from a first review to its blind second review
+AGREE = 0.86  # how often the second reviewer keeps or rejects a tag as the first did
+
+
+def double_review_rows(rng: random.Random, reviews: list[dict[str, Any]], decisions: list[dict[str, Any]], *,
+                       organization_id: int, users: dict[str, int], now: datetime,
+                       reserve: Callable[[int], list[int]]
+                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(second reviews, their decisions, double_reviews) for the reviews the routing draw sends to a second,
+    blind reviewer (quality.double_review.routed at DOUBLE_SHARE): the other of reviewer and admin decides each
+    AI tag again, agreeing AGREE of the time; those too recent wait for their second review."""
+    by_review: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for d in decisions:
+        by_review[d["review_id"]].append(d)
+    people = {users["reviewer"]: users["admin"], users["admin"]: users["reviewer"]}
+    seconds: list[dict[str, Any]] = []
+    second_decisions: list[dict[str, Any]] = []
+    doubles: list[dict[str, Any]] = []
+    for first in reviews:
+        judged = [d for d in by_review[first["id"]] if d["action"] != "add"]  # a second reviewer sees AI tags only
+        if not judged or not double_review.routed(organization_id, first["photo_id"], DOUBLE_SHARE):
+            continue
+        at = first["submitted_at"] + timedelta(hours=rng.expovariate(1 / SECOND_DELAY_HOURS), minutes=2)
+        double = {"organization_id": organization_id, "photo_id": first["photo_id"], "first_review_id": first["id"],
+                  "second_review_id": None, "status": "waiting", "created_at": first["submitted_at"]}
+        doubles.append(double)
+        if at >= now - timedelta(minutes=5):
+            continue  # still waiting for its second reviewer
+        who = people.get(first["reviewer_id"], users["reviewer"])
+        second = {"organization_id": organization_id, "photo_id": first["photo_id"], "reviewer_id": who,
+                  "claim_token": str(uuid.UUID(int=rng.getrandbits(128))), "queue_order": "second_review",
+                  "claimed_at": at - timedelta(seconds=rng.randint(5, 60)), "submitted_at": at, "_double": double}
+        seconds.append(second)
+        for d in judged:
+            kept = d["action"] == "approve"
+            keep = kept if rng.random() < AGREE else not kept
+            second_decisions.append({**d, "_second": second, "action": "approve" if keep else "reject",
+                                     "reason": None if keep else _reason(rng), "label_after": d["label_before"]
+                                     if keep else None, "reviewer_id": who, "created_at": at})
+    for rid, second in zip(reserve(len(seconds)), seconds, strict=True):
+        second["id"] = rid
+        double = second.pop("_double")
+        double.update(second_review_id=rid, status="reviewed")
+    for d in second_decisions:
+        d["review_id"] = d.pop("_second")["id"]
+        d.pop("id", None)
+    return seconds, second_decisions, doubles

@@ -43,6 +43,7 @@ from aiconsole.platform.db.models import (
     AiProviderHealth,
     AuditLog,
     Correction,
+    DoubleReview,
     Experiment,
     GroundTruth,
     Organization,
@@ -53,6 +54,7 @@ from aiconsole.platform.db.models import (
     PromptLabel,
     PromptVersion,
     ProviderConfig,
+    QualitySetting,
     Review,
     ReviewClaim,
     ReviewDecision,
@@ -301,6 +303,15 @@ def _write_history(s: Session, org_id: int, h: History, queue: list[dict[str, An
     _bulk(s, Review, review_rows)
     _bulk(s, ReviewDecision, decision_rows)
     _bulk(s, GroundTruth, truth_rows)
+    # After the first reviews are written: on SQLite a reservation reads the table's highest id.
+    seconds, second_decisions, doubles = reviews.double_review_rows(
+        review_rng, review_rows, decision_rows, organization_id=org_id, users=ids.users, now=now,
+        reserve=lambda n: _reserve_ids(s, "reviews", n))
+    _bulk(s, Review, seconds)
+    _bulk(s, ReviewDecision, second_decisions)
+    _bulk(s, DoubleReview, doubles)
+    s.add(QualitySetting(organization_id=org_id, double_review_share=reviews.DOUBLE_SHARE, version=1,
+                         updated_by=ids.users["admin"], updated_at=now - timedelta(days=20)))
     for row in h.health:
         row["organization_id"] = org_id
     _bulk(s, AiProviderHealth, h.health)
@@ -441,7 +452,8 @@ def _bulk(session: Session, model: Any, rows: list[dict[str, Any]], chunk: int =
 def _delete_organization(session: Session, org_id: int) -> None:
     # Children first, table by table: one set-based DELETE each instead of a cascade that checks
     # every foreign key row by row.
-    for model in (GroundTruth, ReviewDecision, Review, ReviewClaim, Correction, PhotoTag, AiProcessingResult,
+    for model in (DoubleReview, QualitySetting, GroundTruth, ReviewDecision, Review, ReviewClaim, Correction,
+                  PhotoTag, AiProcessingResult,
                   ProcessingRollupHourly, AiProviderHealth,
                   AiDashboardMetric, AuditLog, PhotoModel, PromptLabel, PromptVersion, Experiment):
         session.execute(delete(model).where(model.organization_id == org_id))

@@ -30,6 +30,7 @@ from aiconsole.demo.seed import (
 )
 from aiconsole.pipeline.images import load_image_bytes, validate_image
 from aiconsole.pipeline.rollups import rebuild_rollups
+from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import dispose_engines, get_engine, service_session
 from aiconsole.platform.db.models import (
     LATENCY_BUCKETS_MS,
@@ -40,6 +41,7 @@ from aiconsole.platform.db.models import (
     AiProviderHealth,
     AuditLog,
     Correction,
+    DoubleReview,
     Experiment,
     GroundTruth,
     Organization,
@@ -61,6 +63,7 @@ from aiconsole.platform.passwords import verify_password
 from aiconsole.platform.settings import Settings
 from aiconsole.providers import samples
 from aiconsole.providers.pricing import gemini_cost_micros, gemini_image_tokens
+from aiconsole.quality import agreement, double_review
 
 NOW = datetime(2026, 3, 18, 15, 42, 7, 123456, tzinfo=UTC)  # a Wednesday afternoon in New York
 
@@ -599,10 +602,11 @@ def test_review_history_feeds_quality_control(seeded: tuple[Settings, Any]) -> N
     r, d, t = Review, ReviewDecision, PhotoTag
     orders = dict(_rows(settings, select(r.queue_order, func.count()).where(r.organization_id == org)
                         .group_by(r.queue_order)))
-    assert set(orders) == {"lowest_confidence", "random"}
+    assert set(orders) == {"lowest_confidence", "random", "second_review"}
+    del orders["second_review"]  # blind second reviews: the next test
     assert orders["random"] > 0.15 * sum(orders.values())
-    assert _scalar(settings, select(func.count()).select_from(d).where(d.organization_id == org)) \
-        == summary.corrections
+    assert _scalar(settings, select(func.count()).select_from(d).join(r, r.id == d.review_id).where(
+        d.organization_id == org, r.queue_order != "second_review")) == summary.corrections
     assert _scalar(settings, select(func.count()).select_from(r).where(
         r.organization_id == org, ~select(d.id).where(d.review_id == r.id).exists())) == 0
     # Rejections carry a reason; verdicts are the thresholds' for the decided confidence.
@@ -623,3 +627,24 @@ def test_review_history_feeds_quality_control(seeded: tuple[Settings, Any]) -> N
     reviewed = set(_rows(settings, select(t.photo_id, t.label).where(
         t.organization_id == org, t.reviewed_at.is_not(None), t.review_state.in_(("accepted", "corrected")))))
     assert truth == reviewed and len(truth) > 1000
+
+
+def test_double_reviews_feed_reviewer_agreement(seeded: tuple[Settings, Any]) -> None:
+    """A twentieth of reviewed photos have a blind second review (most decided, the newest waiting), routed by
+    quality.double_review's draw, by the other reviewer; their agreement is real but imperfect."""
+    settings, summary = seeded
+    org = summary.organization_id
+    doubles = _rows(settings, select(DoubleReview.photo_id, DoubleReview.status, DoubleReview.first_review_id,
+                                     DoubleReview.second_review_id).where(DoubleReview.organization_id == org))
+    firsts = _scalar(settings, select(func.count()).select_from(Review).where(
+        Review.organization_id == org, Review.queue_order != "second_review"))
+    assert 0.03 * firsts < len(doubles) < 0.07 * firsts
+    assert all(double_review.routed(org, photo, 0.05) for photo, *_ in doubles)
+    statuses = Counter(status for _, status, _, _ in doubles)
+    assert statuses["reviewed"] > 10 * statuses["waiting"] > 0
+    pairs = dict(_rows(settings, select(Review.id, Review.reviewer_id).where(Review.organization_id == org)))
+    assert all(pairs[first] != pairs[second] for _, status, first, second in doubles if status == "reviewed")
+    admin = Actor(user_id=None, email="admin@demo.aiconsole.dev", role="admin", organization_id=org)
+    report = agreement.agreement_report(admin, days=30, now=NOW, settings=settings)
+    assert report.overall.agreement is not None and 0.3 < report.overall.agreement.kappa < 0.85
+    assert report.disagreements
