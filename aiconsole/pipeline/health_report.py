@@ -232,8 +232,9 @@ def _configs(session: Session, organization_id: int) -> dict[str, Any]:
 
 
 def _used(configs: dict[str, Any], config: PipelineConfig | None, with_traffic: Iterable[str]) -> list[str]:
-    """The providers enabled, configured as active or fallback, or with traffic (the default one when none)."""
-    used = {name for name, row in configs.items() if row.enabled}
+    """The providers with settings (a disabled one says so rather than vanishing when its traffic stops),
+    configured as active or fallback, or with traffic (the default one when none)."""
+    used = set(configs)
     if config is not None:
         used.add(config.active_provider)
         if config.fallback_provider:

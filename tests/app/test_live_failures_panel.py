@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from aiconsole.pipeline import failures
 from aiconsole.pipeline.health_report import DISABLED_REASON
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import service_session
-from aiconsole.platform.db.models import Photo
+from aiconsole.platform.db.models import AiProcessingResult, Photo
+from aiconsole.platform.db.types import utcnow
 from aiconsole.ui.session import ACTOR_KEY
 from aiconsole.ui.widgets import shown
 
@@ -73,6 +76,13 @@ def test_provider_cards_say_disabled_and_why(app_as) -> None:  # type: ignore[no
         pc = s.scalars(select(ProviderConfig).where(ProviderConfig.organization_id == org,
                                                     ProviderConfig.provider == "gemini")).one()
         pc.enabled = False
+        # No gemini call in the last 15 minutes: a disabled provider without traffic is still shown (it
+        # vanished from the cards before, whenever the demo's traffic had not reached gemini lately).
+        recent = utcnow() - timedelta(minutes=16)
+        s.execute(update(AiProcessingResult).where(AiProcessingResult.organization_id == org,
+                                                   AiProcessingResult.ai_provider == "gemini",
+                                                   AiProcessingResult.created_at > recent)
+                  .values(created_at=recent - timedelta(minutes=1)))
     invalidate_live(org)
     st.cache_data.clear()
     at.run()
