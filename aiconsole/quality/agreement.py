@@ -29,8 +29,8 @@ from aiconsole.platform.db.sql import hour_floor
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.settings import Settings
-from aiconsole.quality.decisions import _label
 from aiconsole.quality.double_review import SECOND_REVIEW
+from aiconsole.quality.review_record import checked_label
 from aiconsole.quality.stats import Agreement
 
 DOUBLES = cast(Table, DoubleReview.__table__)
@@ -282,7 +282,7 @@ def adjudicate(actor: Actor, *, double_review_id: int, labels: Sequence[str], no
     (source 'adjudication'), the double review becomes 'adjudicated'; audited. Tags are left as reviewed.
     Adjudicating again replaces the earlier answer."""
     actor.require("quality.adjudicate")
-    final = tuple(sorted(dict.fromkeys(_label(x, "adjudicated") for x in labels)))
+    final = tuple(sorted(dict.fromkeys(checked_label(x, "adjudicated") for x in labels)))
     now, org = now or utcnow(), actor.organization_id
     with org_session(org, settings=settings) as s:
         double = s.execute(select(DoubleReview).where(DoubleReview.id == double_review_id,

@@ -12,30 +12,20 @@ review's until an admin adjudicates, `agreement.adjudicate`). Submitting the sam
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, exists, func, insert, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session
-from aiconsole.platform.db.models import DoubleReview, Review, ReviewDecision
+from aiconsole.platform.db.models import DoubleReview, Review
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ConflictError, ValidationFailed
 from aiconsole.platform.settings import Settings
-from aiconsole.quality.decisions import (
-    ReviewOutcome,
-    TagDecision,
-    _checked,
-    _label,
-    _outcome,
-    _previous,
-)
 from aiconsole.quality.double_review import SECOND_REVIEW
 from aiconsole.quality.queue_sql import CLAIMS, PHOTOS
 from aiconsole.quality.review_queue import (
@@ -48,10 +38,23 @@ from aiconsole.quality.review_queue import (
     reviewer_id,
     write_session,
 )
+from aiconsole.quality.review_record import (
+    DECISIONS,
+    ReviewOutcome,
+    TagDecision,
+    added_row,
+    audited,
+    insert_decisions,
+    outcome,
+    plan_review,
+    submit_once,
+    submitted,
+    tag_row,
+    tally,
+)
 
 DOUBLES = cast(Table, DoubleReview.__table__)
 REVIEWS = cast(Table, Review.__table__)
-DECISIONS = cast(Table, ReviewDecision.__table__)
 AI_ACTIONS = ("approve", "reject", "rename")  # decisions on a tag the AI produced (not a label a person added)
 _CLAIM_ATTEMPTS = 8
 
@@ -142,14 +145,8 @@ def submit_second_review(actor: Actor, *, token: str, decisions: Sequence[TagDec
     `ground_truth` in the answer is the photo's, as the first review left it."""
     actor.require("review.tags")
     me, now = reviewer_id(actor), now or utcnow()
-    try:
-        with write_session(actor.organization_id, settings) as s:
-            return _submit(s, actor, me=me, token=token, decisions=decisions, added=added, now=now)
-    except IntegrityError:
-        previous = _previous(actor, token, settings)  # two submits of one claim at once: one got through
-        if previous is None:
-            raise
-        return previous
+    return submit_once(actor, token=token, settings=settings, write=lambda s: _submit(
+        s, actor, me=me, token=token, decisions=decisions, added=added, now=now))
 
 
 def _submit(s: Session, actor: Actor, *, me: int, token: str, decisions: Sequence[TagDecision],
@@ -157,9 +154,9 @@ def _submit(s: Session, actor: Actor, *, me: int, token: str, decisions: Sequenc
     org = actor.organization_id
     claim = held_claim(s, token=token, org=org, lock=True)
     if claim is None or claim.reviewer_id != me or claim.queue_order != SECOND_REVIEW:
-        review = s.execute(select(Review).where(Review.claim_token == token)).scalar_one_or_none()
-        if review is not None and review.reviewer_id == me:
-            return _outcome(s, review, recorded=False)
+        previous = submitted(s, token=token, reviewer_id=me)
+        if previous is not None:
+            return previous
         raise ConflictError("This photo is no longer yours to review a second time: your claim ended.",
                             hint="Take the next photo for a second review; these decisions were not saved.")
     double = s.execute(select(DoubleReview).where(DoubleReview.photo_id == claim.photo_id)
@@ -173,39 +170,17 @@ def _submit(s: Session, actor: Actor, *, me: int, token: str, decisions: Sequenc
         raise ConflictError("You reviewed this photo first; a second review must be someone else's.",
                             hint="Take the next photo for a second review.")
     tags = ai_tags(s, review_id=double.first_review_id)
-    by_tag = _checked(decisions, tags)
-    final = {t.tag_id: (_label(by_tag[t.tag_id].label, "new") if by_tag[t.tag_id].action == "rename" else t.label)
-             for t in tags}
-    additions = list(dict.fromkeys(_label(a, "added") for a in added))
-    kept = {final[t.tag_id] for t in tags if by_tag[t.tag_id].action != "reject"}
-    doubled = [a for a in additions if a in kept]
-    if doubled:
-        raise ValidationFailed(f"The photo already has {', '.join(doubled)}; adding it again changes nothing.")
+    plan = plan_review(decisions, tags, added)
     review = Review(organization_id=org, photo_id=claim.photo_id, reviewer_id=me, claim_token=token,
                     queue_order=SECOND_REVIEW, claimed_at=claim.claimed_at, submitted_at=now)
     s.add(review)
     s.flush()
-    rows = [{"tag_id": t.tag_id, "action": by_tag[t.tag_id].action, "reason": by_tag[t.tag_id].reason,
-             "note": by_tag[t.tag_id].note, "label_before": t.label,
-             "label_after": None if by_tag[t.tag_id].action == "reject" else final[t.tag_id],
-             "confidence": t.confidence, "ai_verdict": t.verdict, "ai_provider": t.provider, "model": t.model,
-             "prompt_version_id": t.prompt_version_id} for t in tags]
     # An added label is a decision only: no tag is created (the photo's tags stay the first review's).
-    rows += [{"tag_id": None, "action": "add", "reason": None, "note": None, "label_before": None,
-              "label_after": label, "confidence": None, "ai_verdict": None, "ai_provider": None, "model": None,
-              "prompt_version_id": None} for label in additions]
-    if rows:
-        s.execute(insert(DECISIONS), [{**r, "organization_id": org, "review_id": review.id,
-                                       "photo_id": claim.photo_id, "reviewer_id": me, "created_at": now}
-                                      for r in rows])
+    rows = [tag_row(plan, t) for t in tags] + [added_row(label, None) for label in plan.additions]
+    insert_decisions(s, rows, org=org, review_id=review.id, photo_id=claim.photo_id, reviewer_id=me, now=now)
     double.second_review_id, double.status = review.id, "reviewed"
     s.execute(delete(CLAIMS).where(CLAIMS.c.id == claim.id))
-    counts = Counter(r["action"] for r in rows)
     audit.record(s, actor=actor, action="review.second_submit", entity_type="photo", entity_id=claim.photo_id,
-                 before={"double_review": "waiting"},
-                 after={"double_review": "reviewed",
-                        "decisions": [{k: r[k] for k in ("action", "label_before", "label_after", "reason")}
-                                      for r in rows]},
-                 summary=(f"Second review of photo #{claim.photo_id}: {counts['approve']} approved, "
-                          f"{counts['reject']} rejected, {counts['rename']} renamed, {counts['add']} added"))
-    return _outcome(s, review, recorded=True)
+                 before={"double_review": "waiting"}, after={"double_review": "reviewed", "decisions": audited(rows)},
+                 summary=f"Second review of photo #{claim.photo_id}: {tally(rows)[1]}")
+    return outcome(s, review, recorded=True)
