@@ -23,6 +23,7 @@ from aiconsole.control.provider_choices import choice_states
 from aiconsole.control.rules_config import RULE_COLUMNS, RulesConfig, current_rules, rules_from_columns
 from aiconsole.pipeline import config_row
 from aiconsole.platform import audit, cache
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.audit import AuditRow
 from aiconsole.platform.db.engine import org_session
@@ -243,10 +244,6 @@ def _cached(actor: Actor, name: str, days: int, now: datetime | None, fn: Any) -
     return cache.cached((CACHE_PREFIX, actor.organization_id, name, days), CACHE_TTL_S, fn)
 
 
-def _photos(n: int, what: str) -> str:
-    return f"{n:,} {what}{'' if n == 1 else 's'}"
-
-
 def _per_1000(total: int, photos: int) -> int:
     """total * 1000 / photos rounded half up, in integers."""
     return (total * 2000 + photos) // (2 * photos)
@@ -282,20 +279,20 @@ def _projections(actor: Actor, since: datetime, now: datetime) -> list[CostProje
     gem = usage.get("gemini")
     if gem is not None and gem.n:
         inp, outp = _per_1000(int(gem.inp or 0), gem.n), _per_1000(int(gem.out or 0), gem.n)
-        gem_basis = f"average tokens of {_photos(gem.n, 'Gemini photo')} in the window"
-        gem_short = f"avg of {_photos(gem.n, 'photo')}"
+        gem_basis = f"average tokens of {fmt.plural(gem.n, 'Gemini photo')} in the window"
+        gem_short = f"avg of {fmt.plural(gem.n, 'photo')}"
     else:
         inp = _per_1000(int(image_tokens), int(photos)) if photos else GEMINI_TOKENS_PER_TILE * 1000
         inp += ESTIMATED_PROMPT_TOKENS * 1000
         outp = ESTIMATED_OUTPUT_TOKENS * 1000
-        gem_basis = (f"estimate: no Gemini results in the window; image tokens of {_photos(photos, 'recent photo')}"
+        gem_basis = (f"estimate: no Gemini results in the window; image tokens of {fmt.plural(photos, 'recent photo')}"
                      f", ~{ESTIMATED_PROMPT_TOKENS} prompt and ~{ESTIMATED_OUTPUT_TOKENS} output tokens")
         gem_short = "estimate (no Gemini results)"
     vis = usage.get("google-vision")
     units = _per_1000(int(vis.units or 0), vis.n) if vis is not None and vis.n else 1000
     if vis is not None and vis.n:
-        vis_basis = f"average units of {_photos(vis.n, 'Vision photo')} in the window"
-        vis_short = f"avg of {_photos(vis.n, 'photo')}"
+        vis_basis = f"average units of {fmt.plural(vis.n, 'Vision photo')} in the window"
+        vis_short = f"avg of {fmt.plural(vis.n, 'photo')}"
     else:
         vis_basis, vis_short = "estimate: 1 unit (label detection) per photo", "estimate (1 unit/photo)"
     # Priced past the monthly free tier: it covers only the first units of a month, not a steady rate.

@@ -89,7 +89,7 @@ def retry_failed(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     actor.require("queue.retry_failed")
     n = _requeue(actor, Photo.status == "failed", now=now or utcnow(), fresh_attempts=True,
                  action="queue.retry_failed", was="failed", summary="Requeued {photos}", revertible=True, what="failed")
-    msg = f"Requeued {_photos(n, 'failed')}." if n else "There were no failed photos to retry."
+    msg = f"Requeued {fmt.plural(n, 'failed photo')}." if n else "There were no failed photos to retry."
     return ActionReport("retry_failed", n, msg)
 
 
@@ -101,14 +101,9 @@ def retry_failed_group(actor: Actor, *, reason_kind: str, now: datetime | None =
     n = _requeue(actor, which, now=now or utcnow(), fresh_attempts=True, action="queue.retry_failed",
                  was="failed", summary=f"Requeued {{photos}} ({reason_kind}): {reason}", revertible=True,
                  what="failed", detail={"reason_kind": reason_kind})
-    msg = (f"Requeued {_photos(n, 'failed')}. They had failed because {reason[:1].lower()}{reason[1:]}" if n else
-           "No failed photo has that reason any more: it was retried or fixed meanwhile.")
+    msg = (f"Requeued {fmt.plural(n, 'failed photo')}. They had failed because {reason[:1].lower()}{reason[1:]}"
+           if n else "No failed photo has that reason any more: it was retried or fixed meanwhile.")
     return ActionReport("retry_failed", n, msg)
-
-
-def _photos(n: int, what: str = "") -> str:
-    """'1 failed photo', '2,000 failed photos' (no "photo(s)")."""
-    return fmt.plural(n, f"{what} photo".strip())
 
 
 def _write_lock(session: Session) -> None:
@@ -154,7 +149,8 @@ def _requeue(actor: Actor, which: ColumnElement[bool], *, now: datetime, fresh_a
             if listed is not None:
                 before["attempts_before"] = listed
             audit.record(s, actor=actor, action=action, entity_type="photos", entity_id=None,
-                         before=before, after={"pending": n}, summary=summary.format(photos=_photos(n, what)),
+                         before=before, after={"pending": n},
+                         summary=summary.format(photos=fmt.plural(n, f"{what} photo".strip())),
                          reversible=listed is not None)
     cache.invalidate_live(org)
     return n
@@ -185,8 +181,8 @@ def revert_audit_retry(session: Session, *, actor: Actor, entry: audit.AuditRow)
     left = total - restored
     return audit.record(session, actor=actor, action="revert", entity_type="photos", entity_id=None,
                         before={"pending": restored}, after={"failed": restored},
-                        summary=f"Reverted entry #{entry.id}: {_photos(restored)} back to failed"
-                                + (f" ({_photos(left)} already picked up {_keep(left)})" if left else ""))
+                        summary=f"Reverted entry #{entry.id}: {fmt.plural(restored, 'photo')} back to failed"
+                                + (f" ({fmt.plural(left, 'photo')} already picked up {_keep(left)})" if left else ""))
 
 
 def _keep(n: int) -> str:
@@ -209,7 +205,7 @@ def requeue_stuck(actor: Actor, *, now: datetime | None = None) -> ActionReport:
     n = _requeue(actor, lease_expired(now), now=now, fresh_attempts=False,
                  action="queue.requeue_stuck", was="stuck", summary="Requeued {photos} with expired leases",
                  what="stuck")
-    msg = f"Requeued {_photos(n, 'stuck')}." if n else "No photo is stuck: every lease is still live."
+    msg = f"Requeued {fmt.plural(n, 'stuck photo')}." if n else "No photo is stuck: every lease is still live."
     return ActionReport("requeue_stuck", n, msg)
 
 
