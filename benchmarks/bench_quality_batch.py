@@ -21,10 +21,8 @@ Results go to benchmarks/results/quality_batch.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -39,16 +37,17 @@ sys.path.insert(0, str(ROOT))
 
 from bench_queue import (  # noqa: E402
     create_database,
-    drop_database,
     fill_photos,
     log,
     make_org,
     set_paused,
     start_children,
     stop_children,
+    tear_down,
     tiny_png,
     use_database,
     wait_heartbeats,
+    write_results,
 )
 from sqlalchemy import func, select, text  # noqa: E402
 
@@ -238,16 +237,8 @@ def main() -> None:
     finally:
         if procs:
             stop_children(procs)
-        out["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-        shutil.rmtree(tmp / "data", ignore_errors=True)
-        log(f"worker logs in {logs}")
-        if not args.keep:
-            drop_database(url)
-        else:
-            log(f"kept {url}")
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(out, indent=2) + "\n")
-    log(f"written {RESULTS_FILE.relative_to(ROOT)}")
+        tear_down(out, tmp=tmp, logs=logs, url=url, keep=args.keep)
+    write_results(out, RESULTS_FILE)
 
 
 if __name__ == "__main__":

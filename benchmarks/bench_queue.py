@@ -229,6 +229,25 @@ def peak_rss_mb(pid: int) -> float:
 # ------------------------------------------------------------------------------------------ 1. throughput
 
 
+def tear_down(out: dict[str, Any], *, tmp: Path, logs: Path, url: str, keep: bool) -> None:
+    """The end of a worker run, whatever happened: the load average after, the scratch data gone, the database
+    dropped (or kept and named)."""
+    out["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    shutil.rmtree(tmp / "data", ignore_errors=True)
+    log(f"worker logs in {logs}")
+    if not keep:
+        drop_database(url)
+    else:
+        log(f"kept {url}")
+
+
+def write_results(out: dict[str, Any], path: Path) -> None:
+    """Write a run's results JSON and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    log(f"written {path.relative_to(ROOT)}")
+
+
 def tiny_png() -> bytes:
     """An 8x8 PNG: the zero-latency runs measure the queue, not file reads."""
     import io
@@ -468,16 +487,8 @@ def main() -> None:
             log(f"3. emulator at 200 ms behind {RATE_PER_S} req/s, {args.emulator_seconds:.0f} s")
             out["rate_limit"] = emulator_run(args.emulator_seconds, logs, redis_url)
     finally:
-        out["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-        shutil.rmtree(tmp / "data", ignore_errors=True)
-        log(f"worker logs in {logs}")
-        if not args.keep:
-            drop_database(url)
-        else:
-            log(f"kept {url}")
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(out, indent=2) + "\n")
-    log(f"written {RESULTS_FILE.relative_to(ROOT)}")
+        tear_down(out, tmp=tmp, logs=logs, url=url, keep=args.keep)
+    write_results(out, RESULTS_FILE)
 
 
 if __name__ == "__main__":
