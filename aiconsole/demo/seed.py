@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import JSON, Boolean, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from aiconsole.demo import reviews
+from aiconsole.demo import batch_history, reviews
 from aiconsole.demo.history import ACCEPT, GEMINI_MODEL, REJECT, History, generate_history, recent_providers
 from aiconsole.demo.timeline import EXPERIMENTS, MAX_RETRIES, PROMPTS, queue_photos
 from aiconsole.demo.timeline import PENDING_PHOTOS as PENDING_PHOTOS  # re-exported: tests size the queue by it
@@ -43,6 +43,8 @@ from aiconsole.platform.db.models import (
     AiProviderHealth,
     AuditLog,
     Correction,
+    CorrectionBatch,
+    CorrectionBatchItem,
     DoubleReview,
     Experiment,
     GroundTruth,
@@ -179,6 +181,8 @@ def seed_demo(*, settings: Settings | None = None, force: bool = False, seed: in
         org_id = org.id
         if sqlite:
             s.execute(text(f"PRAGMA cache_size={int(cache_pages or -2000)}"))
+    # After the commit: the real batch code runs on the written history, in its own transactions.
+    batch_history.seed_batches(organization_id=org_id, now=now, tz=tz, settings=settings)
     return DemoSummary(
         organization_id=org_id, users=len(DEMO_LOGINS), photos=summary["photos"], results=summary["results"],
         photo_tags=summary["photo_tags"], needs_review_tags=summary["needs_review_tags"],
@@ -452,8 +456,8 @@ def _bulk(session: Session, model: Any, rows: list[dict[str, Any]], chunk: int =
 def _delete_organization(session: Session, org_id: int) -> None:
     # Children first, table by table: one set-based DELETE each instead of a cascade that checks
     # every foreign key row by row.
-    for model in (DoubleReview, QualitySetting, GroundTruth, ReviewDecision, Review, ReviewClaim, Correction,
-                  PhotoTag, AiProcessingResult,
+    for model in (CorrectionBatchItem, CorrectionBatch, DoubleReview, QualitySetting, GroundTruth, ReviewDecision,
+                  Review, ReviewClaim, Correction, PhotoTag, AiProcessingResult,
                   ProcessingRollupHourly, AiProviderHealth,
                   AiDashboardMetric, AuditLog, PhotoModel, PromptLabel, PromptVersion, Experiment):
         session.execute(delete(model).where(model.organization_id == org_id))
