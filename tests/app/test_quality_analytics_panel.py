@@ -10,12 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from panel_apps import demo_actor, panel_app
 from streamlit.testing.v1 import AppTest
 from unit_helpers import load_unit_module
 
 from aiconsole.admin import users
 from aiconsole.control import pipeline_settings
-from aiconsole.platform import audit, auth
+from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.types import utcnow
 from aiconsole.ui.widgets import FLASH_KEY, shown
@@ -25,22 +26,7 @@ LABEL = "calibration fixture"  # a label the demo never gives
 PROPOSE = "qa_propose_" + hashlib.sha256(LABEL.encode()).hexdigest()[:12]
 
 
-def _panel(actor):  # type: ignore[no-untyped-def]  # run as a script: no annotations
-    from aiconsole.ui.quality.analytics_panel import render
-
-    render(actor)
-
-
-def _actor(demo_env: dict[str, str], passwords: dict[str, str], role: str) -> Actor:
-    email = demo_env[role]
-    return auth.resume(auth.login(email=email, password=passwords[email]).token)
-
-
-def _app(actor: Actor) -> AppTest:
-    at = AppTest.from_function(_panel, default_timeout=60, kwargs={"actor": actor})
-    at.run()
-    assert not at.exception, at.exception
-    return at
+PANEL = "aiconsole.ui.quality.analytics_panel"
 
 
 def _texts(at: AppTest) -> str:
@@ -51,7 +37,7 @@ def _texts(at: AppTest) -> str:
 @pytest.fixture(scope="module")
 def history(demo_env: dict[str, str], passwords: dict[str, str]) -> Actor:
     """The demo reviewer's random-order reviews of LABEL an hour ago: 30 right at 0.9, 5 of 10 at 0.7."""
-    reviewer = _actor(demo_env, passwords, "reviewer")
+    reviewer = demo_actor(demo_env, passwords, "reviewer")
     at = utcnow() - timedelta(hours=1)
     for conf, n, right in ((0.9, 30, 30), (0.7, 10, 5)):
         for i in range(n):
@@ -62,7 +48,7 @@ def history(demo_env: dict[str, str], passwords: dict[str, str]) -> Actor:
 
 def test_analyst_sees_the_charts_tables_and_calibration(history: Actor, demo_env: dict[str, str],
                                                         passwords: dict[str, str]) -> None:
-    at = _app(_actor(demo_env, passwords, "analyst"))
+    at = panel_app(PANEL, demo_actor(demo_env, passwords, "analyst"))
     assert len(at.get("plotly_chart")) == 5  # precision, confidence, renames, reviews per day, reliability
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics) == {"Precision, random sample", "Precision, all reviews", "Awaiting review",
@@ -91,7 +77,7 @@ def test_the_quality_page_has_the_analytics_tab(history: Actor, app_as: Any) -> 
 
 def test_labels_calibrated_on_one_provider_and_model(history: Actor, demo_env: dict[str, str],
                                                      passwords: dict[str, str]) -> None:
-    at = _app(_actor(demo_env, passwords, "analyst"))
+    at = panel_app(PANEL, demo_actor(demo_env, passwords, "analyst"))
     picker = at.selectbox(key="qa_cal_model")
     assert picker.options[0] == "every provider" and "local / local-analyzer-v1" in picker.options
     picker.select(("local", "local-analyzer-v1")).run()
@@ -101,14 +87,14 @@ def test_labels_calibrated_on_one_provider_and_model(history: Actor, demo_env: d
 
 
 def test_reviewer_cannot_propose(history: Actor) -> None:
-    button = _app(history).button(key=PROPOSE)
+    button = panel_app(PANEL, history).button(key=PROPOSE)
     assert button.disabled and "Your role (reviewer) cannot do this." in shown(button.help)
 
 
 def test_admin_proposes_and_the_pipeline_rules_show_the_override(history: Actor, demo_env: dict[str, str],
                                                                  passwords: dict[str, str], app_as: Any) -> None:
-    admin = _actor(demo_env, passwords, "admin")
-    at = _app(admin)
+    admin = demo_actor(demo_env, passwords, "admin")
+    at = panel_app(PANEL, admin)
     assert not at.button(key=PROPOSE).disabled
     at.button(key=PROPOSE).click().run()
     assert any(f"accept threshold of '{LABEL}'" in shown(w.value) for w in at.warning)
@@ -120,7 +106,7 @@ def test_admin_proposes_and_the_pipeline_rules_show_the_override(history: Actor,
     entry = audit.list_entries(admin, entity_type="pipeline_config")[0]
     assert entry.action == "rules.update" and entry.reversible and LABEL in entry.after["label_overrides"]
     # The label accepts at 0.90 now: nothing left to propose for it.
-    assert PROPOSE not in [b.key for b in _app(admin).button]
+    assert PROPOSE not in [b.key for b in panel_app(PANEL, admin).button]
     page = app_as("viewer")
     page.switch_page("pages/pipeline.py").run()
     overrides = page.dataframe[-1].value
@@ -131,7 +117,7 @@ def test_an_organization_without_reviews_says_what_to_do_next(demo_env: dict[str
     org = users.create_organization(name="Quiet Quality Org").id
     row = users.create_user(Actor.system("test", org), email="quiet@quality.example.com", display_name="q",
                             role="admin", password=None)
-    at = _app(Actor(user_id=row.id, email=row.email, role="admin", organization_id=org))
+    at = panel_app(PANEL, Actor(user_id=row.id, email=row.email, role="admin", organization_id=org))
     texts = _texts(at)
     assert "No random-sample reviews yet: review in Random order to estimate precision." in texts
     assert "No tags in this window yet" in texts and "No reviews in this window yet" in texts

@@ -9,10 +9,9 @@ import json
 from typing import Any
 
 import pytest
+from panel_apps import demo_actor, panel_app
 from streamlit.testing.v1 import AppTest
 
-from aiconsole.platform import auth
-from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AuditLog, ValidationRun
 from aiconsole.quality import golden_sets as gs
@@ -20,23 +19,7 @@ from aiconsole.quality import ground_truth as gt
 from aiconsole.ui.quality import truth_panel
 from aiconsole.ui.widgets import FLASH_KEY, shown
 
-
-def _panel(actor):  # type: ignore[no-untyped-def]  # run as a script: no annotations
-    from aiconsole.ui.quality.truth_panel import render
-
-    render(actor)
-
-
-def _actor(demo_env: dict[str, str], passwords: dict[str, str], role: str) -> Actor:
-    email = demo_env[role]
-    return auth.resume(auth.login(email=email, password=passwords[email]).token)
-
-
-def _app(actor: Actor) -> AppTest:
-    at = AppTest.from_function(_panel, default_timeout=60, kwargs={"actor": actor})
-    at.run()
-    assert not at.exception, at.exception
-    return at
+PANEL = "aiconsole.ui.quality.truth_panel"
 
 
 def _downloads(at: AppTest) -> dict[str, Any]:
@@ -56,8 +39,8 @@ def _flashes(at: AppTest) -> list[str]:
                                                  ("reviewer", False)])
 def test_downloads_per_role(demo_env: dict[str, str], passwords: dict[str, str], role: str,
                             decisions: bool) -> None:
-    actor = _actor(demo_env, passwords, role)
-    at = _app(actor)
+    actor = demo_actor(demo_env, passwords, role)
+    at = panel_app(PANEL, actor)
     assert [s.value for s in at.subheader] == ["Export", "Import ground truth", "Golden sets"]
     buttons = _downloads(at)
     photos = gt.export_size(actor)
@@ -74,7 +57,7 @@ def test_downloads_per_role(demo_env: dict[str, str], passwords: dict[str, str],
 def test_an_export_over_the_limit_points_at_the_cli(demo_env: dict[str, str], passwords: dict[str, str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(truth_panel, "MAX_DOWNLOAD_LINES", 10)
-    at = _app(_actor(demo_env, passwords, "admin"))
+    at = panel_app(PANEL, demo_actor(demo_env, passwords, "admin"))
     buttons = _downloads(at)
     assert buttons["Ground truth"].disabled and buttons["Decisions"].disabled
     assert "over the console's 10: use the command line." in shown(buttons["Ground truth"].help)
@@ -83,9 +66,9 @@ def test_an_export_over_the_limit_points_at_the_cli(demo_env: dict[str, str], pa
 
 def test_an_upload_is_checked_its_problems_shown_by_line_then_imported(demo_env: dict[str, str],
                                                                        passwords: dict[str, str]) -> None:
-    admin = _actor(demo_env, passwords, "admin")
+    admin = demo_actor(demo_env, passwords, "admin")
     first = json.loads(next(iter("".join(gt.export_ground_truth(admin, fmt="jsonl")).splitlines())))
-    at = _app(admin)
+    at = panel_app(PANEL, admin)
     hostile = "![x](http://evil.example/x.png)"
     bad = f"photo_id,labels\n{first['photo_id']},cat\n999999999,dog\n{hostile},cat\n".encode()
     at.file_uploader(key="truth_upload").set_value(("truth.csv", bad, "text/csv")).run()
@@ -119,21 +102,21 @@ def test_an_upload_is_checked_its_problems_shown_by_line_then_imported(demo_env:
 
 def test_golden_sets_are_frozen_versioned_locked_and_deleted(demo_env: dict[str, str],
                                                              passwords: dict[str, str]) -> None:
-    admin = _actor(demo_env, passwords, "admin")
-    at = _app(admin)
+    admin = demo_actor(demo_env, passwords, "admin")
+    at = panel_app(PANEL, admin)
     at.text_input(key="golden_name").input("Panel set")
     at.radio(key="golden_mode").set_value("A random sample").run()
     at.number_input(key="golden_sample").set_value(5).run()
     at.button(key="golden_freeze").click().run()
     assert not at.exception, at.exception
     assert _flashes(at) == ["Froze Panel set v1: 5 photos."]
-    at = _app(admin)
+    at = panel_app(PANEL, admin)
     made = next(r for r in gs.list_golden_sets(admin) if r.name == "Panel set")
     at.selectbox(key="golden_pick").set_value(made.id).run()
     assert "A random sample of 5 of " in _texts(at)
     at.button(key=f"golden_again_{made.id}").click().run()
     assert _flashes(at) == ["Froze Panel set v2: 5 photos."]
-    table = _app(admin).dataframe[-1].value
+    table = panel_app(PANEL, admin).dataframe[-1].value
     assert table[table["name"] == "Panel set"]["version"].tolist() == ["v2", "v1"]
     # Locked by a validation run: Delete is disabled and says why; released, it deletes.
     with service_session() as s:
@@ -142,14 +125,14 @@ def test_golden_sets_are_frozen_versioned_locked_and_deleted(demo_env: dict[str,
         s.flush()
         run_id = run.id
     gs.register_run(admin, set_id=made.id, run_id=run_id)
-    at = _app(admin)
+    at = panel_app(PANEL, admin)
     at.selectbox(key="golden_pick").set_value(made.id).run()
     delete = at.button(key=f"golden_delete_{made.id}")
     assert delete.disabled and "A validation run uses it." in shown(delete.help)
     table = at.dataframe[-1].value
     assert table[(table["name"] == "Panel set") & (table["version"] == "v1")]["in use"].tolist() == ["locked"]
     gs.release_run(admin, set_id=made.id, run_id=run_id)
-    at = _app(admin)
+    at = panel_app(PANEL, admin)
     at.selectbox(key="golden_pick").set_value(made.id).run()
     at.button(key=f"golden_delete_{made.id}").click().run()
     at.button(key=f"golden_delete_{made.id}_confirm").click().run()
