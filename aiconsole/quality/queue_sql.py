@@ -3,7 +3,9 @@ queries (queue_next): which tags put a photo in an order's queue, which photos m
 
 A tag waits for review while no reviewer has decided it (reviewed_at is NULL) and it is an AI tag; for the
 lowest-confidence and oldest orders it must also be in the review band: recorded as needs_review, or between
-the reject and accept thresholds of the organization's current rules (`pipeline.rules.verdict_sql`).
+the reject and accept thresholds of the organization's current rules (`pipeline.rules.verdict_sql`). The
+disagreement order takes any undecided AI tag, like the random sample, of photos whose sources disagree:
+their photo_disagreements Jaccard is below the organization's threshold (quality_settings).
 """
 
 from __future__ import annotations
@@ -13,17 +15,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, ColumnElement, Table, exists, literal, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Table, exists, func, literal, or_, select
 
 from aiconsole.pipeline.rules import RuleSet, normalize_label, verdict_sql
-from aiconsole.platform.db.models import AiProcessingResult, Photo, PhotoTag, ReviewClaim
+from aiconsole.platform.db.models import (
+    DEFAULT_DISAGREEMENT_THRESHOLD,
+    AiProcessingResult,
+    Photo,
+    PhotoDisagreement,
+    PhotoTag,
+    QualitySetting,
+    ReviewClaim,
+)
 
 PHOTOS = cast(Table, Photo.__table__)
 TAGS = cast(Table, PhotoTag.__table__)
 RESULTS = cast(Table, AiProcessingResult.__table__)
 CLAIMS = cast(Table, ReviewClaim.__table__)
+DISAGREEMENTS = cast(Table, PhotoDisagreement.__table__)
+SETTINGS = cast(Table, QualitySetting.__table__)
 
 REVIEWABLE_STATUSES = ("completed", "needs_review")
+UNBANDED_ORDERS = ("random", "disagreement")  # orders that take any undecided AI tag, not just the band's
 # The random order's key is integer SQL that SQLite and PostgreSQL compute alike: every value stays below
 # PRIME < 2^31, so no product passes 2^62.
 _PRIME = 2_147_483_629
@@ -70,7 +83,7 @@ def tag_match(org: int, rules: RuleSet, order: str, filters: QueueFilters, *,
     conds: list[ColumnElement[bool]] = [t.organization_id == org, t.reviewed_at.is_(None), t.source == "ai"]
     if correlated:
         conds.append(t.photo_id == PHOTOS.c.id)
-    if order != "random":
+    if order not in UNBANDED_ORDERS:
         conds.append(or_(t.review_state == "needs_review",
                          verdict_sql(rules, t.label, t.confidence) == "needs_review"))
     if filters.label is not None and normalize_label(filters.label):
@@ -95,7 +108,17 @@ def photo_match(org: int, rules: RuleSet, order: str, filters: QueueFilters, *,
     conds = [p.organization_id == org, p.status.in_(REVIEWABLE_STATUSES)]
     if with_tags:
         conds.append(exists(select(TAGS.c.id).where(*tag_match(org, rules, order, filters))))
+    if order == "disagreement":
+        d = DISAGREEMENTS.c
+        conds.append(exists(select(d.photo_id).where(d.photo_id == p.id, d.organization_id == org,
+                                                     d.jaccard < threshold_sql(org))))
     return conds + arrived(filters)
+
+
+def threshold_sql(org: int) -> ColumnElement[float]:
+    """The organization's disagreement threshold as SQL (its quality_settings row, else the default)."""
+    row = select(SETTINGS.c.disagreement_threshold).where(SETTINGS.c.organization_id == org).scalar_subquery()
+    return cast(ColumnElement[float], func.coalesce(row, DEFAULT_DISAGREEMENT_THRESHOLD))
 
 
 def arrived(filters: QueueFilters) -> list[ColumnElement[bool]]:

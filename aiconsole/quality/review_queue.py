@@ -3,10 +3,13 @@
 A photo awaits review while it is processed (completed or needs_review) and has an AI tag no reviewer has
 decided yet that is in the review band: recorded as needs_review, or between the reject and accept
 thresholds of the organization's current rules (`pipeline.rules.verdict_sql`, so a threshold change puts
-tags into the band and takes others out). Orders: lowest confidence (of those band tags), oldest, or a
-uniform random sample, deterministic per reviewer session seed. The random order samples every processed
-photo with an undecided AI tag, the accepted ones included: it is the only order whose decisions estimate
-the AI's precision without bias.
+tags into the band and takes others out). Orders: lowest confidence (of those band tags), oldest, a
+uniform random sample, deterministic per reviewer session seed, or disagreement. The random order samples
+every processed photo with an undecided AI tag, the accepted ones included: it is the only order whose
+decisions estimate the AI's precision without bias. The disagreement order takes the photos with an
+undecided AI tag whose sources (provider, model, prompt version) disagree: the Jaccard similarity of their
+label sets below the organization's threshold, lowest first (quality.disagreement keeps that fact; the
+order's claim, preview and size bring it up to date by one bounded step first).
 
 A reviewer claims the photo they are shown: a lease in review_claims (one per photo), taken with
 FOR UPDATE SKIP LOCKED on PostgreSQL and inside BEGIN IMMEDIATE on SQLite, so two reviewers never get the
@@ -45,9 +48,10 @@ from aiconsole.platform.db.sql import rowcount
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
-from aiconsole.quality import queue_next
+from aiconsole.quality import disagreement, queue_next
 from aiconsole.quality.queue_sql import (
     CLAIMS,
+    DISAGREEMENTS,
     PHOTOS,
     RESULTS,
     TAGS,
@@ -57,10 +61,12 @@ from aiconsole.quality.queue_sql import (
     tag_match,
 )
 
-# The orders the queue offers (review_claims.queue_order also allows "disagreement", which comes later).
-QUEUE_ORDERS = ("lowest_confidence", "oldest", "random")
+# The orders the queue offers (review_claims.queue_order allows them all, and second_review: second_review.py's).
+QUEUE_ORDERS = ("lowest_confidence", "oldest", "random", "disagreement")
 RANDOM_ORDER_NOTE = ("Random sample: the only order whose decisions estimate the AI's precision without bias "
                      "(it includes photos whose tags were all accepted).")
+DISAGREEMENT_ORDER_NOTE = ("Disagreement: photos where two providers, models or prompt versions produced different "
+                           "tags (Jaccard similarity of their labels below the threshold), the least alike first.")
 DEFAULT_CLAIM_SECONDS = 600
 MAX_CLAIM_SECONDS = 8 * 3600
 _CLAIM_ATTEMPTS = 8
@@ -79,6 +85,17 @@ class ReviewTag:
     provider: str | None
     model: str | None
     prompt_version_id: int | None
+
+
+@dataclass(frozen=True)
+class QueueLeft:
+    """What the review screen says is left: `photos` awaiting a decision in this order (for the random sample,
+    the photos in the review band, as the other orders count), and for the random sample the photos it draws
+    from (`sampled_from`; `sampled_exact` False when estimated)."""
+
+    photos: int
+    sampled_from: int | None = None
+    sampled_exact: bool = True
 
 
 @dataclass(frozen=True)
@@ -141,7 +158,9 @@ def _candidates(org: int, me: int, rules: RuleSet, order: str, filters: QueueFil
                     .scalar_subquery())
     elif order == "random":
         keys.append(random_key(p.id, seed))
-    keys += [p.id] if order == "lowest_confidence" else [p.created_at, p.id]  # as queue_next's walks
+    elif order == "disagreement":
+        keys.append(select(DISAGREEMENTS.c.jaccard).where(DISAGREEMENTS.c.photo_id == p.id).scalar_subquery())
+    keys += [p.id] if order in ("lowest_confidence", "disagreement") else [p.created_at, p.id]  # as queue_next's
     return select(p.id).where(*conds).order_by(*keys)
 
 
@@ -210,6 +229,7 @@ def claim_next(actor: Actor, *, order: str = "lowest_confidence", filters: Queue
     # another reviewer's expired claim could wait on that reviewer doing the same the other way round.
     with write_session(org, settings) as s:
         s.execute(delete(CLAIMS).where(CLAIMS.c.reviewer_id == me, CLAIMS.c.expires_at <= now))
+    _refreshed(actor, order, now, settings)
     for attempt in range(_DEADLOCK_RETRIES + 1):
         try:
             return _claim(org, me, order, filters, seed, list(skipped), now, expires, settings)
@@ -265,6 +285,7 @@ def preview(actor: Actor, *, order: str = "lowest_confidence", filters: QueueFil
     if not 1 <= limit <= 1000:
         raise ValidationFailed(f"A preview of {limit} photos is not allowed.", hint="Ask for 1 to 1000.")
     org, order = actor.organization_id, check_order(order)
+    _refreshed(actor, order, now or utcnow(), settings)
     with org_session(org, settings=settings) as s:
         query = _candidates(org, actor.user_id or 0, load_rules(s, org), order, filters or QueueFilters(), seed,
                             (), now or utcnow())
@@ -277,12 +298,40 @@ def queue_size(actor: Actor, *, order: str = "lowest_confidence", filters: Queue
     actor.require("quality.view")
     org, order = actor.organization_id, check_order(order)
     filters = filters or QueueFilters()
+    _refreshed(actor, order, utcnow(), settings)
+    with org_session(org, settings=settings) as s:
+        return _size(s, org=org, rules=load_rules(s, org), order=order, filters=filters)
+
+
+def _size(s: Session, *, org: int, rules: RuleSet, order: str, filters: QueueFilters) -> int:
+    if order == "disagreement":
+        return queue_next.disagreement_size(s, org=org, rules=rules, filters=filters)
+    if order != "random" and queue_next.photo_level_only(filters):
+        return queue_next.band_size(s, org=org, rules=rules, filters=filters)
+    conds = photo_match(org, rules, order, filters)
+    return int(s.scalar(select(func.count()).select_from(PHOTOS).where(*conds)) or 0)
+
+
+def queue_left(actor: Actor, *, order: str = "lowest_confidence", filters: QueueFilters | None = None,
+               settings: Settings | None = None) -> QueueLeft:
+    """What the review screen shows as left (QueueLeft): the random sample's own queue is nearly every
+    processed photo, too many to count on each screen (600 ms at a million), so it shows the band's photos,
+    exact, and the photos it draws from, estimated (queue_next.random_population); other orders their size."""
+    if order != "random":
+        return QueueLeft(photos=queue_size(actor, order=order, filters=filters, settings=settings))
+    actor.require("quality.view")
+    org, filters = actor.organization_id, filters or QueueFilters()
     with org_session(org, settings=settings) as s:
         rules = load_rules(s, org)
-        if order != "random" and queue_next.photo_level_only(filters):
-            return queue_next.band_size(s, org=org, rules=rules, filters=filters)
-        conds = photo_match(org, rules, order, filters)
-        return int(s.scalar(select(func.count()).select_from(PHOTOS).where(*conds)) or 0)
+        band = _size(s, org=org, rules=rules, order="lowest_confidence", filters=filters)
+        drawn, exact = queue_next.random_population(s, org=org, rules=rules, filters=filters)
+    return QueueLeft(photos=band, sampled_from=drawn, sampled_exact=exact)
+
+
+def _refreshed(actor: Actor, order: str, now: datetime, settings: Settings | None) -> None:
+    """The disagreement order reads facts a bounded refresh step brings up to date first."""
+    if order == "disagreement":
+        disagreement.refresh(actor, now=now, settings=settings)
 
 
 def release(actor: Actor, *, token: str, settings: Settings | None = None) -> bool:

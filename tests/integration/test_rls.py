@@ -36,6 +36,7 @@ from aiconsole.platform.db.models import (
     Correction,
     CorrectionBatch,
     CorrectionBatchItem,
+    DisagreementRefresh,
     DoubleReview,
     Experiment,
     GoldenSet,
@@ -45,6 +46,7 @@ from aiconsole.platform.db.models import (
     LoginSession,
     Organization,
     Photo,
+    PhotoDisagreement,
     PhotoTag,
     PipelineConfig,
     ProcessingRollupHourly,
@@ -187,6 +189,9 @@ def _seed_org(s: Session, slug: str) -> int:
                GoldenSetRun(organization_id=o, golden_set_id=golden.id, validation_run_id=run)])
     s.add_all([QualitySetting(organization_id=o, double_review_share=0.05, version=1, updated_by=user.id),
                DoubleReview(organization_id=o, photo_id=photo.id, first_review_id=review.id, status="waiting")])
+    s.add_all([PhotoDisagreement(organization_id=o, photo_id=photo.id, jaccard=0.25, sources=2, result_a_id=1,
+                                 result_b_id=2),
+               DisagreementRefresh(organization_id=o, through_result_id=0)])
     return o
 
 

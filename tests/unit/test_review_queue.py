@@ -133,8 +133,8 @@ def test_which_photos_wait_and_in_which_order(team: Team, photos: dict[str, int]
     with service_session() as s:
         s.add(PipelineConfig(organization_id=team.org, accept_threshold=0.7, reject_threshold=0.3))
     assert rq.preview(team.first, order="lowest_confidence", now=NOW) == [p["d"], p["a"]]
-    with pytest.raises(ValidationFailed, match="no order 'disagreement'"):
-        rq.preview(team.first, order="disagreement")
+    with pytest.raises(ValidationFailed, match="no order 'sideways'"):
+        rq.preview(team.first, order="sideways")
 
 
 def test_filters_by_label_provider_model_prompt_version_and_date(team: Team) -> None:

@@ -851,6 +851,8 @@ class QualitySetting(Base):
     __table_args__ = (
         CheckConstraint("double_review_share >= 0 AND double_review_share <= 1", name="double_review_share"),
         CheckConstraint("version >= 1", name="version"),
+        CheckConstraint("disagreement_threshold >= 0 AND disagreement_threshold <= 1",
+                        name="disagreement_threshold"),
     )
 
     organization_id: Mapped[int] = mapped_column(
@@ -862,6 +864,10 @@ class QualitySetting(Base):
         BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     updated_at: Mapped[datetime] = _created()
+    # Migration 0014 (added last, as the migration does): the disagreement order's "Jaccard below" value.
+    disagreement_threshold: Mapped[float] = mapped_column(Float, nullable=False,
+                                                          default=DEFAULT_DISAGREEMENT_THRESHOLD,
+                                                          server_default=str(DEFAULT_DISAGREEMENT_THRESHOLD))
 
 
 class DoubleReview(Base):
@@ -892,6 +898,44 @@ class DoubleReview(Base):
         BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     adjudicated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PhotoDisagreement(Base):
+    """How far apart a photo's sources (provider, model, prompt version) are: the lowest Jaccard similarity of
+    two sources' label sets and which two results those were (quality/disagreement.py keeps it, migration 0014).
+
+    The result ids carry no foreign key: a result goes only with its photo, and this row goes with it too."""
+
+    __tablename__ = "photo_disagreements"
+    __table_args__ = (
+        CheckConstraint("jaccard >= 0 AND jaccard <= 1", name="jaccard"),
+        CheckConstraint("sources >= 2", name="sources"),
+        # The disagreement order's walk: lowest Jaccard first, ties by photo id.
+        Index("ix_photo_disagreements_org_jaccard", "organization_id", "jaccard", "photo_id"),
+    )
+
+    photo_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True)
+    organization_id: Mapped[int] = _org_fk()
+    jaccard: Mapped[float] = mapped_column(Float, nullable=False)
+    sources: Mapped[int] = mapped_column(Integer, nullable=False)
+    result_a_id: Mapped[int] = mapped_column(BigIntId, nullable=False)
+    result_b_id: Mapped[int] = mapped_column(BigIntId, nullable=False)
+    computed_at: Mapped[datetime] = _created()
+
+
+class DisagreementRefresh(Base):
+    """How far an organization's disagreement facts are counted: every result stamped before
+    (`through_created_at`, `through_result_id`) is in them (quality/disagreement.py, migration 0014)."""
+
+    __tablename__ = "disagreement_refresh"
+
+    organization_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    through_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    through_result_id: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    refreshed_at: Mapped[datetime] = _created()
+
 
 # Tables whose rows belong to one organization; row-level security covers each of them.
 ORG_SCOPED_TABLES: tuple[str, ...] = tuple(
