@@ -179,6 +179,19 @@ def check_filter(filters: BatchFilter) -> BatchFilter:
     return filters
 
 
+def describe(template: str, params: Mapping[str, Any]) -> str:
+    """A template with its parameters in words: "rename 'cat' to 'kitten'"."""
+    if template == "rename":
+        return f"rename '{params['from_label']}' to '{params['to_label']}'"
+    if template == "remove":
+        return f"remove '{params['label']}'"
+    if template == "add":
+        return f"add '{params['label']}' to every selected photo"
+    if template == "accept":
+        return f"accept tags at or above {fmt.number(params['at_least'])}"
+    return f"reject tags at or below {fmt.number(params['at_most'])}"
+
+
 def selected_tags(org: int, filters: BatchFilter) -> list[ColumnElement[bool]]:
     """The filter as conditions on TAGS (photo conditions through a correlated EXISTS, kept off the join)."""
     t, p, r = TAGS.c, PHOTOS.c, RESULTS.c

@@ -11,8 +11,9 @@ tags the workers record meanwhile are not swept in. After each chunk `progress` 
 One bad row never sinks the batch: when the database refuses a chunk's bulk change (a data or constraint
 error), the chunk is done again row by row in savepoints and the refused rows are counted failed, each item
 keeping the database's reason. A batch stopped by anything else is marked failed (its error kept); one
-stopped from outside (the page left) is marked cancelled; what it changed until then stays and can be undone
-(`batch_undo`). Start and finish are audited with plain-language summaries. Permission: quality.batch
+stopped from outside (the page left) is marked cancelled; one whose process died (no chunk for a while:
+`batch_heartbeat`, every chunk beats first) is marked interrupted by the next read of batches; what it changed
+until then stays and can be undone (`batch_undo`). Start and finish are audited with plain-language summaries. Permission: quality.batch
 (admins); reviewers correct single photos through the review queue.
 """
 
@@ -40,8 +41,9 @@ from aiconsole.platform.errors import NotFound, ValidationFailed
 from aiconsole.platform.settings import Settings
 from aiconsole.quality import batch_rows as rows
 from aiconsole.quality import batch_select as sel
+from aiconsole.quality.batch_heartbeat import BatchInterrupted, beat, expire_stale
 from aiconsole.quality.batch_rows import CHUNK_SIZE, DECIDED, ITEMS, TAGS, WHOLE, Change
-from aiconsole.quality.batch_select import BatchFilter, BatchPreview
+from aiconsole.quality.batch_select import BatchFilter, BatchPreview, describe
 from aiconsole.quality.decisions import HUMAN_CONFIDENCE
 
 log = logging.getLogger(__name__)
@@ -103,31 +105,19 @@ class BatchRow:
     @property
     def undoable(self) -> bool:
         """Whether Undo applies: it has finished (or stopped) and is not undone yet."""
-        return self.status in ("completed", "failed", "cancelled", "undoing")
-
-
-def describe(template: str, params: Mapping[str, Any]) -> str:
-    """A template with its parameters in words: "rename 'cat' to 'kitten'"."""
-    if template == "rename":
-        return f"rename '{params['from_label']}' to '{params['to_label']}'"
-    if template == "remove":
-        return f"remove '{params['label']}'"
-    if template == "add":
-        return f"add '{params['label']}' to every selected photo"
-    if template == "accept":
-        return f"accept tags at or above {fmt.number(params['at_least'])}"
-    return f"reject tags at or below {fmt.number(params['at_most'])}"
+        return self.status in ("completed", "failed", "cancelled", "interrupted", "undoing")
 
 
 def summary(batch: BatchRow, out_of_review: int | None = None) -> str:
     """"Batch #4 (rename 'cat' to 'kitten') completed: 12 tags changed, 0 failed[, 3 photos out of review]"."""
     words = {"completed": "completed", "failed": "stopped by an error", "cancelled": "was cancelled",
-             "running": "is running", "undoing": "is being undone", "undone": "was undone"}[batch.status]
+             "running": "is running", "undoing": "is being undone", "undone": "was undone",
+             "interrupted": "was interrupted"}[batch.status]
     text = (f"Batch #{batch.id} ({batch.description}) {words}: {unit(batch.template, batch.changed)} changed, "
             f"{fmt.count(batch.failed)} failed")
     if out_of_review is not None:
         text += f", {fmt.plural(out_of_review, 'photo')} out of review"
-    if batch.processed < batch.matched and batch.status in ("failed", "cancelled"):
+    if batch.processed < batch.matched and batch.status in ("failed", "cancelled", "interrupted"):
         text += f"; stopped after {fmt.count(batch.processed)} of {unit(batch.template, batch.matched)}"
     return text
 
@@ -195,6 +185,10 @@ def run_batch(actor: Actor, *, filters: BatchFilter, template: str, params: Mapp
             seen, changed, failed = seen + n, changed + ok, failed + bad
             if progress is not None:
                 progress(BatchProgress(run.batch_id, total, seen, changed, failed))
+    except BatchInterrupted:  # a read found its heartbeat stale and marked (and audited) it: leave it so
+        log.warning("batch #%s was marked interrupted while it ran; stopping", run.batch_id)
+        with org_session(run.org, settings=settings) as s:
+            return batch_row(s, run.batch_id)
     except Exception as exc:  # the database went away, a bug: stop, say so, keep what was done (undoable)
         log.exception("batch #%s stopped", run.batch_id)
         return _finish(actor, run, settings, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -213,7 +207,8 @@ def _start(actor: Actor, *, filters: BatchFilter, template: str, params: dict[st
         matched, photos = sel.counts(s, org=org, filters=filters, template=template, params=params)
         batch = CorrectionBatch(organization_id=org, template=template, params=params,
                                 selection={**filters.to_json(), "up_to_tag_id": tag_bound}, status="running",
-                                matched=matched, created_by=actor.user_id, created_at=now or utcnow())
+                                matched=matched, created_by=actor.user_id, created_at=now or utcnow(),
+                                heartbeat_at=utcnow())
         s.add(batch)
         s.flush()
         audit.record(s, actor=actor, action="quality.batch.start", entity_type="correction_batch",
@@ -234,6 +229,7 @@ def _matched(batch_id: int, org: int, settings: Settings | None) -> int:
 def _chunk(s: Session, run: _Run, last: int) -> tuple[int, int, int, int]:
     """The next chunk after id `last`: (rows gone through, the last id, rows changed, rows refused)."""
     org, t, p, now = run.org, TAGS.c, sel.PHOTOS.c, run.moment()  # one moment per chunk: one UPDATE per outcome
+    beat(s, run.batch_id)  # first: the batch's row lock, and the proof it still runs
     bound = t.id <= run.tag_bound
     if run.template in sel.PHOTO_TEMPLATES:
         keys = list(s.scalars(sel.photo_ids(org, run.filters, run.params)
@@ -401,9 +397,11 @@ def batch_items(actor: Actor, *, batch_id: int, which: str, limit: int = 50,
                     error=r.error) for r in found]
 
 
-def get_batch(actor: Actor, *, batch_id: int, settings: Settings | None = None) -> BatchRow:
-    """One batch of the actor's organization."""
+def get_batch(actor: Actor, *, batch_id: int, now: datetime | None = None,
+              settings: Settings | None = None) -> BatchRow:
+    """One batch of the actor's organization (a running one whose process died reads as interrupted)."""
     actor.require("quality.view")
+    expire_stale(actor.organization_id, now=now, settings=settings)
     with org_session(actor.organization_id, settings=settings) as s:
         if s.scalar(select(BATCHES.c.id).where(BATCHES.c.id == batch_id,
                                                BATCHES.c.organization_id == actor.organization_id)) is None:
@@ -411,12 +409,14 @@ def get_batch(actor: Actor, *, batch_id: int, settings: Settings | None = None) 
         return batch_row(s, batch_id)
 
 
-def list_batches(actor: Actor, *, limit: int = 50, settings: Settings | None = None) -> list[BatchRow]:
-    """The organization's batches, newest first."""
+def list_batches(actor: Actor, *, limit: int = 50, now: datetime | None = None,
+                 settings: Settings | None = None) -> list[BatchRow]:
+    """The organization's batches, newest first (running ones whose process died marked interrupted first)."""
     actor.require("quality.view")
     if not 1 <= limit <= 500:
         raise ValidationFailed(f"A list of {limit} batches is not allowed.", hint="Ask for 1 to 500.")
     org = actor.organization_id
+    expire_stale(org, now=now, settings=settings)
     with org_session(org, settings=settings) as s:
         ids = s.scalars(select(BATCHES.c.id).where(BATCHES.c.organization_id == org)
                         .order_by(BATCHES.c.created_at.desc(), BATCHES.c.id.desc()).limit(limit)).all()

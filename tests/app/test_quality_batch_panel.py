@@ -4,14 +4,16 @@ past batches read-only (no form, Undo disabled with the reason), on the Quality 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from panel_apps import app_test_module, demo_actor, panel_app, panel_texts  # tests/ is on sys.path
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from streamlit.testing.v1 import AppTest
 
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import CorrectionBatch, PhotoTag
+from aiconsole.platform.db.types import utcnow
 from aiconsole.quality import batches
 from aiconsole.quality.batch_select import BatchFilter
 from aiconsole.ui.widgets import shown
@@ -97,3 +99,25 @@ def test_the_quality_page_has_the_tab_read_only_for_a_reviewer(app_as: Any) -> N
     assert "they are for admins (Your role (reviewer) cannot do this.)" in shown_in_tab
     assert [s.value for s in tab.subheader] == ["New batch", "Past batches"]
     assert "bt_preview" not in [b.key for b in tab.button]
+
+
+def test_an_interrupted_batch_says_so_and_can_be_undone(demo_env: dict[str, str], passwords: dict[str, str]) -> None:
+    admin = demo_actor(demo_env, passwords, "admin")
+    made = batches.run_batch(admin, filters=BatchFilter(min_confidence=0.99), template="accept",
+                             params={"at_least": 0.99})
+    assert made.changed > 0
+    with service_session() as s:  # its process died mid-way: still 'running', its last beat long ago
+        s.execute(update(CorrectionBatch).where(CorrectionBatch.id == made.id)
+                  .values(status="running", heartbeat_at=utcnow() - timedelta(hours=1)))
+    at = panel_app(PANEL, admin)
+    at.selectbox(key="bt_pick").set_value(made.id).run()
+    warning = shown(str(at.warning[0].value))
+    assert warning.startswith(f"Batch #{made.id} (accept tags at or above 0.99) was interrupted: ")
+    assert "It made no progress for over 10 minutes" in warning
+    assert not at.button(key=f"bt_undo_{made.id}").disabled and at.button(key=f"bt_rest_{made.id}")
+    _click(at, f"bt_undo_{made.id}")
+    _click(at, f"bt_undo_{made.id}_confirm")
+    with service_session() as s:
+        row = s.get(CorrectionBatch, made.id)
+        assert row is not None and (row.status, row.kept) == ("undone", 0) and row.restored >= made.changed
+    assert not list(app_test_module("test_text_hygiene").read_page(at))

@@ -691,7 +691,7 @@ class GroundTruth(Base):
 # --- Batch corrections (aiconsole.quality.batches): a template run over a selection of tags, and each change ---
 
 BATCH_TEMPLATES = ("rename", "remove", "add", "accept", "reject")
-BATCH_STATUSES = ("running", "completed", "failed", "cancelled", "undoing", "undone")
+BATCH_STATUSES = ("running", "completed", "failed", "cancelled", "undoing", "undone", "interrupted")
 # What one item changed: a tag by one of the templates, or a photo (its status, its ground truth).
 BATCH_ITEM_ACTIONS = (*BATCH_TEMPLATES, "photo")
 # What undoing an item did: put back its before, or kept the row because someone changed it since.
@@ -730,6 +730,8 @@ class CorrectionBatch(Base):
     )
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
+    # Stamped by every chunk while it runs; a running batch whose stamp went stale has lost its process.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class CorrectionBatchItem(Base):

@@ -27,7 +27,7 @@ K = "bt_"  # every widget key of this panel starts so
 TEMPLATE_NAMES = {"rename": "Rename a label", "remove": "Remove a label", "add": "Add a label to every photo",
                   "accept": "Accept at or above", "reject": "Reject at or below"}
 DECIDED = {"not yet decided by a person": False, "decided by a person": True, "either": None}
-KINDS: dict[str, Kind] = {"completed": "success", "failed": "error", "cancelled": "warning"}
+KINDS: dict[str, Kind] = {"completed": "success", "failed": "error", "cancelled": "warning", "interrupted": "warning"}
 SHOWN_ROWS = 50
 SAMPLE_COLUMNS = 6
 
@@ -243,6 +243,12 @@ def _details(actor: Actor, batch: batches.BatchRow, tz: str) -> None:
     _items(actor, batch, "failed", "Rows the database refused (nothing was changed on them):")
     _items(actor, batch, "kept", "Rows the undo kept as they are (changed or removed since the batch):")
     can = actor.allowed("quality.batch")
+    if batch.status == "interrupted" and can:
+        _confirmed(K + f"rest_{batch.id}", "Run the rest", icon=":material/replay:",
+                   prompt=f"Run {batch.description} again as a new batch on what {sel.describe_filter(filters, tz)} "
+                          f"selects now? The rows batch #{batch.id} changed no longer match and stay as they are; "
+                          "the new batch can be undone on its own.",
+                   run=lambda bar: _run(actor, filters, batch.template, batch.params, bar))
     _confirmed(K + f"undo_{batch.id}", f"Undo batch #{batch.id}", icon=":material/undo:",
                disabled=not can or not batch.undoable,
                help=why_not(actor, "quality.batch") or (None if batch.undoable else md("Undone already.")
