@@ -1,7 +1,8 @@
 """The Agreement panel through AppTest on the seeded demo plus two photos reviewed twice (the demo reviewer
 approves every tag, the demo admin, second and blind, rejects every one): a viewer sees the share, the kappa
 tables and the disagreements with every control disabled; an admin saves a new share (audited) and adjudicates
-a photo, whose ground truth becomes the admin's labels; the Quality page has the tab."""
+a photo, whose ground truth becomes the admin's labels; a blind second reviewer approves, rejects, renames a tag
+and adds a label (recorded for agreement, no tag or ground truth changed); the Quality page has the tab."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from typing import Any
 
 import pytest
 from panel_apps import demo_actor, panel_app, panel_texts
+from sqlalchemy import select
 
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
+from aiconsole.platform.db import service_session
+from aiconsole.platform.db.models import DoubleReview, PhotoTag, ReviewDecision
 from aiconsole.quality import agreement, double_review, review_queue, review_reads, second_review
 from aiconsole.quality.decisions import TagDecision, submit_review
 from aiconsole.ui.widgets import FLASH_KEY, shown
@@ -127,3 +131,56 @@ def test_the_quality_page_has_the_agreement_tab(doubled: list[int], app_as: Any)
     assert not at.exception, at.exception
     assert "Agreement" in [t.label for t in at.tabs]
     assert "Reviewed twice" in {m.label for m in at.metric}
+
+
+def test_a_second_reviewer_renames_a_tag_and_adds_a_label(doubled: list[int], demo_env: dict[str, str],
+                                                          passwords: dict[str, str]) -> None:
+    reviewer, admin = (demo_actor(demo_env, passwords, role) for role in ("reviewer", "admin"))
+    double_review.set_double_review_share(admin, share=1.0,
+                                          expected_version=double_review.quality_settings(admin).version)
+    item = review_queue.claim_next(reviewer, order="oldest")
+    assert item is not None and len(item.tags) >= 1
+    first = submit_review(reviewer, token=item.token,
+                          decisions=[TagDecision(tag_id=t.tag_id, action="approve") for t in item.tags])
+    tags_before = _tags(item.photo_id)
+    at = panel_app(PANEL, admin)
+    at.button(key="agreement_take").click().run()
+    renamed = item.tags[0]
+    at.radio(key=f"agreement_tag_{renamed.tag_id}").set_value("rename").run()
+    at.button(key="agreement_submit").click().run()  # no new label typed yet: refused, the photo stays held
+    assert not at.exception, at.exception
+    assert "The new label is empty." in panel_texts(at) and at.button(key="agreement_submit")
+    # AppTest cannot type into a box (Chromium's keyboard review test does): labels the organization uses.
+    present = {t.label for t in item.tags}
+    box = at.selectbox(key=f"agreement_rename_{renamed.tag_id}")
+    new_label = next(o for o in box.options if o not in present)
+    box.set_value(new_label).run()
+    adds = at.multiselect(key=f"agreement_added_{item.photo_id}")
+    extra = next(o for o in adds.options if o not in present | {new_label})
+    adds.set_value([extra]).run()
+    at.button(key="agreement_submit").click().run()
+    assert not at.exception, at.exception
+    flashed = [shown(text) for _kind, text in at.session_state[FLASH_KEY]]
+    assert flashed == [f"Second review of photo #{item.photo_id} saved: {len(item.tags) - 1} approved, 0 rejected, "
+                       "1 renamed, 1 added."]
+    with service_session() as s:
+        second_id = s.scalar(select(DoubleReview.second_review_id).where(DoubleReview.photo_id == item.photo_id))
+        recorded = {(d.tag_id, d.action, d.label_before, d.label_after) for d in s.scalars(
+            select(ReviewDecision).where(ReviewDecision.review_id == second_id))}
+    assert {(renamed.tag_id, "rename", renamed.label, new_label),
+            (None, "add", None, extra)} <= recorded
+    assert len(recorded) == len(item.tags) + 1
+    # Agreement reads them: the renamed AI label is one the second reviewer did not keep; both new labels kept.
+    found = {(d.label, d.first_kept, d.second_kept) for d in agreement.agreement_report(admin).disagreements
+             if d.photo_id == item.photo_id}
+    assert found == {(renamed.label, True, False), (new_label, False, True), (extra, False, True)}
+    # Recorded for agreement only: the photo's tags and ground truth are still the first review's.
+    assert _tags(item.photo_id) == tags_before
+    assert review_reads.review_summary(admin, review_id=first.review_id).ground_truth == first.ground_truth
+
+
+def _tags(photo_id: int) -> list[tuple[int, str, str]]:
+    with service_session() as s:
+        return [(r.id, r.label, r.review_state) for r in s.execute(
+            select(PhotoTag.id, PhotoTag.label, PhotoTag.review_state).where(PhotoTag.photo_id == photo_id)
+            .order_by(PhotoTag.id))]
