@@ -9,8 +9,8 @@ transaction: the restore, the new entry and the mark commit together or not at a
 
 The owners are imported functions, so moving or renaming one breaks this module's import (and every test
 that imports it), not the Revert button. Control's owners come through its public module
-(`aiconsole.control.public`), the one import between areas the contracts allow; no owner imports this
-module back.
+(`aiconsole.control.public`) and quality's through `aiconsole.quality.public`, the imports between areas the
+contracts allow; no owner imports this module back.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from aiconsole.platform.db.models import AuditLog
 from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.settings import Settings
 from aiconsole.prompts import versions as prompt_versions
+from aiconsole.quality.public import REVERT_OWNERS as QUALITY_REVERT_OWNERS
 
 REVERT_ACTION = "revert"
 MAX_CHAIN = 1000
@@ -36,6 +37,7 @@ MAX_CHAIN = 1000
 # entity_type -> the function that restores it.
 OWNERS: dict[str, RevertFunction] = {
     **REVERT_OWNERS,
+    **QUALITY_REVERT_OWNERS,
     "prompt_label": prompt_versions.revert_audit,
     "user": users.revert_audit,
 }

@@ -7,8 +7,8 @@ exactly when it was routed before), and over many photos the routed fraction app
 `route`'s, called by `decisions._submit` in the review's own transaction; a second review is never routed.
 Claiming and submitting second reviews is `second_review.py`'s; agreement figures are `agreement.py`'s.
 
-The setting is not revertible from the audit log yet: admin reaches other areas only through the modules
-`.importlinter` names, and it names no quality module. A revert is setting the previous share again.
+A share change is revertible from the audit log: `revert_audit` (reached by admin's Revert through
+`quality.public`) sets the entry's previous share again, refused when the settings changed since.
 """
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ from sqlalchemy.orm import Session
 
 from aiconsole.platform import audit
 from aiconsole.platform.actor import Actor
+from aiconsole.platform.audit import AuditRow
 from aiconsole.platform.db import org_session
 from aiconsole.platform.db.models import DEFAULT_DOUBLE_REVIEW_SHARE, DoubleReview, QualitySetting
 from aiconsole.platform.db.sql import user_email
 from aiconsole.platform.db.types import utcnow
-from aiconsole.platform.errors import ConflictError, ValidationFailed
+from aiconsole.platform.errors import ConflictError, NotFound, ValidationFailed
 from aiconsole.platform.settings import Settings
 
 SECOND_REVIEW = "second_review"  # the queue order of a second review (reviews.queue_order, review_claims)
 SETTINGS_ENTITY = "quality_settings"
+SHARE = "double_review_share"  # the setting's key in its audit entries' before and after
 _DRAW_SPACE = 2**64
 
 
@@ -127,5 +129,36 @@ def set_double_review_share(actor: Actor, *, share: float, expected_version: int
         s.flush()
         audit.record(s, actor=actor, action="quality.settings", entity_type=SETTINGS_ENTITY, entity_id=org,
                      before=before, after={"double_review_share": value, "version": row.version},
-                     summary=f"Second-review share {before['double_review_share']:.2%} -> {value:.2%}")
+                     summary=f"Second-review share {before['double_review_share']:.2%} -> {value:.2%}",
+                     reversible=True)
         return row.version
+
+
+def revert_audit(session: Session, *, actor: Actor, entry: AuditRow) -> int:
+    """Set the share entry `entry` changed back to its value before, in the caller's transaction (the audit
+    log's Revert), refused unless the settings are still at the version it left; returns the revert's entry."""
+    actor.require("quality.configure")
+    org = actor.organization_id
+    if entry.organization_id != org or entry.entity_type != SETTINGS_ENTITY:
+        raise NotFound(f"Audit entry #{entry.id} is not a quality setting of this organization.",
+                       hint="Reload the audit log and pick an entry from the list.")
+    before, after = entry.before or {}, entry.after or {}
+    if set(after) != {SHARE, "version"} or SHARE not in before:
+        raise ValidationFailed(f"Audit entry #{entry.id} ({entry.action}) does not change the second-review share, "
+                               "so it cannot be reverted here.", hint="Change that setting by hand where it is set.")
+    row = session.execute(select(QualitySetting).where(QualitySetting.organization_id == org)
+                          .with_for_update()).scalar_one_or_none()
+    version = 0 if row is None else row.version
+    if row is None or version != after["version"]:
+        who = user_email(session, row.updated_by) if row is not None else None
+        raise ConflictError(f"The quality settings changed since entry #{entry.id} (it left version "
+                            f"{after['version']}, now version {version}{', by ' + who if who else ''}); nothing was "
+                            "reverted.", hint="Revert the later change first, or set the share on the Agreement tab.")
+    current, value = float(row.double_review_share), _checked_share(before[SHARE])
+    row.double_review_share, row.version = value, version + 1
+    row.updated_by, row.updated_at = actor.user_id, utcnow()
+    session.flush()
+    return audit.record(session, actor=actor, action="revert", entity_type=SETTINGS_ENTITY, entity_id=org,
+                        before={SHARE: current, "version": version}, after={SHARE: value, "version": row.version},
+                        summary=f"Reverted #{entry.id}: second-review share {current:.2%} -> {value:.2%}",
+                        reversible=True)
