@@ -21,7 +21,6 @@ from sqlalchemy import Table, and_, distinct, func, select
 from sqlalchemy.orm import Session
 
 from aiconsole.platform.actor import Actor
-from aiconsole.platform.db import org_session
 from aiconsole.platform.db.models import User
 from aiconsole.platform.db.sql import hour_floor
 from aiconsole.platform.errors import ValidationFailed
@@ -43,6 +42,7 @@ from aiconsole.quality.review_sql import (
     flag,
     from_random_review,
     judged,
+    read_session,
     scope,
     window_index,
 )
@@ -286,7 +286,7 @@ def backlog(actor: Actor, *, now: datetime | None = None, settings: Settings | N
     """The review backlog now (quality.view)."""
     actor.require("quality.view")
     awaiting = review_queue.queue_size(actor, order="lowest_confidence", settings=settings)
-    with org_session(actor.organization_id, settings=settings) as s:
+    with read_session(actor.organization_id, settings=settings) as s:
         sc = scope(s, organization_id=actor.organization_id, days=1, now=now)
         done = int(s.scalar(select(func.count()).select_from(REVIEWS).where(
             REVIEWS.c.organization_id == sc.organization_id, REVIEWS.c.submitted_at >= sc.now - timedelta(hours=HOURS),
@@ -300,7 +300,7 @@ def backlog(actor: Actor, *, now: datetime | None = None, settings: Settings | N
 def _read(actor: Actor, days: int, now: datetime | None, settings: Settings | None,
           part: Callable[[Session, Scope], T]) -> T:
     actor.require("quality.view")
-    with org_session(actor.organization_id, settings=settings) as s:
+    with read_session(actor.organization_id, settings=settings) as s:
         return part(s, scope(s, organization_id=actor.organization_id, days=days, now=now))
 
 

@@ -27,7 +27,6 @@ from aiconsole.control import public as control
 from aiconsole.pipeline.rules import RuleSet, load_rules, normalize_label, verdict_sql
 from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
-from aiconsole.platform.db import org_session
 from aiconsole.platform.db.models import PipelineConfig
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
@@ -43,6 +42,7 @@ from aiconsole.quality.review_sql import (
     bin_sql,
     flag,
     judged,
+    read_session,
     scope,
 )
 from aiconsole.quality.stats import (
@@ -179,7 +179,8 @@ def _review_load(s: Session, sc: Scope, rules: RuleSet, proposals: dict[str, Thr
     after = RuleSet(rules.accept_threshold, rules.reject_threshold, overrides)
     t = TAGS.c
     # Only tags that carry one of the labels, or carried it before a rename: the AI's label is a per-tag CASE.
-    inner = (select(ai_label().label("label"), t.confidence)
+    tagged, label = ai_label(sc.organization_id)
+    inner = (select(label.label("label"), t.confidence).select_from(tagged)
              .where(t.organization_id == sc.organization_id, t.source == "ai", t.created_at >= sc.since,
                     t.created_at < sc.now, or_(t.label.in_(list(proposals)), t.review_state == "corrected"))
              .subquery())
@@ -209,7 +210,7 @@ def calibration(actor: Actor, *, days: int = DEFAULT_DAYS, target: float = DEFAU
     if not 0.0 < target <= 1.0:
         raise ValidationFailed(f"The target precision {target} is outside 0..1.", hint="Use e.g. 0.95.")
     d, org = DECISIONS.c, actor.organization_id
-    with org_session(org, settings=settings) as s:
+    with read_session(org, settings=settings) as s:
         sc = scope(s, organization_id=org, days=days, now=now)
         rules = load_rules(s, org)
         cfg = s.get(PipelineConfig, org)
