@@ -34,7 +34,7 @@ def test_bins_match_the_python_rule(any_settings: Settings, n_bins: int) -> None
     values = _values(n_bins)
     rows = _column([*values, None])
     with service_session(settings=any_settings) as s:
-        got = dict(s.execute(select(rows.c.i, bin_sql(rows.c.v, n_bins))).all())
+        got: dict[int, int] = dict(s.execute(select(rows.c.i, bin_sql(rows.c.v, n_bins))).all())
     # stats.bin_index's floor(c x n) is off by one where c x n rounds across an integer; the SQL compares
     # with the edge k/n itself, as the tag rule compares a confidence with its threshold.
     want = {i: max(k for k in range(n_bins) if k == 0 or v >= k / n_bins) for i, v in enumerate(values)}
@@ -52,7 +52,7 @@ def test_windows_match_bisect(any_settings: Settings, windows: int) -> None:
                       *(s + timedelta(hours=7) for s in starts)})
     rows = _column(moments)
     with service_session(settings=any_settings) as s:
-        got = dict(s.execute(select(rows.c.i, window_index(rows.c.v, starts))).all())
+        got: dict[int, int] = dict(s.execute(select(rows.c.i, window_index(rows.c.v, starts))).all())
     assert [got[i] for i in range(len(moments))] == [max(0, bisect.bisect_right(starts, m) - 1) for m in moments]
 
 
