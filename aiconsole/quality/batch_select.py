@@ -37,7 +37,7 @@ from aiconsole.platform.db.models import (
     PhotoTag,
 )
 from aiconsole.platform.errors import AiconsoleError, ValidationFailed
-from aiconsole.quality.decisions import MAX_LABEL
+from aiconsole.quality.review_record import checked_label
 
 TAGS = cast(Table, PhotoTag.__table__)
 PHOTOS = cast(Table, Photo.__table__)
@@ -119,16 +119,6 @@ class BatchPreview:
     sample: tuple[SamplePhoto, ...]
 
 
-def _label(raw: Any, what: str) -> str:
-    label = normalize_label(str(raw or ""))
-    if not label:
-        raise ValidationFailed(f"The {what} label is empty.", hint="Type the label, e.g. 'golden retriever'.")
-    if len(label) > MAX_LABEL:
-        raise ValidationFailed(f"The {what} label is longer than {MAX_LABEL} characters.",
-                               hint="Use a short label, e.g. 'golden retriever'.")
-    return label
-
-
 def _unit(value: Any, what: str) -> float:
     try:
         number = float(value)
@@ -151,12 +141,12 @@ def check_template(template: str, params: Mapping[str, Any]) -> dict[str, Any]:
         raise ValidationFailed(f"The {template} template takes no {', '.join(sorted(unknown))}.",
                                hint=f"It takes: {', '.join(TEMPLATE_PARAMS[template])}.")
     if template == "rename":
-        old, new = _label(params.get("from_label"), "current"), _label(params.get("to_label"), "new")
+        old, new = checked_label(params.get("from_label"), "current"), checked_label(params.get("to_label"), "new")
         if old == new:
             raise ValidationFailed(f"Renaming '{old}' to '{new}' changes nothing.", hint="Type a different label.")
         return {"from_label": old, "to_label": new}
     if template in ("remove", "add"):
-        return {"label": _label(params.get("label"), "")}
+        return {"label": checked_label(params.get("label"))}
     key = TEMPLATE_PARAMS[template][0]
     return {key: _unit(params.get(key), "accept threshold" if template == "accept" else "reject threshold")}
 

@@ -65,13 +65,13 @@ class ReviewPlan:
     additions: list[str]
 
 
-def checked_label(raw: str | None, what: str) -> str:
+def checked_label(raw: object, what: str = "") -> str:
     """The normalized label, refused when empty or too long (`what` names it in the message: new, added...)."""
-    label = normalize_label(raw or "")
+    label, name = normalize_label(str(raw or "")), f"{what} label".strip()
     if not label:
-        raise ValidationFailed(f"The {what} label is empty.", hint="Type the label the photo should have.")
+        raise ValidationFailed(f"The {name} is empty.", hint="Type the label, e.g. 'golden retriever'.")
     if len(label) > MAX_LABEL:
-        raise ValidationFailed(f"The {what} label is longer than {MAX_LABEL} characters.",
+        raise ValidationFailed(f"The {name} is longer than {MAX_LABEL} characters.",
                                hint="Use a short label, e.g. 'golden retriever'.")
     return label
 
