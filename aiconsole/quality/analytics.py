@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, and_, distinct, func, select
 from sqlalchemy.orm import Session
 
+from aiconsole.platform import cache
 from aiconsole.platform.actor import Actor
-from aiconsole.platform.db.models import User
+from aiconsole.platform.db.models import CorrectionBatch, PipelineConfig, User
 from aiconsole.platform.db.sql import hour_floor
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
@@ -49,8 +50,12 @@ from aiconsole.quality.review_sql import (
 from aiconsole.quality.stats import Interval, wilson_interval
 
 USERS = cast(Table, User.__table__)
+BATCHES = cast(Table, CorrectionBatch.__table__)
+CONFIGS = cast(Table, PipelineConfig.__table__)
 HISTOGRAM_BINS = 20
 HOURS = 24
+VIEW_TTL_S = 60.0
+VIEW_CACHE_PREFIX = "quality_view"
 T = TypeVar("T")
 
 
@@ -360,3 +365,35 @@ def analytics(actor: Actor, *, days: int = DEFAULT_DAYS, now: datetime | None = 
                                 _throughput(s, sc), Backlog(0, 0, None))
 
     return replace(_read(actor, days, now, settings, every), backlog=backlog(actor, now=now, settings=settings))
+
+
+# -------------------------------------------------------------------------------------------- the tab's cache
+
+
+def _fingerprint(org: int, settings: Settings | None) -> tuple[Any, ...]:
+    """What changes when a review is submitted, undone or second-reviewed, a batch runs or is undone, or the
+    rules change (a proposal): a cached view under another fingerprint is never served. New photos from the
+    workers show up within VIEW_TTL_S."""
+    r, b = REVIEWS.c, BATCHES.c
+    with read_session(org, settings=settings) as s:
+        reviews = s.execute(select(func.max(r.id), func.count()).where(r.organization_id == org)).one()
+        batches = s.execute(select(func.max(b.id), func.sum(b.processed), func.sum(b.restored))
+                            .where(b.organization_id == org)).one()
+        rules = s.scalar(select(CONFIGS.c.version).where(CONFIGS.c.organization_id == org))
+    return (*reviews, *batches, rules)
+
+
+def cached_view(actor: Actor, part: str, args: tuple[Any, ...], compute: Callable[[], T], *,
+                settings: Settings | None = None) -> T:
+    """`compute()` for the Analytics tab from the read cache (quality.view): for VIEW_TTL_S, and only while
+    the organization's reviews, batches and rules are as they were."""
+    actor.require("quality.view")
+    org = actor.organization_id
+    key = (VIEW_CACHE_PREFIX, org, part, *args, *_fingerprint(org, settings))
+    return cache.cached(key, VIEW_TTL_S, compute, settings=settings)
+
+
+def cached_analytics(actor: Actor, *, days: int = DEFAULT_DAYS, settings: Settings | None = None) -> QualityAnalytics:
+    """`analytics` through the tab's cache."""
+    return cached_view(actor, "analytics", (days,), lambda: analytics(actor, days=days, settings=settings),
+                       settings=settings)

@@ -30,6 +30,7 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.models import PipelineConfig
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
+from aiconsole.quality.analytics import cached_view
 from aiconsole.quality.review_sql import (
     CORRECT,
     DECISIONS,
@@ -239,6 +240,14 @@ def calibration(actor: Actor, *, days: int = DEFAULT_DAYS, target: float = DEFAU
     by_label.sort(key=lambda c: (-c.calibration.decided, c.label))
     return CalibrationReport(days, sc.since, sc.now, sample, SAMPLE_NOTES[sample], target, n_bins, provider, model,
                              0 if cfg is None else cfg.version, by_model, tuple(by_label))
+
+
+def cached_calibration(actor: Actor, *, days: int = DEFAULT_DAYS, target: float = DEFAULT_TARGET,
+                       provider: str | None = None, model: str | None = None,
+                       settings: Settings | None = None) -> CalibrationReport:
+    """`calibration` (random sample) through the Analytics tab's cache."""
+    return cached_view(actor, "calibration", (days, target, provider, model), lambda: calibration(
+        actor, days=days, target=target, provider=provider, model=model, settings=settings), settings=settings)
 
 
 @dataclass(frozen=True)

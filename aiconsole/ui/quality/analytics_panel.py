@@ -1,6 +1,9 @@
 """Quality analytics and calibration: the AI's precision over time (random sample with its interval; all reviews,
 biased), confidence by decision, per-label performance, common renames, review throughput and backlog, and
-the calibration per provider/model and label, with "Propose as override" for a label's accept threshold."""
+the calibration per provider/model and label, with "Propose as override" for a label's accept threshold.
+
+Read through the domain's cache (`analytics.cached_view`): a rerun of the page for another tab's key press
+or widget does not compute the view again; a review, batch or rules change is seen on the next rerun."""
 
 from __future__ import annotations
 
@@ -29,12 +32,12 @@ def render(actor: Actor) -> None:
     days = left.selectbox("Window", WINDOWS, index=1, key="qa_days", format_func=lambda d: fmt.plural(d, "day"))
     target = right.selectbox("Target precision", TARGETS, index=1, key="qa_target", format_func=fmt.pct,
                              help="Calibration proposes, per label, the lowest accept threshold reaching it.")
-    view = analytics.analytics(actor, days=days)
+    view = analytics.cached_analytics(actor, days=days)
     _headline(view)
     _charts(view)
     _labels(view)
     _throughput(view)
-    _calibration(actor, calibration.calibration(actor, days=days, target=target), days=days, target=target)
+    _calibration(actor, calibration.cached_calibration(actor, days=days, target=target), days=days, target=target)
 
 
 def _interval(i: Interval | None) -> str:
@@ -125,7 +128,7 @@ def _calibration(actor: Actor, cal: CalibrationReport, *, days: int, target: flo
                              help="A label's threshold applies to every provider; its calibration can be read "
                                   "on one provider/model's tags alone.")
     if source is not None:
-        cal = calibration.calibration(actor, days=days, target=target, provider=source[0], model=source[1])
+        cal = calibration.cached_calibration(actor, days=days, target=target, provider=source[0], model=source[1])
     if not cal.labels:
         st.info("No reviewed tags of this provider/model in the window: pick another, or every provider.")
         return
