@@ -143,12 +143,16 @@ def recompute(session: Session, *, org: int, photo_ids: Sequence[int], now: date
 def _watermark(session: Session, org: int, now: datetime) -> Any:
     """The organization's refresh row, locked for this transaction; None while another refresh holds it."""
     postgres = session.get_bind().dialect.name == "postgresql"
-    ins = (pg_insert if postgres else sqlite_insert)(REFRESH).values(
-        organization_id=org, through_created_at=None, through_result_id=0, refreshed_at=now)
-    session.execute(ins.on_conflict_do_nothing(index_elements=[REFRESH.c.organization_id]))
     query = select(REFRESH).where(REFRESH.c.organization_id == org)
     if postgres:  # a screen never waits on another screen's refresh: that one is counting the same results
         query = query.with_for_update(skip_locked=True)
+    row = session.execute(query).first()
+    if row is not None or (postgres and session.scalar(select(REFRESH.c.organization_id).where(
+            REFRESH.c.organization_id == org)) is not None):
+        return row
+    ins = (pg_insert if postgres else sqlite_insert)(REFRESH).values(
+        organization_id=org, through_created_at=None, through_result_id=0, refreshed_at=now)
+    session.execute(ins.on_conflict_do_nothing(index_elements=[REFRESH.c.organization_id]))
     return session.execute(query).first()
 
 
@@ -165,8 +169,7 @@ def refresh_step(session: Session, *, org: int, now: datetime, chunk: int = CHUN
         conds += [r.created_at >= t, or_(r.created_at > t, and_(r.created_at == t, r.id > i))]
     read = session.execute(select(r.id, r.photo_id, r.created_at).where(*conds)
                            .order_by(r.created_at, r.id).limit(chunk)).all()
-    if not read:
-        session.execute(REFRESH.update().where(REFRESH.c.organization_id == org).values(refreshed_at=now))
+    if not read:  # nothing new: nothing written, so a screen's refresh costs two indexed reads
         return RefreshReport(results=0, photos=0, done=True)
     photos = list(dict.fromkeys(int(row.photo_id) for row in read))
     recompute(session, org=org, photo_ids=photos, now=now)

@@ -1,6 +1,6 @@
 """What the Quality page reads about disagreement: one photo's two least alike sources (the review screen, for
 a photo of the disagreement order) and the organization's most disagreeing photos with the counts (the
-Disagreement tab). Each read first brings the facts up to date by one bounded step (quality.disagreement)."""
+Disagreement tab). The report first brings the facts up to date by one bounded step (quality.disagreement)."""
 
 from __future__ import annotations
 
@@ -103,9 +103,9 @@ def _pairs(session: Session, facts: Sequence[Any]) -> list[PairView]:
 
 
 def photo_pair(actor: Actor, *, photo_id: int, settings: Settings | None = None) -> PairView | None:
-    """Photo `photo_id`'s least alike two sources, or None when it has fewer than two (quality.view)."""
+    """Photo `photo_id`'s least alike two sources, or None when it has fewer than two (quality.view). No
+    refresh first: the screen asks for the photo it has just claimed, and the claim refreshed."""
     actor.require("quality.view")
-    disagreement.refresh(actor, settings=settings)
     org = actor.organization_id
     with org_session(org, settings=settings) as s:
         fact = s.execute(select(DISAGREEMENTS).where(DISAGREEMENTS.c.organization_id == org,

@@ -42,6 +42,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from aiconsole.pipeline.rules import RuleSet, load_rules
+from aiconsole.platform import cache
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session
 from aiconsole.platform.db.sql import rowcount
@@ -68,6 +69,10 @@ RANDOM_ORDER_NOTE = ("Random sample: the only order whose decisions estimate the
 DISAGREEMENT_ORDER_NOTE = ("Disagreement: photos where two providers, models or prompt versions produced different "
                            "tags (Jaccard similarity of their labels below the threshold), the least alike first.")
 DEFAULT_CLAIM_SECONDS = 600
+# What the screen shows as left is counted at most this often per organization, order and filters, for every
+# reviewer at once: an exact count reads the whole band (100-170 ms at a million photos), the claim 15 ms.
+LEFT_TTL_S = 30.0
+LEFT_CACHE_PREFIX = "review_left"
 MAX_CLAIM_SECONDS = 8 * 3600
 _CLAIM_ATTEMPTS = 8
 _DEADLOCK, _DEADLOCK_RETRIES = "40P01", 3
@@ -96,6 +101,7 @@ class QueueLeft:
     photos: int
     sampled_from: int | None = None
     sampled_exact: bool = True
+    counted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -313,19 +319,32 @@ def _size(s: Session, *, org: int, rules: RuleSet, order: str, filters: QueueFil
 
 
 def queue_left(actor: Actor, *, order: str = "lowest_confidence", filters: QueueFilters | None = None,
-               settings: Settings | None = None) -> QueueLeft:
-    """What the review screen shows as left (QueueLeft): the random sample's own queue is nearly every
-    processed photo, too many to count on each screen (600 ms at a million), so it shows the band's photos,
-    exact, and the photos it draws from, estimated (queue_next.random_population); other orders their size."""
-    if order != "random":
-        return QueueLeft(photos=queue_size(actor, order=order, filters=filters, settings=settings))
+               max_age_s: float = LEFT_TTL_S, settings: Settings | None = None) -> QueueLeft:
+    """What the review screen shows as left (QueueLeft), counted at `counted_at`, at most `max_age_s` ago (one
+    count serves every reviewer of the organization; 0 counts now). The random sample's own queue is nearly
+    every processed photo (600 ms to count at a million), so it shows the band's photos, as the other orders
+    count them, and the photos it draws from, estimated (queue_next.random_population); other orders their size."""
     actor.require("quality.view")
-    org, filters = actor.organization_id, filters or QueueFilters()
+    org, order, filters = actor.organization_id, check_order(order), filters or QueueFilters()
+    key = (LEFT_CACHE_PREFIX, org, order, *(None if v is None else str(v) for v in (
+        filters.label, filters.provider, filters.model, filters.prompt_version_id, filters.since, filters.until)))
+    photos, drawn, exact, at = cache.cached(key, max_age_s, lambda: _left(actor, order, filters, settings),
+                                            settings=settings)
+    return QueueLeft(photos=int(photos), sampled_from=None if drawn is None else int(drawn),
+                     sampled_exact=bool(exact), counted_at=datetime.fromisoformat(str(at)))
+
+
+def _left(actor: Actor, order: str, filters: QueueFilters, settings: Settings | None) -> list[Any]:
+    """[photos, sampled from, exact?, when] as the cache keeps them (plain JSON)."""
+    at = utcnow().isoformat()
+    if order != "random":
+        return [queue_size(actor, order=order, filters=filters, settings=settings), None, True, at]
+    org = actor.organization_id
     with org_session(org, settings=settings) as s:
         rules = load_rules(s, org)
         band = _size(s, org=org, rules=rules, order="lowest_confidence", filters=filters)
         drawn, exact = queue_next.random_population(s, org=org, rules=rules, filters=filters)
-    return QueueLeft(photos=band, sampled_from=drawn, sampled_exact=exact)
+    return [band, drawn, exact, at]
 
 
 def _refreshed(actor: Actor, order: str, now: datetime, settings: Settings | None) -> None:

@@ -206,6 +206,8 @@ def test_review_screen_reads_the_pair_and_the_report(team: Any) -> None:
     o = team.org
     photo = pair_photo(o, ["cat", "sofa"], ["cat", "lamp", "rug"], minute=1)
     agree = pair_photo(o, ["cat"], ["cat"], minute=2)
+    assert disagreement_reads.photo_pair(team.viewer, photo_id=photo) is None  # not counted yet: no refresh here
+    disagreement.refresh(team.viewer)  # as the claim before it does
     pair = disagreement_reads.photo_pair(team.viewer, photo_id=photo)
     assert pair is not None and pair.jaccard == pytest.approx(1 / 4)
     assert (pair.a.provider, pair.a.labels) == ("Local analyzer", ("cat", "sofa"))  # the older result first
@@ -222,8 +224,12 @@ def test_random_order_screen_counts_the_band_and_the_sampled_photos(team: Any, p
     left = rq.queue_left(team.viewer, order="random")
     assert left.photos == rq.queue_size(team.viewer, order="lowest_confidence")
     assert left.sampled_exact and left.sampled_from == rq.queue_size(team.viewer, order="random")
-    assert rq.queue_left(team.viewer, order="oldest") == rq.QueueLeft(photos=rq.queue_size(team.viewer,
-                                                                                           order="oldest"))
+    oldest = rq.queue_left(team.viewer, order="oldest")
+    assert (oldest.photos, oldest.sampled_from) == (rq.queue_size(team.viewer, order="oldest"), None)
+    # Counted once for every reviewer: a photo arriving now shows at the next count (max_age_s=0: now).
+    h.add_photo(team.org, [("owl", 0.5, "needs_review")], minute=30)
+    assert rq.queue_left(team.first, order="oldest") == oldest
+    assert rq.queue_left(team.first, order="oldest", max_age_s=0).photos == oldest.photos + 1
 
 
 def test_random_population_estimate_over_a_wide_id_range(team: Any) -> None:

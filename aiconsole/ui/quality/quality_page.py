@@ -12,7 +12,14 @@ import streamlit as st
 
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
-from aiconsole.ui.quality import agreement_panel, analytics_panel, batch_panel, review_panel, truth_panel
+from aiconsole.ui.quality import (
+    agreement_panel,
+    analytics_panel,
+    batch_panel,
+    disagreement_panel,
+    review_panel,
+    truth_panel,
+)
 from aiconsole.ui.widgets import say
 
 TABS: tuple[tuple[str, Callable[[Actor], None]], ...] = (
@@ -21,6 +28,7 @@ TABS: tuple[tuple[str, Callable[[Actor], None]], ...] = (
     ("Ground truth", truth_panel.render),
     ("Batch corrections", batch_panel.render),
     ("Agreement", agreement_panel.render),
+    ("Disagreement", disagreement_panel.render),
 )
 
 

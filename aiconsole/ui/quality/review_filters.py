@@ -1,4 +1,5 @@
-"""The review queue's order picker and filters (label, provider, model, prompt version, arrival days)."""
+"""The review queue's order picker (each order's note under it) and filters (label, provider, model, prompt
+version, arrival days)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import streamlit as st
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.quality import review_reads as reads
-from aiconsole.quality.review_queue import QUEUE_ORDERS, RANDOM_ORDER_NOTE, QueueFilters
+from aiconsole.quality.review_queue import DISAGREEMENT_ORDER_NOTE, QUEUE_ORDERS, RANDOM_ORDER_NOTE, QueueFilters
 from aiconsole.ui.widgets import say
 
-ORDER_NAMES = {"lowest_confidence": "Lowest confidence", "oldest": "Oldest", "random": "Random sample"}
+ORDER_NAMES = {"lowest_confidence": "Lowest confidence", "oldest": "Oldest", "random": "Random sample",
+               "disagreement": "Disagreement"}
+ORDER_NOTES = {"random": RANDOM_ORDER_NOTE, "disagreement": DISAGREEMENT_ORDER_NOTE}
 ORDER_KEY = "rv_order"
 
 
@@ -20,8 +23,8 @@ def controls(actor: Actor) -> tuple[str, QueueFilters]:
     with order_col:
         order = st.radio("Order", QUEUE_ORDERS, format_func=lambda o: ORDER_NAMES.get(o, o), key=ORDER_KEY,
                          horizontal=True)
-        if order == "random":
-            say("caption", "{}", RANDOM_ORDER_NOTE)
+        if order in ORDER_NOTES:
+            say("caption", "{}", ORDER_NOTES[order])
     with filter_col.expander("Filters", icon=":material/filter_list:"):
         choices = reads.filter_choices(actor)
         providers = dict(choices.providers)

@@ -23,21 +23,24 @@ from aiconsole.quality import review_reads as reads
 from aiconsole.quality.decisions import submit_review
 from aiconsole.quality.review_queue import (
     DEFAULT_CLAIM_SECONDS,
+    LEFT_TTL_S,
     QueueFilters,
+    QueueLeft,
     ReviewItem,
     claim_next,
-    queue_size,
+    queue_left,
     release,
 )
 from aiconsole.quality.review_undo import undo_last_review
 from aiconsole.ui.quality import review_keys as keys
 from aiconsole.ui.quality import review_state as state
 from aiconsole.ui.quality.review_filters import controls
-from aiconsole.ui.quality.review_tags import photo, tag_rows
+from aiconsole.ui.quality.review_tags import photo, sources, tag_rows
 from aiconsole.ui.widgets import flash, md, md_join, say, show_flashes, why_not
 
 PERMISSION = "review.tags"
 BACKLOG, BACKLOG_TTL_S = "rv_backlog", 30.0
+COUNTED_NOTE_S = 5.0  # a count older than this says when it was made
 _DONE = {"approve": "approved {}", "reject": "rejected {} ({})", "rename": "renamed {} to {}", "add": "added {}"}
 
 
@@ -62,21 +65,24 @@ def _panel(actor: Actor) -> None:
         if state.item() is not None:
             state.show(None)
         ss[state.QUERY], ss[state.SKIPPED] = query, []
-    backlog = _backlog(actor, order, filters)
+    left = _backlog(actor, order, filters)
+    backlog = left.photos
     can = actor.allowed(PERMISSION)
     held = _held(actor, order, filters) if can and ss.get(state.ACTIVE) else None
-    _progress(actor, backlog)
+    _progress(actor, left)
     _action_bar(actor, held)
     keys.legend()
     if ss.get(state.SHOW_PREVIOUS):
         _previous(actor)
     if held is None:
-        _waiting(actor, backlog)
+        _waiting(actor, backlog, order)
     else:
         pic, tags = st.columns([3, 2])
         with pic:
             photo(actor, held)
         with tags:
+            if held.queue_order == "disagreement":
+                sources(actor, held)
             tag_rows(actor, held)
     if can:
         keys.bind()
@@ -88,14 +94,16 @@ def _panel(actor: Actor) -> None:
     state.remember_shadow()
 
 
-def _backlog(actor: Actor, order: str, filters: QueueFilters) -> int:
-    """The queue's size, counted again after BACKLOG_TTL_S, a submit, a skip or an undo (not on every key)."""
+def _backlog(actor: Actor, order: str, filters: QueueFilters) -> QueueLeft:
+    """What is left in the queue, counted again after BACKLOG_TTL_S, a submit, a skip or an undo (not on every
+    key)."""
     seen = st.session_state.get(BACKLOG)
     if seen is not None and seen[0] == (order, filters) and time.monotonic() - seen[1] < BACKLOG_TTL_S:
-        return int(seen[2])
-    size = queue_size(actor, order=order, filters=filters)
-    st.session_state[BACKLOG] = ((order, filters), time.monotonic(), size)
-    return size
+        left: QueueLeft = seen[2]
+        return left
+    left = queue_left(actor, order=order, filters=filters)
+    st.session_state[BACKLOG] = ((order, filters), time.monotonic(), left)
+    return left
 
 
 def _held(actor: Actor, order: str, filters: QueueFilters) -> ReviewItem | None:
@@ -119,14 +127,29 @@ def _held(actor: Actor, order: str, filters: QueueFilters) -> ReviewItem | None:
     return fresh
 
 
-def _progress(actor: Actor, backlog: int) -> None:
+def _progress(actor: Actor, queue: QueueLeft) -> None:
     started = st.session_state.get(state.STARTED)
+    backlog = queue.photos
     pace = (reads.review_pace(actor, since=started, backlog=backlog) if started is not None
             else reads.pace(0, 0, backlog))
     done, left, rate, eta = st.columns(4)
     done.metric("Reviewed this session", fmt.count(pace.reviewed))
-    left.metric("Queue left", fmt.count(backlog), help="Photos awaiting review in this order with these filters, "
-                "including those other reviewers hold now.")
+    if queue.counted_at is not None and (_now() - queue.counted_at).total_seconds() >= COUNTED_NOTE_S:
+        say("caption", "Queue counted {} (recounted every {} for all reviewers).", fmt.ago(queue.counted_at, _now()),
+            fmt.duration(LEFT_TTL_S), where=left)
+    if queue.sampled_from is None:
+        left.metric("Queue left", fmt.count(backlog), help="Photos awaiting review in this order with these "
+                    "filters, including those other reviewers hold now.")
+    else:
+        left.metric("Needing review", fmt.count(backlog), help="Photos with a tag between the reject and accept "
+                    "thresholds (or recorded as needs review) with these filters: the backlog the ETA is about.")
+        if queue.sampled_exact:
+            say("caption", "The random sample draws from {} with an undecided tag, accepted ones included.",
+                fmt.plural(queue.sampled_from, "photo"), where=left)
+        else:
+            say("caption", "The random sample draws from about {} with an undecided tag, accepted ones included "
+                "(estimated from a few hundred photos drawn at random).", fmt.plural(queue.sampled_from, "photo"),
+                where=left)
     rate.metric("Your pace", f"{fmt.count(pace.per_hour)} / h" if pace.per_hour else fmt.MISSING,
                 help="Reviews this session per hour since you started.")
     eta.metric("Backlog ETA", fmt.duration(pace.eta_s), help="How long the queue left takes at your pace.")
@@ -245,7 +268,7 @@ def _previous(actor: Actor) -> None:
                                          f"{summary.photo_id:,}"))
 
 
-def _waiting(actor: Actor, backlog: int) -> None:
+def _waiting(actor: Actor, backlog: int, order: str) -> None:
     """No photo held: why, and what to do next."""
     ss = st.session_state
     if not actor.allowed(PERMISSION):
@@ -265,6 +288,11 @@ def _waiting(actor: Actor, backlog: int) -> None:
                       args=(state.SKIPPED, []))
         return
     say("success", "Nothing awaits review in this order with these filters.", icon=":material/task_alt:")
+    if order == "disagreement":
+        st.caption("Next: photos land here when two providers, models or prompt versions tagged them differently. "
+                   "Run a second source over some photos (a prompt experiment or another model on the Pipeline "
+                   "page), raise the threshold on the Disagreement tab, or clear the filters. Enter checks again.")
+        return
     st.caption("Next: try the random sample (it also samples accepted tags, for an unbiased precision), clear the "
                "filters, or come back later: photos whose tags fall between the reject and accept thresholds "
                "(Pipeline page) land here as they are processed. Enter checks again.")

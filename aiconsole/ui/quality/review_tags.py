@@ -1,5 +1,6 @@
 """The photo held, large (and at every pixel with Zoom), and its tags: each with its number key, confidence
-bar, rule verdict and decision (approve / reject with a reason / rename), then the labels to add."""
+bar, rule verdict and decision (approve / reject with a reason / rename), then the labels to add. A photo of
+the disagreement order also shows its two least alike sources, their labels and the Jaccard similarity."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import streamlit as st
 from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
+from aiconsole.quality import disagreement_reads
 from aiconsole.quality import review_reads as reads
 from aiconsole.quality.decisions import REJECT_REASONS
 from aiconsole.quality.review_queue import ReviewItem, ReviewTag
 from aiconsole.ui.quality import review_keys as keys
 from aiconsole.ui.quality import review_state as state
-from aiconsole.ui.widgets import md, say
+from aiconsole.ui.widgets import md, md_join, say
 
 ZOOM_KEY = "rv_zoom"
 ZOOM_HEIGHT = 720  # px of the scrolling frame a zoomed photo sits in
@@ -24,6 +26,7 @@ DECISION_NAMES = {"approve": "approve", "reject": "reject", "rename": "rename", 
 DECISION_ICONS = {"approve": ":material/check_circle:", "reject": ":material/cancel:", "rename": ":material/edit:",
                   None: ":material/radio_button_unchecked:"}
 VERDICT_NAMES = {"accepted": "accept", "needs_review": "needs review", "rejected": "reject"}
+PAIR_KEY = "rv_pair"  # (photo id, its PairView or None), read once per photo held
 
 
 def photo(actor: Actor, held: ReviewItem) -> None:
@@ -47,6 +50,26 @@ def photo(actor: Actor, held: ReviewItem) -> None:
     say("caption", "photo #{} · {} · {} × {} px · arrived {} · yours for {} more", f"{held.photo_id:,}",
         held.filename, f"{held.width:,}", f"{held.height:,}", fmt.ago(held.created_at, datetime.now(UTC)),
         fmt.duration(left))
+
+
+def sources(actor: Actor, held: ReviewItem) -> None:
+    """The photo's two least alike sources side by side: who produced which labels, and how alike they are."""
+    cached = st.session_state.get(PAIR_KEY)
+    if cached is None or cached[0] != held.photo_id:
+        cached = (held.photo_id, disagreement_reads.photo_pair(actor, photo_id=held.photo_id))
+        st.session_state[PAIR_KEY] = cached
+    pair = cached[1]
+    if pair is None:
+        say("caption", "This photo no longer has two sources to compare.")
+        return
+    with st.container(border=True):
+        say("markdown", "**Sources disagree**: Jaccard similarity {} ({} of their labels in common){}",
+            fmt.number(pair.jaccard, 2), fmt.pct(pair.jaccard, 0),
+            md(" · lowest of {} sources", pair.sources) if pair.sources > 2 else "")
+        for side, col in zip((pair.a, pair.b), st.columns(2), strict=True):
+            say("caption", "{} · {}{}", side.provider, side.model,
+                md(" · prompt {}", side.prompt_version) if side.prompt_version else "", where=col)
+            say("markdown", "{}", md_join(side.labels) if side.labels else "no labels", where=col)
 
 
 def tag_rows(actor: Actor, held: ReviewItem) -> None:
