@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import JSON, Boolean, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from aiconsole.demo import batch_history, reviews
+from aiconsole.demo import batch_history, reviews, second_opinions
 from aiconsole.demo.history import ACCEPT, GEMINI_MODEL, REJECT, History, generate_history, recent_providers
 from aiconsole.demo.timeline import EXPERIMENTS, MAX_RETRIES, PROMPTS, queue_photos
 from aiconsole.demo.timeline import PENDING_PHOTOS as PENDING_PHOTOS  # re-exported: tests size the queue by it
@@ -174,6 +174,7 @@ def seed_demo(*, settings: Settings | None = None, force: bool = False, seed: in
         s.flush()
         ids = _write_setup(s, org.id, now, days, password_hash, recent_providers(history, now))
         summary = _write_history(s, org.id, history, queue, ids, now, review_rng)
+        second_opinions.add_second_opinions(s, organization_id=org.id, now=now, summary=summary, seed=seed)
         audit_n = _write_audit(s, org.id, now, days, ids, history, summary)
         rollup_rows = rebuild_rollups(s, organization_id=org.id)
         cost = int(s.scalar(select(func.coalesce(func.sum(AiProcessingResult.api_cost_micros), 0))
@@ -183,6 +184,7 @@ def seed_demo(*, settings: Settings | None = None, force: bool = False, seed: in
             s.execute(text(f"PRAGMA cache_size={int(cache_pages or -2000)}"))
     # After the commit: the real batch code runs on the written history, in its own transactions.
     batch_history.seed_batches(organization_id=org_id, now=now, tz=tz, settings=settings)
+    second_opinions.count_disagreements(organization_id=org_id, settings=settings)
     return DemoSummary(
         organization_id=org_id, users=len(DEMO_LOGINS), photos=summary["photos"], results=summary["results"],
         photo_tags=summary["photo_tags"], needs_review_tags=summary["needs_review_tags"],
