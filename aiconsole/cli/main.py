@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import typer
 
-from aiconsole.cli import console, pipeline, quality, quality_truth, setup, users
+from aiconsole.cli import console, pipeline, quality, quality_disagreement, quality_truth, setup, users
 
 app = typer.Typer(
     name="aiconsole",
@@ -20,7 +20,7 @@ for group in (setup.commands, console.commands, pipeline.commands):
 app.add_typer(users.commands, name="user")
 # `aiconsole quality ...`: one group; each quality command module's commands sit in it.
 quality_group = typer.Typer(help="Quality Control: reports, ground truth and review decisions.", no_args_is_help=True)
-for group in (quality.commands, quality_truth.commands):
+for group in (quality.commands, quality_truth.commands, quality_disagreement.commands):
     quality_group.add_typer(group)
 app.add_typer(quality_group, name="quality")
 

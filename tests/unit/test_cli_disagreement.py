@@ -28,3 +28,11 @@ def test_refresh_disagreements_counts_every_result(settings: Settings) -> None:
     with service_session() as s:
         scores = {p: s.get(PhotoDisagreement, p).jaccard for p in photos}  # type: ignore[union-attr]
     assert scores == {photos[0]: 1.0, photos[1]: 0.0, photos[2]: 1.0, photos[3]: 0.0}
+
+
+def test_the_command_sits_in_the_quality_group() -> None:
+    from aiconsole.cli.main import app
+
+    result = CliRunner().invoke(app, ["quality", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "refresh-disagreements" in result.output
