@@ -13,8 +13,8 @@ error), the chunk is done again row by row in savepoints and the refused rows ar
 keeping the database's reason. A batch stopped by anything else is marked failed (its error kept); one
 stopped from outside (the page left) is marked cancelled; one whose process died (no chunk for a while:
 `batch_heartbeat`, every chunk beats first) is marked interrupted by the next read of batches; what it changed
-until then stays and can be undone (`batch_undo`). Start and finish are audited with plain-language summaries. Permission: quality.batch
-(admins); reviewers correct single photos through the review queue.
+until then stays and can be undone (`batch_undo`). Start and finish are audited with plain-language summaries.
+Permission: quality.batch (admins); reviewers correct single photos through the review queue.
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aiconsole.quality import double_review
+from aiconsole.quality import quality_settings
 
 RevertFunction = Callable[..., int]
 
 # entity_type -> the function that restores it (`revert_audit(session, *, actor, entry) -> int`).
 REVERT_OWNERS: dict[str, RevertFunction] = {
-    double_review.SETTINGS_ENTITY: double_review.revert_audit,  # the second-review share
+    # the quality settings row: the second-review share, the disagreement threshold
+    quality_settings.SETTINGS_ENTITY: quality_settings.revert_audit,
 }

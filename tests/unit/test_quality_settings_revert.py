@@ -1,7 +1,7 @@
 """The second-review share is revertible from the audit log (admin.reverts -> quality.public): a share change
 reverted sets the previous share again (audited, itself revertible), refused when the settings changed since
-(nothing changed) or for a role without quality.configure; an entry of another quality setting is refused
-with why; on SQLite and PostgreSQL."""
+(nothing changed) or for a role without quality.configure; the disagreement threshold, the row's other setting,
+reverts the same way; an entry that changes no one setting is refused with why; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from aiconsole.platform.audit import entry_detail, list_entries
 from aiconsole.platform.db import org_session
 from aiconsole.platform.errors import ConflictError, PermissionDenied, ValidationFailed
 from aiconsole.platform.settings import Settings
-from aiconsole.quality import double_review, public
+from aiconsole.quality import disagreement_settings, double_review, public
 
 h = load_unit_module("test_review_queue")
 
@@ -65,11 +65,26 @@ def test_a_revert_is_refused_when_the_share_changed_since(team: Any) -> None:
         reverts.revert(team.first, audit_id=first)
 
 
-def test_another_quality_settings_entry_is_refused_with_why(team: Any) -> None:
+def test_a_disagreement_threshold_change_is_reverted_too(team: Any) -> None:
+    admin = team.admin
+    disagreement_settings.set_disagreement_threshold(admin, threshold=0.3, expected_version=0)
+    change = list_entries(admin, action="quality.settings", limit=1)[0]
+    assert (change.before, change.reversible) == ({"disagreement_threshold": 0.5, "version": 0}, True)
+    done = reverts.revert(admin, audit_id=change.id)
+    view = disagreement_settings.disagreement_threshold(admin)
+    assert (view.threshold, view.version) == (pytest.approx(0.5), 2)
+    entry = entry_detail(admin, audit_id=done.revert_id).entry
+    assert entry.summary == f"Reverted #{change.id}: disagreement threshold 0.30 -> 0.50"
+    assert double_review.quality_settings(admin).double_review_share == pytest.approx(0.05)  # the share untouched
+
+
+def test_an_entry_that_changes_no_one_setting_is_refused_with_why(team: Any) -> None:
     admin = team.admin
     with org_session(admin.organization_id) as s:
         other = audit.record(s, actor=admin, action="quality.settings", entity_type="quality_settings",
-                             entity_id=admin.organization_id, before={"disagreement_threshold": 0.5, "version": 0},
-                             after={"disagreement_threshold": 0.4, "version": 1}, summary="", reversible=True)
-    with pytest.raises(ValidationFailed, match="does not change the second-review share"):
+                             entity_id=admin.organization_id,
+                             before={"disagreement_threshold": 0.5, "double_review_share": 0.05, "version": 0},
+                             after={"disagreement_threshold": 0.4, "double_review_share": 0.1, "version": 1},
+                             summary="", reversible=True)
+    with pytest.raises(ValidationFailed, match="does not change one quality setting"):
         reverts.revert(admin, audit_id=other)
