@@ -177,8 +177,8 @@ def _claim_seconds(seconds: int) -> int:
     return seconds
 
 
-def _take(session: Session, *, org: int, me: int, photo_id: int, order: str, now: datetime,
-          expires: datetime) -> bool:
+def take_claim(session: Session, *, org: int, me: int, photo_id: int, order: str, now: datetime,
+               expires: datetime) -> bool:
     """Make `photo_id` this reviewer's one claim (keeping the token of a claim they already hold on it);
     False when another reviewer's live claim holds it."""
     c = CLAIMS.c
@@ -272,7 +272,7 @@ def _claim(org: int, me: int, order: str, filters: QueueFilters, seed: int, pass
                 # checks, KEY SHARE on its photo, never wait on a claimer): pass it over.
                 passed.append(photo_id)
                 continue
-            if _take(s, org=org, me=me, photo_id=photo_id, order=order, now=now, expires=expires):
+            if take_claim(s, org=org, me=me, photo_id=photo_id, order=order, now=now, expires=expires):
                 # The claim row is where reviewers meet: a submit of this photo that held it has committed by
                 # now, so a fresh read says whether the photo still waits (its tags may all be decided).
                 if s.scalar(select(PHOTOS.c.id).where(PHOTOS.c.id == photo_id,

@@ -33,9 +33,9 @@ from aiconsole.quality.review_queue import (
     MAX_CLAIM_SECONDS,
     ReviewItem,
     ReviewTag,
-    _take,
     held_claim,
     reviewer_id,
+    take_claim,
     write_session,
 )
 from aiconsole.quality.review_record import (
@@ -133,7 +133,7 @@ def claim_second(actor: Actor, *, claim_seconds: int = DEFAULT_CLAIM_SECONDS, no
                     skip_locked=True, key_share=True)) is None:
                 passed.append(int(photo_id))
                 continue
-            if _take(s, org=org, me=me, photo_id=int(photo_id), order=SECOND_REVIEW, now=now, expires=expires):
+            if take_claim(s, org=org, me=me, photo_id=int(photo_id), order=SECOND_REVIEW, now=now, expires=expires):
                 return _item(s, photo_id=int(photo_id), me=me)
             passed.append(int(photo_id))
     return None
