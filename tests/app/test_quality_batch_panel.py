@@ -32,11 +32,12 @@ def _click(at: AppTest, key: str) -> None:
     assert not at.exception, at.exception
 
 
-def _undecided(org: int, label: str) -> int:
+def _undecided(org: int, label: str, *, what: object = None) -> int:
+    """Undecided tags with `label` (or, given `what`, e.g. distinct photo ids, how many of those there are)."""
     with service_session() as s:
-        return int(s.scalar(select(func.count()).where(PhotoTag.organization_id == org, PhotoTag.label == label,
-                                                       PhotoTag.review_state != "rejected",
-                                                       PhotoTag.reviewed_at.is_(None))) or 0)
+        return int(s.scalar(select(func.count(what) if what is not None else func.count()).where(
+            PhotoTag.organization_id == org, PhotoTag.label == label, PhotoTag.review_state != "rejected",
+            PhotoTag.reviewed_at.is_(None))) or 0)
 
 
 def test_an_admin_runs_a_rename_batch_and_undoes_it(demo_env: dict[str, str], passwords: dict[str, str]) -> None:
@@ -44,6 +45,8 @@ def test_an_admin_runs_a_rename_batch_and_undoes_it(demo_env: dict[str, str], pa
     org, before = admin.organization_id, _labels(admin.organization_id)
     label = max(before, key=lambda name: before[name])
     expected = _undecided(org, label)
+    # A photo two sources tagged with the label keeps one renamed tag; its other one is rejected as a duplicate.
+    photos = _undecided(org, label, what=PhotoTag.photo_id.distinct())
     assert expected > 0
     at = panel_app(PANEL, admin)
     assert [s.value for s in at.subheader] == ["New batch", "Past batches"]
@@ -62,7 +65,7 @@ def test_an_admin_runs_a_rename_batch_and_undoes_it(demo_env: dict[str, str], pa
     assert (done.status, done.changed, done.failed) == ("completed", expected, 0)
     assert f"Batch #{done.id} (rename '{label}' to 'batch renamed') completed: {expected:,} tags changed" in \
         shown(str(at.success[0].value))
-    assert _labels(org).get("batch renamed") == expected
+    assert _labels(org).get("batch renamed") == photos
     _click(at, f"bt_undo_{done.id}")
     assert shown(str(at.warning[0].value)).startswith(f"Undo batch #{done.id} (rename '{label}' to 'batch renamed')?")
     _click(at, f"bt_undo_{done.id}_confirm")
