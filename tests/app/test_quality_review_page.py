@@ -168,9 +168,11 @@ def test_an_admin_reviews(app_as: Any) -> None:
     item = held(at)
     press(at, keys.APPROVE_ALL)
     press(at, keys.NEXT)
+    # The photo's newest review (a photo tagged again after an earlier review has that one too).
     with service_session() as s:
-        review = s.scalars(select(Review).where(Review.photo_id == item.photo_id)).one()
-    assert review.reviewer_id == at.session_state[ACTOR_KEY].user_id
+        review = s.scalars(select(Review).where(Review.photo_id == item.photo_id)
+                           .order_by(Review.id.desc()).limit(1)).one()
+    assert review.reviewer_id == at.session_state[ACTOR_KEY].user_id and review.claim_token == item.token
 
 
 def test_random_order_says_why_it_is_unbiased_and_filters_narrow_the_queue(app_as: Any) -> None:
