@@ -842,6 +842,8 @@ class GoldenSetRun(Base):
 
 DEFAULT_DOUBLE_REVIEW_SHARE = 0.05
 DOUBLE_REVIEW_STATUSES = ("waiting", "reviewed", "adjudicated")
+# A photo disagrees when the Jaccard similarity of two sources' label sets falls below this (migration 0014).
+DEFAULT_DISAGREEMENT_THRESHOLD = 0.5
 
 
 class QualitySetting(Base):
