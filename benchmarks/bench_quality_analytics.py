@@ -138,10 +138,13 @@ def _history(org: int, reviewer_ids: list[int], per_day: int, days: int) -> dict
         s.execute(text(
             "INSERT INTO photo_tags (id, organization_id, photo_id, result_id, label, confidence, source,"
             " review_state, reviewed_by, reviewed_at, created_at)"
-            " SELECT i.tag_id, :org, i.photo_id, r.id, coalesce(i.label_after, i.label), i.conf, 'ai',"
+            " SELECT i.tag_id, :org, i.photo_id, r.id, i.label, i.conf, 'ai',"
             " CASE i.action WHEN 'approve' THEN 'accepted' WHEN 'rename' THEN 'corrected' ELSE 'rejected' END,"
             " i.reviewer, i.at, r.created_at FROM fill_items i JOIN ai_processing_results r ON r.photo_id = i.photo_id"
             " ORDER BY i.tag_id"), p)
+        # Renamed as a review renames them: the tag gets the reviewer's label after the AI's was recorded.
+        s.execute(text("UPDATE photo_tags t SET label = i.label_after FROM fill_items i"
+                       " WHERE t.id = i.tag_id AND i.action = 'rename'"))
         s.execute(text(
             "INSERT INTO reviews (id, organization_id, photo_id, reviewer_id, claim_token, queue_order, claimed_at,"
             " submitted_at) SELECT review_id, :org, photo_id, reviewer, md5('c' || j)::uuid::text, queue_order,"

@@ -4,8 +4,10 @@ provider/model and per label, and for each label the lowest accept threshold tha
 SQL sums the decisions per confidence bin (`review_sql.bin_sql`; a tag is right as `review_sql.CORRECT`
 says); `stats` turns the sums into reliability bins, the expected calibration error, Wilson intervals and
 the threshold. Thresholds are candidates every 1/FINE_BINS (the rules form's step): a threshold at a bin's
-lower edge takes every reviewed tag of that bin and above. The review load a threshold causes is counted in
-SQL on the label's AI tags of the window with the tag rule itself (`pipeline.rules.verdict_sql`).
+lower edge takes every reviewed tag of that bin and above. The review load a threshold causes is counted on
+the label's AI tags of the window (by the AI's label): whole UTC days from the tag rollup (`tag_rollup`, the
+tag rule's band as counts at or above its thresholds), the partial days with the tag rule itself in SQL
+(`pipeline.rules.verdict_sql`).
 
 By default only random-order reviews count: above the current accept threshold the other orders see almost
 no tags, so their precision at a lower threshold would be measured on the uncertain tags alone.
@@ -20,7 +22,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from aiconsole.control import public as control
@@ -30,6 +32,7 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.models import PipelineConfig
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
+from aiconsole.quality import tag_rollup
 from aiconsole.quality.analytics import cached_view
 from aiconsole.quality.review_sql import (
     CORRECT,
@@ -37,9 +40,7 @@ from aiconsole.quality.review_sql import (
     DEFAULT_DAYS,
     NO_RANDOM_REVIEWS,
     SAMPLE_NOTES,
-    TAGS,
     Scope,
-    ai_label,
     bin_sql,
     flag,
     judged,
@@ -170,7 +171,8 @@ def _why_none(cal: Calibration, *, sample: str, target: float, min_support: int)
 
 def _review_load(s: Session, sc: Scope, rules: RuleSet, proposals: dict[str, ThresholdProposal],
                  ) -> dict[str, ThresholdProposal]:
-    """The proposals with the review shares of every AI tag of their label in the window, now and after."""
+    """The proposals with the review shares of every AI tag of their label in the window, now and after: whole
+    UTC days from the tag rollup, the partial days at either end from the tags."""
     if not proposals:
         return {}
     overrides: dict[str, dict[str, float]] = {k: dict(v) for k, v in rules.label_overrides.items()}
@@ -178,23 +180,38 @@ def _review_load(s: Session, sc: Scope, rules: RuleSet, proposals: dict[str, Thr
         reject = rules.thresholds(name)[1]
         overrides[normalize_label(name)] = {"accept": max(p.threshold, reject), "reject": reject}
     after = RuleSet(rules.accept_threshold, rules.reject_threshold, overrides)
-    t = TAGS.c
-    # Only tags that carry one of the labels, or carried it before a rename: the AI's label is a per-tag CASE.
-    tagged, label = ai_label(sc.organization_id)
-    inner = (select(label.label("label"), t.confidence).select_from(tagged)
-             .where(t.organization_id == sc.organization_id, t.source == "ai", t.created_at >= sc.since,
-                    t.created_at < sc.now, or_(t.label.in_(list(proposals)), t.review_state == "corrected"))
-             .subquery())
-    col, conf = inner.c.label, inner.c.confidence
-    rows = s.execute(select(col, func.count(), func.sum(flag(verdict_sql(rules, col, conf) == "needs_review")),
-                            func.sum(flag(verdict_sql(after, col, conf) == "needs_review")))
-                     .where(col.in_(list(proposals))).group_by(col))
+    # A tag needs review when not accept <= confidence and not confidence < reject: of those >= reject, the
+    # ones below max(accept, reject).
+    bands = {name: (rules.thresholds(name)[1], max(rules.thresholds(name))) for name in proposals}
+    bands_after = {name: (after.thresholds(name)[1], max(after.thresholds(name))) for name in proposals}
+    totals = {name: [0, 0, 0] for name in proposals}  # tags, in review now, in review after
+    window = tag_rollup.split(sc.since, sc.now)
+    if window.whole is not None:
+        counted = tag_rollup.at_least(s, organization_id=sc.organization_id, days=window.whole, thresholds={
+            name: (*bands[name], *bands_after[name]) for name in proposals})
+        for name, c in counted.items():
+            (lo, hi), (lo2, hi2) = bands[name], bands_after[name]
+            totals[name] = [c.total, c.at_least[lo] - c.at_least[hi], c.at_least[lo2] - c.at_least[hi2]]
+    if window.raw:
+        t = tag_rollup.AI_TAGS.c
+        label, conf = t.ai_label, t.confidence
+        rows = s.execute(select(label, func.count(), func.sum(flag(verdict_sql(rules, label, conf) == "needs_review")),
+                                func.sum(flag(verdict_sql(after, label, conf) == "needs_review")))
+                         .where(t.organization_id == sc.organization_id, t.ai_label.in_(list(proposals)),
+                                or_(*[and_(t.created_at >= lo, t.created_at < hi) for lo, hi in window.raw]))
+                         .group_by(label))
+        for name, n, now_n, after_n in rows:
+            for i, v in enumerate((n, now_n, after_n)):
+                totals[name][i] += int(v or 0)
     # A label with no AI tags in the window (only older ones reviewed) has no review load to change.
-    out = {name: replace(p, review_share_now=None, review_share_after=None, review_load_change=None)
-           for name, p in proposals.items()}
-    for name, n, now_n, after_n in rows:
-        now, later = int(now_n or 0) / n, int(after_n or 0) / n
-        out[name] = replace(proposals[name], review_share_now=now, review_share_after=later,
+    out = {}
+    for name, p in proposals.items():
+        n, now_n, after_n = totals[name]
+        if not n:
+            out[name] = replace(p, review_share_now=None, review_share_after=None, review_load_change=None)
+            continue
+        now, later = now_n / n, after_n / n
+        out[name] = replace(p, review_share_now=now, review_share_after=later,
                             review_load_change=(later - now) / now if now else None)
     return out
 

@@ -1,6 +1,6 @@
 """The SQL vocabulary over review decisions that analytics and calibration share: the window of an
 organization's local calendar days, a moment's window and a confidence's bin as SQL CASEs, the samples
-(random-order reviews, or all), which decisions judge an AI tag and which call it right, the AI's own label.
+(random-order reviews, or all), which decisions judge an AI tag and which call it right.
 
 A decided AI tag is right when the reviewer approved or renamed it (the tag pointed at something in the
 photo; a rename fixes its word, which the correction rate counts) and wrong when rejected.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, case, func, literal, select, text
+from sqlalchemy import ColumnElement, Table, case, literal, select, text
 from sqlalchemy.orm import Session
 
 from aiconsole.platform.clock import org_clock
@@ -119,19 +119,3 @@ def judged(sc: Scope, sample: str) -> list[ColumnElement[bool]]:
 
 
 CORRECT = flag(DECISIONS.c.action.in_(CORRECT_ACTIONS))
-
-
-def ai_label(organization_id: int, tags: Table = TAGS) -> tuple[Any, ColumnElement[str]]:
-    """The label the AI gave a tag: a renamed tag's label before its first rename, kept on that decision.
-    Returns the tags joined to their first rename decision (an outer join, to select from) and the label: one
-    join for all tags (a subquery per tag was evaluated once for every use of the label in a CASE)."""
-    d = DECISIONS.c
-    first = (select(d.tag_id, func.min(d.id).label("id"))
-             .where(d.organization_id == organization_id, d.action == "rename", d.tag_id.is_not(None))
-             .group_by(d.tag_id).subquery("first_rename"))
-    renames = DECISIONS.alias("rename")
-    joined = (tags.outerjoin(first, first.c.tag_id == tags.c.id)
-              .outerjoin(renames, renames.c.id == first.c.id))
-    label = case((tags.c.review_state == "corrected", func.coalesce(renames.c.label_before, tags.c.label)),
-                 else_=tags.c.label)
-    return joined, label

@@ -10,18 +10,20 @@ Every org-scoped table carries `organization_id`; on PostgreSQL row-level securi
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -399,6 +401,41 @@ class PhotoTag(Base):
     reviewed_by: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("users.id", ondelete="SET NULL"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created()
+
+
+class QualityAiTag(Base):
+    """An AI tag as the AI made it (label, confidence, when): its label is not renamed with the tag's. Written
+    and deleted with the tag by triggers on photo_tags (migration 0017); read by quality/tag_rollup.py."""
+
+    __tablename__ = "quality_ai_tags"
+    __table_args__ = (
+        # A window's partial UTC days, and a threshold off quality_tag_daily's grid read in its one bin.
+        Index("ix_quality_ai_tags_org_created", "organization_id", "created_at"),
+        Index("ix_quality_ai_tags_org_label_confidence", "organization_id", "ai_label", "confidence"),
+    )
+
+    # No foreign key: the triggers delete the row with its tag, after reading its label for the rollup.
+    tag_id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    organization_id: Mapped[int] = _hot_org()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    ai_label: Mapped[str] = mapped_column(String(200), nullable=False)
+    confidence: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class QualityTagDaily(Base):
+    """AI tags per organization, UTC day of creation, AI label and confidence bin (the highest k in 0..99 with
+    confidence >= k/100), kept by triggers on photo_tags (migration 0017; read by quality/tag_rollup.py)."""
+
+    __tablename__ = "quality_tag_daily"
+    __table_args__ = (CheckConstraint("conf_bin >= 0 AND conf_bin < 100", name="conf_bin"),)
+
+    organization_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    ai_label: Mapped[str] = mapped_column(String(200), primary_key=True)
+    conf_bin: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class Correction(Base):
