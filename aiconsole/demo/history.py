@@ -379,18 +379,19 @@ def _trace(provider: str, model: str, lat: int, retries: int, overhead: int, row
 def _review(rng: random.Random, tags: list[dict[str, Any]], corrections: list[dict[str, Any]],
             photo: dict[str, Any], sample: samples.Sample, answer: list[tuple[str, float, bool]],
             created: datetime, now: datetime, pk: int) -> None:
-    """Reviewers work through doubtful tags: most within hours, the newest still waiting."""
+    """Reviewers work through doubtful photos: most within hours, the newest still waiting. One review decides
+    every tag of the photo awaiting one, as the review queue has it, or the photo waits with all of them."""
     present = {label for label, _, _ in answer}
     missing = [label for label in sample.labels if label not in present]
-    reviewed_any = False
-    for tag in tags[len(tags) - len(answer):]:
-        if tag["review_state"] != "needs_review":
-            continue
-        at = created + timedelta(hours=rng.expovariate(1 / 6.0), minutes=1)
-        if at >= now - timedelta(minutes=1) or rng.random() < 0.1:
-            photo["_review_open"] += 1
-            continue
-        who = "reviewer" if rng.random() < 0.85 else "admin"
+    band = [tag for tag in tags[len(tags) - len(answer):] if tag["review_state"] == "needs_review"]
+    if not band:
+        return
+    at = created + timedelta(hours=rng.expovariate(1 / 6.0), minutes=1)
+    if at >= now - timedelta(minutes=1) or rng.random() < 0.1:
+        photo["_review_open"] += len(band)
+        return
+    who = "reviewer" if rng.random() < 0.85 else "admin"
+    for tag in band:
         before = {"label": tag["label"], "confidence": tag["confidence"], "review_state": "needs_review"}
         if tag["_true"]:
             action, after_state, label = ("accept", "accepted", tag["label"]) if rng.random() < 0.95 else (
@@ -404,15 +405,15 @@ def _review(rng: random.Random, tags: list[dict[str, Any]], corrections: list[di
                             "after": {"label": label, "review_state": after_state}, "user_id": who,
                             "created_at": at})
         photo["_reviewed_at"] = max(photo.get("_reviewed_at", at), at)
-        reviewed_any = True
-    if reviewed_any and missing and rng.random() < 0.15:
+        at += timedelta(seconds=rng.randint(2, 9))
+    if missing and rng.random() < 0.15:
         at = photo["_reviewed_at"] + timedelta(seconds=rng.randint(5, 90))
         label = missing.pop()
         added = {"_photo": pk, "_result": None, "label": label, "confidence": 1.0, "source": "human",
-                 "review_state": "accepted", "reviewed_by": "reviewer", "reviewed_at": at, "created_at": at,
+                 "review_state": "accepted", "reviewed_by": who, "reviewed_at": at, "created_at": at,
                  "_true": True}
         tags.append(added)
         corrections.append({"_photo": pk, "_tag": added, "action": "add", "before": None,
-                            "after": {"label": label, "review_state": "accepted"}, "user_id": "reviewer",
+                            "after": {"label": label, "review_state": "accepted"}, "user_id": who,
                             "created_at": at})
         photo["_reviewed_at"] = at

@@ -309,6 +309,21 @@ def test_tags_reviews_and_corrections(seeded: tuple[Settings, Any]) -> None:
         Photo.status != "needs_review", Photo.id.in_(open_photos))) == 0
 
 
+def test_a_review_decides_every_tag_its_photo_had_awaiting_one(seeded: tuple[Settings, Any]) -> None:
+    """As the review queue has it: no reviewed photo keeps an AI tag in review that it had when reviewed."""
+    settings, summary = seeded
+    t, r = PhotoTag, Review
+    left = select(func.count(func.distinct(r.photo_id))).select_from(r).join(t, t.photo_id == r.photo_id).where(
+        r.organization_id == summary.organization_id, r.queue_order != "second_review", t.source == "ai",
+        t.reviewed_at.is_(None), t.review_state == "needs_review", t.created_at <= r.submitted_at)
+    assert _scalar(settings, left) == 0
+    # Each review was one person's, at one sitting: its decisions within minutes, by its reviewer.
+    d = ReviewDecision
+    spread = select(func.count()).select_from(d).join(r, r.id == d.review_id).where(
+        r.organization_id == summary.organization_id, d.reviewer_id != r.reviewer_id)
+    assert _scalar(settings, spread) == 0
+
+
 def test_history_photos_render_to_their_stored_identity(seeded: tuple[Settings, Any]) -> None:
     settings, summary = seeded
     photos = _rows(settings, select(Photo.storage_uri, Photo.sha256, Photo.byte_size, Photo.width, Photo.height)
