@@ -12,7 +12,10 @@ the 7- and 90-day windows the tab offers are measured too. Domain calls only, no
 - the tab's cache hit (analytics.cached_view: its fingerprint query and the lookup), apart.
 
 Each run's statements are timed (SQLAlchemy cursor events); the slowest one is printed with its
-EXPLAIN (ANALYZE, BUFFERS) plan. The history is generated in SQL: `--per-day` reviews a day for `--history`
+EXPLAIN (ANALYZE, BUFFERS) plan, and the eight heaviest (cold, median) are written per window. Tags are
+inserted with the AI's label and renamed afterwards, as reviews do, so migration 0017's triggers keep the
+tag rollup calibration reads (quality/tag_rollup.py) as the pipeline and reviews would.
+The history is generated in SQL: `--per-day` reviews a day for `--history`
 days, four decisions each (about 6 % renames, 20 % rejects), a quarter from the random order, four
 reviewers, one review in 20 reviewed again by another reviewer; organization in Europe/Berlin. Prints the
 figures and writes benchmarks/results/quality_analytics.json.
@@ -251,6 +254,7 @@ def measure(actor: Any, days: int, runs: int, statements: Statements) -> dict[st
     per: dict[str, dict[str, list[float]]] = {"cold": defaultdict(list), "warm": defaultdict(list)}
     slowest: tuple[float, str, Any] = (0.0, "", None)
     statement_counts = []
+    by_position: dict[int, list[tuple[float, str]]] = defaultdict(list)  # cold runs: the n-th statement's times
     for _ in range(runs):
         for kind in ("cold", "warm"):
             if kind == "cold":
@@ -267,9 +271,16 @@ def measure(actor: Any, days: int, runs: int, statements: Statements) -> dict[st
             per[kind]["view"].append(total)
             taken = statements.take()
             statement_counts.append(len(taken))
+            if kind == "cold":
+                for i, (ms, sql, _) in enumerate(taken):
+                    by_position[i].append((ms, sql))
             slowest = max([slowest, *taken], key=lambda x: x[0])
     out: dict[str, Any] = {kind: {name: _ms(v) for name, v in calls_.items()} for kind, calls_ in per.items()}
     out["statements_per_view"] = max(statement_counts)
+    # The view's heaviest statements (cold, median over the runs), to see where the time goes.
+    heaviest = sorted(((statistics.median(ms for ms, _ in v), v[0][1]) for v in by_position.values()), reverse=True)
+    out["cold_statements_p50_ms"] = [{"ms": round(ms, 1), "sql": " ".join(sql.split())[:160]}
+                                     for ms, sql in heaviest[:8]]
     out["tab_cache_hit_ms"] = _cache_hit(actor, days)
     out["slowest_statement"] = {"ms": round(slowest[0], 1), "sql": slowest[1], "plan": _explain(actor, slowest)}
     return out
