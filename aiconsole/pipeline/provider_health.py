@@ -191,9 +191,11 @@ class HealthReporter:
             else:
                 breaker.hold_open(circuits.next_level(prev, now, recovery_s=breaker.recovery_s))
                 snap = breaker.snapshot()
+                # Opened just now, at this level: the probe is due a whole period after the row's moment (the
+                # time left on the breaker is that period less however long this thread waited since).
                 circuits.write(s, organization_id, provider, state="open", level=snap.level, worker=self.worker_id,
                                now=now, failure_rate=snap.failure_rate,
-                               next_probe_at=now + timedelta(seconds=snap.reopens_in_s))
+                               next_probe_at=now + timedelta(seconds=snap.open_for_s))
             self._mark(organization_id, provider, breaker.snapshot())
         with self._lock:
             self._circuit[organization_id] = provider
