@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from aiconsole.platform.settings import Settings
+from aiconsole.ui.browser_session import COOKIE
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -107,6 +108,11 @@ def _log_in(page, url: str, email: str, password: str, landing: str = "Live Stat
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name=re.compile(landing)).wait_for(timeout=30_000)
+    # The page then has the console's route set the login cookie; a goto() before that lands on the login form.
+    deadline = time.monotonic() + 20
+    while not any(c["name"] == COOKIE for c in page.context.cookies()):
+        assert time.monotonic() < deadline, "the login cookie was never set"
+        time.sleep(0.1)
 
 
 @pytest.fixture
