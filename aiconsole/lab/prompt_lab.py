@@ -28,7 +28,7 @@ from aiconsole.pipeline.calls import Caller, CallOptions
 from aiconsole.pipeline.context import OrgContext, load_org_context
 from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.routing import RouteDecision
-from aiconsole.pipeline.rules import RuleSet, load_rules
+from aiconsole.pipeline.rules import RuleSet, jaccard, load_rules
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import get_engine, org_session
 from aiconsole.platform.db.models import Prompt, PromptVersion
@@ -153,9 +153,8 @@ class LabOptions:
 def tag_diff(test: list[str] | tuple[str, ...], production: list[str] | tuple[str, ...]) -> TagDiff:
     """Tags added and removed by the test against production; Jaccard = |common| / |union| (1.0 when both are empty)."""
     a, b = set(test), set(production)
-    union = a | b
     return TagDiff(added=tuple(sorted(a - b)), removed=tuple(sorted(b - a)), common=tuple(sorted(a & b)),
-                   jaccard=1.0 if not union else len(a & b) / len(union))
+                   jaccard=jaccard(a, b))
 
 
 def parse_variables(text: str) -> dict[str, str]:

@@ -40,6 +40,14 @@ def normalize_label(label: str) -> str:
     return label.strip().lower()
 
 
+def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
+    """Shared labels over all labels of two label sets (Jaccard similarity); two empty sets are identical (1.0).
+    The one definition for every comparison of two answers (the prompt test, provider disagreement)."""
+    sa, sb = set(a), set(b)
+    union = sa | sb
+    return 1.0 if not union else len(sa & sb) / len(union)
+
+
 def resolve_thresholds(accept: Any, reject: Any, override: Mapping[str, Any] | None) -> tuple[Any, Any]:
     """(accept, reject) for one label: its override's where it sets one (not None), else the global ones."""
     o = override or {}

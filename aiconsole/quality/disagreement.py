@@ -16,7 +16,7 @@ stands for it; a completed result without tags is a source that saw nothing (two
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import combinations
@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from aiconsole.pipeline.rules import normalize_label
+from aiconsole.pipeline.rules import jaccard, normalize_label
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import org_session
 from aiconsole.platform.db.models import AiProcessingResult, DisagreementRefresh, PhotoDisagreement
@@ -76,13 +76,6 @@ class RefreshReport:
     results: int
     photos: int
     done: bool
-
-
-def jaccard(a: Collection[str], b: Collection[str]) -> float:
-    """Shared labels over all labels of two label sets (Jaccard similarity); two empty sets are identical (1.0)."""
-    sa, sb = set(a), set(b)
-    union = sa | sb
-    return 1.0 if not union else len(sa & sb) / len(union)
 
 
 def labels_of(tags: Any) -> frozenset[str]:

@@ -5,7 +5,6 @@ the photos whose sources agree are never handed out."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from typing import Any
 
@@ -18,8 +17,6 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import Review
 from aiconsole.platform.settings import Settings
-from aiconsole.quality import review_queue as rq
-from aiconsole.quality.decisions import submit_review
 
 pytestmark = pytest.mark.postgres
 
@@ -44,26 +41,7 @@ def test_reviewers_in_threads_never_share_a_photo_in_the_disagreement_order(pg_s
         photo = d.pair_photo(team.org, ["cat", "pet"], second[i % 3], minute=i)
         (agreeing if i % 3 == 2 else disagreeing).append(photo)
     reviewers = _reviewers(team)
-    got: dict[int, list[int]] = {}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(reviewers))
-
-    def work(actor: Actor) -> None:
-        mine = got.setdefault(actor.user_id or 0, [])
-        try:
-            barrier.wait()
-            while (item := rq.claim_next(actor, order="disagreement")) is not None:
-                mine.append(item.photo_id)
-                submit_review(actor, token=item.token, decisions=h.approve_all(item))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(r,)) for r in reviewers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert errors == []
+    got = h.review_in_threads(reviewers, order="disagreement")
     everyone = [pid for mine in got.values() for pid in mine]
     assert sorted(everyone) == sorted(disagreeing), Counter(everyone).most_common(3)
     assert sum(1 for mine in got.values() if mine) >= 2, "the reviewers did not overlap at all"

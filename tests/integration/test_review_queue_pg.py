@@ -76,26 +76,7 @@ def test_reviewers_in_threads_never_share_a_photo(pg_settings: Settings) -> None
     team = h.make_team()
     ids = _band_photos(team.org, 60)
     reviewers = _reviewers(team, extra=1)
-    got: dict[int, list[int]] = {}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(reviewers))
-
-    def work(actor: Actor) -> None:
-        mine = got.setdefault(actor.user_id or 0, [])
-        try:
-            barrier.wait()
-            while (item := rq.claim_next(actor)) is not None:
-                mine.append(item.photo_id)
-                submit_review(actor, token=item.token, decisions=h.approve_all(item))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(r,)) for r in reviewers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert errors == []
+    got = h.review_in_threads(reviewers)
     everyone = [pid for mine in got.values() for pid in mine]
     print({uid: len(mine) for uid, mine in got.items()})
     assert sorted(everyone) == ids, Counter(everyone).most_common(3)

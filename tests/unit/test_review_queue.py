@@ -89,6 +89,31 @@ def approve_all(item: rq.ReviewItem) -> list[TagDecision]:
     return [TagDecision(tag_id=t.tag_id, action="approve") for t in item.tags]
 
 
+def review_in_threads(reviewers: list[Actor], **claim_kw: Any) -> dict[int, list[int]]:
+    """Each reviewer in a thread of its own, started together, claims and approves photos until the queue is
+    empty; the photos each one reviewed, by user id (a thread's exception is raised)."""
+    got: dict[int, list[int]] = {r.user_id or 0: [] for r in reviewers}
+    barrier = threading.Barrier(len(reviewers))
+    errors: list[BaseException] = []
+
+    def work(actor: Actor) -> None:
+        try:
+            barrier.wait()
+            while (item := rq.claim_next(actor, **claim_kw)) is not None:
+                got[actor.user_id or 0].append(item.photo_id)
+                submit_review(actor, token=item.token, decisions=approve_all(item))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in reviewers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    return got
+
+
 def claim(actor: Actor, **kw: Any) -> rq.ReviewItem:
     item = rq.claim_next(actor, now=kw.pop("now", NOW), **kw)
     assert item is not None
@@ -298,26 +323,7 @@ def test_who_may_review(team: Team, photos: dict[str, int]) -> None:
 
 def test_reviewers_in_threads_never_share_a_photo(team: Team) -> None:
     ids = [add_photo(team.org, [("cat", 0.4 + i / 100, "needs_review")], minute=i) for i in range(24)]
-    reviewers = [team.first, team.second, team.admin]
-    got: dict[int, list[int]] = {r.user_id or 0: [] for r in reviewers}
-    barrier = threading.Barrier(len(reviewers))
-    errors: list[BaseException] = []
-
-    def work(actor: Actor) -> None:
-        try:
-            barrier.wait()
-            while (item := rq.claim_next(actor)) is not None:
-                got[actor.user_id or 0].append(item.photo_id)
-                submit_review(actor, token=item.token, decisions=approve_all(item))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(r,)) for r in reviewers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert errors == []
+    got = review_in_threads([team.first, team.second, team.admin])
     everyone = [pid for mine in got.values() for pid in mine]
     assert sorted(everyone) == ids, Counter(everyone).most_common(3)
     with service_session() as s:
