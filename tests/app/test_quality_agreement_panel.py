@@ -48,6 +48,18 @@ def doubled(demo_env: dict[str, str], passwords: dict[str, str]) -> list[int]:
     return photos
 
 
+def _reviewed_and_routed(reviewer: Actor, admin: Actor) -> tuple[Any, Any]:
+    """The reviewer approves the oldest waiting photo with every photo routed to a second review: (the photo
+    as claimed, the first review's outcome)."""
+    double_review.set_double_review_share(admin, share=1.0,
+                                          expected_version=double_review.quality_settings(admin).version)
+    item = review_queue.claim_next(reviewer, order="oldest")
+    assert item is not None and len(item.tags) >= 1
+    first = submit_review(reviewer, token=item.token,
+                          decisions=[TagDecision(tag_id=t.tag_id, action="approve") for t in item.tags])
+    return item, first
+
+
 def _submit(at: Any, label: str) -> Any:
     return next(b for b in at.button if b.label == label)
 
@@ -97,12 +109,7 @@ def test_admin_saves_the_share_and_adjudicates(doubled: list[int], demo_env: dic
 def test_a_blind_second_review_from_the_panel_changes_no_ground_truth(doubled: list[int], demo_env: dict[str, str],
                                                                       passwords: dict[str, str]) -> None:
     reviewer, admin = (demo_actor(demo_env, passwords, role) for role in ("reviewer", "admin"))
-    double_review.set_double_review_share(admin, share=1.0,
-                                          expected_version=double_review.quality_settings(admin).version)
-    item = review_queue.claim_next(reviewer, order="oldest")
-    assert item is not None and len(item.tags) >= 1
-    first = submit_review(reviewer, token=item.token,
-                          decisions=[TagDecision(tag_id=t.tag_id, action="approve") for t in item.tags])
+    item, first = _reviewed_and_routed(reviewer, admin)
     mine = panel_app(PANEL, reviewer)  # the only waiting photo is the reviewer's own
     assert "0 photos wait for you" in panel_texts(mine) and mine.button(key="agreement_take").disabled
     at = panel_app(PANEL, admin)
@@ -136,12 +143,7 @@ def test_the_quality_page_has_the_agreement_tab(doubled: list[int], app_as: Any)
 def test_a_second_reviewer_renames_a_tag_and_adds_a_label(doubled: list[int], demo_env: dict[str, str],
                                                           passwords: dict[str, str]) -> None:
     reviewer, admin = (demo_actor(demo_env, passwords, role) for role in ("reviewer", "admin"))
-    double_review.set_double_review_share(admin, share=1.0,
-                                          expected_version=double_review.quality_settings(admin).version)
-    item = review_queue.claim_next(reviewer, order="oldest")
-    assert item is not None and len(item.tags) >= 1
-    first = submit_review(reviewer, token=item.token,
-                          decisions=[TagDecision(tag_id=t.tag_id, action="approve") for t in item.tags])
+    item, first = _reviewed_and_routed(reviewer, admin)
     tags_before = _tags(item.photo_id)
     at = panel_app(PANEL, admin)
     at.button(key="agreement_take").click().run()
