@@ -5,6 +5,7 @@ Tests, benchmarks and the offline demo point the real google-cloud-vision and go
   Vision  POST /v1/images:annotate                        (ImageAnnotatorClient, transport="rest")
   Gemini  POST /v1/models/<m>:generateContent              (genai.Client, HttpOptions(base_url=...))
           POST /v1beta/models/<m>:generateContent
+          POST /v1beta/models/<m>:countTokens                (text parts; the count generateContent reports)
 
 Answers come from what is in the photo (emulated_model: the local object tagger's tags and descriptions,
 cached per image content); Gemini's follow the prompt's observable asks (tag limit, casing, language, JSON
@@ -41,6 +42,7 @@ from aiconsole.providers.pricing import gemini_image_tokens
 
 VISION_PATH = "/v1/images:annotate"
 GEMINI_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):generateContent$")
+COUNT_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:]+):countTokens$")
 MALFORMED_MODES = ("mixed", "body", "text", "schema")
 # Vision Feature.Type numbers as the REST client sends them (it sends enums as integers).
 FEATURE_TYPES = {4: "LABEL_DETECTION", 19: "OBJECT_LOCALIZATION"}
@@ -243,6 +245,12 @@ class EmulatorServer:
     def _answer(self, path: str, query: dict[str, list[str]], headers: Any, body: bytes) -> tuple[int, bytes]:
         vision = path == VISION_PATH
         gemini = GEMINI_PATH.match(path)
+        count = COUNT_PATH.match(path)
+        if count:
+            try:
+                return _count_answer(count.group(2), json.loads(body or b"{}"))
+            except ValueError:
+                return _error(400, "Invalid JSON payload received.")
         if not vision and not gemini:
             return _error(404, f"No such method: POST {path}")
         try:
@@ -336,6 +344,21 @@ def _vision_answer(request: dict[str, Any], malformed: str | None) -> tuple[int,
     return 200, json.dumps({"responses": responses}).encode()
 
 
+def text_token_count(texts: list[str]) -> int:
+    """The emulator's tokenizer: ceil(characters / 4) per text part; generateContent and countTokens share it."""
+    return sum(math.ceil(len(t) / 4) for t in texts)
+
+
+def _count_answer(model: str, request: dict[str, Any]) -> tuple[int, bytes]:
+    """countTokens for text parts (the same count generateContent reports as the prompt's text tokens)."""
+    if not model.startswith("gemini-"):
+        return _error(404, f"models/{model} is not found for API version v1beta, or is not supported for "
+                           "countTokens.")
+    texts = [str(part["text"]) for content in request.get("contents") or []
+             for part in content.get("parts") or [] if "text" in part]
+    return 200, json.dumps({"totalTokens": text_token_count(texts)}).encode()
+
+
 def _gemini_answer(model: str, request: dict[str, Any], malformed: str | None, *, blocked: bool,
                    knobs: EmulatorKnobs) -> tuple[int, bytes]:
     if not model.startswith("gemini-"):
@@ -357,7 +380,7 @@ def _gemini_answer(model: str, request: dict[str, Any], malformed: str | None, *
     if image is None or size is None:
         return _error(400, "Unable to process input image. Please retry or report in "
                            "https://developers.generativeai.google/guide/troubleshooting")
-    text_tokens = sum(math.ceil(len(t) / 4) for t in texts)
+    text_tokens = text_token_count(texts)
     image_tokens = gemini_image_tokens(*size)
     prompt_tokens = text_tokens + image_tokens
     details = [{"modality": "TEXT", "tokenCount": text_tokens}, {"modality": "IMAGE", "tokenCount": image_tokens}]

@@ -98,6 +98,22 @@ class GeminiProvider:
                                               "GEMINI_API_KEY for the worker.") from exc
             return self._client
 
+    def count_tokens(self, model: str, text: str) -> int:
+        """The model's own token count for `text` (the countTokens call); a ProviderError if it fails."""
+        from google.genai import errors
+
+        client = self._get_client()
+        try:
+            response = client.models.count_tokens(model=model, contents=text)
+        except errors.APIError as exc:
+            raise http_error(NAME, int(exc.code or 0), str(exc.message or exc.status or ""),
+                             reason=_error_reason(exc.details)) from exc
+        except Exception as exc:
+            if network_error_kind(exc) is None:
+                raise
+            raise connection_error(NAME, self.endpoint, exc) from exc
+        return int(response.total_tokens or 0)
+
     def analyze(self, image: ImageInput, request: AnalysisRequest) -> ProviderResult:
         """Label one image with the request's model and prompt."""
         from google.genai import errors, types

@@ -13,6 +13,7 @@ from aiconsole.platform.permissions import allowed
 from aiconsole.prompts import templates as prompt_templates
 from aiconsole.prompts import versions as prompts
 from aiconsole.prompts.catalog import PromptRow, VersionRow
+from aiconsole.ui.control.prompt_analysis_panel import render_analysis
 from aiconsole.ui.control.prompt_merge import Conflict, merge_view
 from aiconsole.ui.control.prompt_test_panel import render_test_panel
 from aiconsole.ui.widgets import code, flash, md_join, say
@@ -63,6 +64,7 @@ def edit_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> Non
     can_edit = allowed(actor.role, "prompts.edit")
     draft, extras = _editor(prompt_id, base) if can_edit else _reader(base)
     _check(draft, extras)
+    render_analysis(actor, draft=draft, extras=extras)
     if can_edit:
         _save(actor, prompt, base, seen, draft, extras)
     render_test_panel(actor, draft=draft, prompt_id=prompt_id, version_id=base.id)
