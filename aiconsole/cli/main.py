@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import typer
 
-from aiconsole.cli import console, pipeline, quality, quality_disagreement, quality_truth, setup, users
+from aiconsole.cli import console, pipeline, quality, quality_disagreement, quality_truth, setup, stats, users
 
 app = typer.Typer(
     name="aiconsole",
@@ -23,6 +23,7 @@ quality_group = typer.Typer(help="Quality Control: reports, ground truth and rev
 for group in (quality.commands, quality_truth.commands, quality_disagreement.commands):
     quality_group.add_typer(group)
 app.add_typer(quality_group, name="quality")
+app.add_typer(stats.commands, name="stats")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -52,9 +52,25 @@ from aiconsole.lab.stats_power import PowerPlan, days_to_reach, plan, sample_siz
 from aiconsole.platform.errors import ValidationFailed
 
 __all__ = [
-    "SRM_THRESHOLD", "AnalysisResult", "BayesianResult", "Comparison", "FrequentistResult", "PowerPlan",
-    "SequentialResult", "SrmCheck", "VariantSummary", "analyze", "comparison_from_json", "days_to_reach",
-    "holm", "holm_rejects", "plan", "sample_size", "srm", "srm_p_value",
+    "SRM_THRESHOLD",
+    "AnalysisResult",
+    "BayesianResult",
+    "Comparison",
+    "FrequentistResult",
+    "PowerPlan",
+    "SequentialResult",
+    "SrmCheck",
+    "ValidationFailed",
+    "VariantSummary",
+    "analyze",
+    "comparison_from_json",
+    "days_to_reach",
+    "holm",
+    "holm_rejects",
+    "plan",
+    "sample_size",
+    "srm",
+    "srm_p_value",
 ]
 
 
@@ -90,6 +106,6 @@ def comparison_from_json(data: Any) -> Comparison:
                 message = "is required"
             elif err["type"] == "extra_forbidden":
                 message = "is not a field of a comparison"
-            problems.append(message if message.startswith(where) else f"{where}: {message}")
+            problems.append(message if not err["loc"] or message.startswith(where) else f"{where}: {message}")
         raise ValidationFailed("Invalid comparison: " + "; ".join(problems) + ".",
                                hint="See `aiconsole stats analyze --help` for the input shape.") from None
