@@ -10,7 +10,6 @@ from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.settings import Settings
 from aiconsole.prompts.analysis import Analysis, analyze
 from aiconsole.providers import gemini
-from aiconsole.providers.registry import build_provider
 
 
 def analyze_draft(actor: Actor, *, draft: str, extra_variables: tuple[str, ...] = (),
@@ -20,10 +19,10 @@ def analyze_draft(actor: Actor, *, draft: str, extra_variables: tuple[str, ...] 
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
         ctx = load_org_context(s, organization_id=actor.organization_id, settings=settings)
     production = ctx.prompt.content if ctx.prompt is not None else None
-    counter = None
+    counter: gemini.GeminiProvider | None = None
     if ctx.active_provider == gemini.NAME:
         try:
-            counter = build_provider(gemini.NAME, ctx.setup(gemini.NAME).settings())
+            counter = gemini.GeminiProvider(ctx.setup(gemini.NAME).settings())
         except AiconsoleError:
             counter = None  # no usable key: the estimate, labelled so
     return analyze(draft, provider=ctx.active_provider, model=ctx.active_model, counter=counter,

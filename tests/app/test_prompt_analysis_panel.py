@@ -43,7 +43,7 @@ def test_developer_sees_the_analysis_follow_the_draft(app_as) -> None:  # type: 
     assert not at.exception, at.exception
     text = " ".join(_warnings(at))
     assert "At most 5 and at least 10 tags conflict." in text
-    assert any("comma-separated" == shown(m.value) for m in at.metric)
+    assert any(shown(m.value) == "comma-separated" for m in at.metric)
 
 
 def test_viewer_reads_the_analysis_of_the_base_version(app_as) -> None:  # type: ignore[no-untyped-def]

@@ -3,14 +3,13 @@ and the token count through the real google-genai client against the emulator.""
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 
 from aiconsole.platform.errors import ProviderError
 from aiconsole.prompts import analysis
-import io
-
-from PIL import Image
-
 from aiconsole.providers.base import AnalysisRequest, ImageInput, ProviderSettings
 from aiconsole.providers.emulator import EmulatorServer
 from aiconsole.providers.gemini import GeminiProvider

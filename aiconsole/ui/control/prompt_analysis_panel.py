@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from aiconsole.lab.prompt_analysis import analyze_draft
+from aiconsole.lab.prompt_suggestions import MIN_RESULTS, VersionPerformance, suggestions, version_performance
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.formatting import usd_small
@@ -19,7 +20,12 @@ def _cached(_actor: Actor, organization_id: int, draft: str, extras: tuple[str, 
     return analyze_draft(_actor, draft=draft, extra_variables=extras)
 
 
-def render_analysis(actor: Actor, *, draft: str, extras: list[str]) -> None:
+@st.cache_data(ttl=300, show_spinner=False, max_entries=64)
+def _performance(_actor: Actor, organization_id: int, prompt_id: int) -> list[VersionPerformance]:
+    return version_performance(_actor, prompt_id=prompt_id)
+
+
+def render_analysis(actor: Actor, *, prompt_id: int, draft: str, extras: list[str]) -> None:
     """The compact analysis of the draft as typed."""
     with st.container(border=True, key="prompt_analysis"):
         try:
@@ -37,3 +43,12 @@ def render_analysis(actor: Actor, *, draft: str, extras: list[str]) -> None:
             say("warning", "{} {}", w.message, w.reason, icon=":material/warning:")
         if not result.warnings:
             say("caption", "No warnings.")
+        try:
+            ideas = suggestions(draft, _performance(actor, actor.organization_id, prompt_id))
+        except AiconsoleError as exc:
+            say("error", "{}", exc)
+            return
+        for idea in ideas:
+            say("info", "{}", idea, icon=":material/lightbulb:")
+        if not ideas:
+            say("caption", "Suggestions appear once two versions of this prompt have {}+ results each.", MIN_RESULTS)

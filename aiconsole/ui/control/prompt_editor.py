@@ -64,7 +64,7 @@ def edit_tab(actor: Actor, prompt: PromptRow, versions: list[VersionRow]) -> Non
     can_edit = allowed(actor.role, "prompts.edit")
     draft, extras = _editor(prompt_id, base) if can_edit else _reader(base)
     _check(draft, extras)
-    render_analysis(actor, draft=draft, extras=extras)
+    render_analysis(actor, prompt_id=prompt_id, draft=draft, extras=extras)
     if can_edit:
         _save(actor, prompt, base, seen, draft, extras)
     render_test_panel(actor, draft=draft, prompt_id=prompt_id, version_id=base.id)
