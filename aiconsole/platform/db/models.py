@@ -978,6 +978,82 @@ class DisagreementRefresh(Base):
     refreshed_at: Mapped[datetime] = _created()
 
 
+# --- Batch tests of the Testing Lab (aiconsole.lab.batch_runs, batch_runner, batch_results): migration 0019 ---
+
+LAB_RUN_SOURCES = ("sample", "golden", "filter", "shadow")
+LAB_RUN_STATUSES = ("running", "completed", "cancelled", "interrupted", "failed")
+LAB_ITEM_STATUSES = ("pending", "done", "failed")
+
+
+class LabRun(Base):
+    """One batch test: a prompt version or draft x provider/model over a set of photos; what it cost, how far."""
+
+    __tablename__ = "lab_runs"
+    __table_args__ = (
+        CheckConstraint(_in("source", LAB_RUN_SOURCES), name="source"),
+        CheckConstraint(_in("status", LAB_RUN_STATUSES), name="status"),
+        Index("ix_lab_runs_org_created", "organization_id", "created_at"),
+    )
+
+    id: Mapped[int] = _id()
+    organization_id: Mapped[int] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    selection: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    model: Mapped[str] = mapped_column(String(128), nullable=False)
+    prompt_version_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("prompt_versions.id", ondelete="SET NULL"), index=True
+    )
+    draft: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
+    total: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    processed: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    estimate_micros: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_by: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = _created()
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class LabRunItem(Base):
+    """One photo of a batch test: its tags with the current rules' verdicts beside production's labels."""
+
+    __tablename__ = "lab_run_items"
+    __table_args__ = (
+        CheckConstraint(_in("status", LAB_ITEM_STATUSES), name="status"),
+        UniqueConstraint("run_id", "photo_id"),
+        # Lab spend in a window (the budget guard): items by organization and when their call finished.
+        Index("ix_lab_run_items_org_finished", "organization_id", "finished_at"),
+    )
+
+    id: Mapped[int] = _id()
+    # No foreign key to organizations (a run writes many rows): through run_id instead, as batch items do.
+    organization_id: Mapped[int] = _hot_org()
+    run_id: Mapped[int] = mapped_column(
+        BigIntId, ForeignKey("lab_runs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    photo_id: Mapped[int | None] = mapped_column(
+        BigIntId, ForeignKey("photos.id", ondelete="SET NULL"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="pending")
+    tags: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, nullable=False, default=list)
+    production_labels: Mapped[list[str]] = mapped_column(JsonType, nullable=False, default=list)
+    tag_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    accepted_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    jaccard: Mapped[float | None] = mapped_column(Float)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    latency_ms: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # Tables whose rows belong to one organization; row-level security covers each of them.
 ORG_SCOPED_TABLES: tuple[str, ...] = tuple(
     t.name for t in Base.metadata.sorted_tables if "organization_id" in t.c
