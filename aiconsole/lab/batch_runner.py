@@ -37,6 +37,7 @@ from aiconsole.providers.registry import capabilities
 log = logging.getLogger(__name__)
 OPTIONS = CallOptions(rate_limit_timeout_s=60.0)
 MAX_IN_FLIGHT = 32
+CHUNK_S = 15.0
 _callers: dict[str | None, Caller] = {}
 _lock = threading.Lock()
 
@@ -102,8 +103,11 @@ def execute(actor: Actor, *, run_id: int, chunk: int | None = None, settings: Se
         ctx = load_org_context(s, organization_id=org, settings=settings)
         rules, spec = load_rules(s, org), _spec(s, run)
         s.expunge(run)
-    width = in_flight(ctx.setup(run.provider).rate_limit_per_minute)
-    chunk = chunk or width * 4
+    per_minute = ctx.setup(run.provider).rate_limit_per_minute
+    width = in_flight(per_minute)
+    # A chunk waits for its slowest call before the next starts: chunks of ~CHUNK_S seconds of the rate limit
+    # keep that pause rare, and the heartbeat and cancel flag are still read every few seconds.
+    chunk = chunk or max(width * 4, math.ceil(per_minute / 60 * CHUNK_S))
     with ThreadPoolExecutor(max_workers=width, thread_name_prefix="lab-batch") as pool:
         while True:
             with org_session(org, settings=settings) as s:
