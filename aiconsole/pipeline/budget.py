@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from aiconsole.pipeline import config_row
@@ -21,7 +21,7 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.cache import invalidate_live
 from aiconsole.platform.clock import named_windows, org_clock
 from aiconsole.platform.db.engine import service_session
-from aiconsole.platform.db.models import PipelineConfig
+from aiconsole.platform.db.models import LabRunItem, PipelineConfig
 from aiconsole.platform.db.types import utcnow
 from aiconsole.platform.money import format_usd
 
@@ -65,8 +65,17 @@ def budget_reached(*, spent_today: int, spent_month: int, daily: int | None,
 def _spend(session: Session, organization_id: int, now: datetime) -> tuple[int, int]:
     """Today's and this month's spend in micro-dollars, in the organization's time zone."""
     clock = org_clock(session, organization_id=organization_id, now=now)
-    totals = window_totals(session, organization_id=organization_id, windows=named_windows(clock, ("today", "month")))
-    return sum_totals(totals["today"]).cost_micros, sum_totals(totals["month"]).cost_micros
+    windows = named_windows(clock, ("today", "month"))
+    totals = window_totals(session, organization_id=organization_id, windows=windows)
+    return (sum_totals(totals["today"]).cost_micros + _lab_spend(session, organization_id, windows["today"]),
+            sum_totals(totals["month"]).cost_micros + _lab_spend(session, organization_id, windows["month"]))
+
+
+def _lab_spend(session: Session, organization_id: int, window: tuple[datetime, datetime]) -> int:
+    """What the Testing Lab's batch tests spent in [start, end): their calls are the org's spend too."""
+    item = LabRunItem
+    return int(session.scalar(select(func.coalesce(func.sum(item.cost_micros), 0)).where(
+        item.organization_id == organization_id, item.finished_at >= window[0], item.finished_at < window[1])) or 0)
 
 
 class BudgetGuard:

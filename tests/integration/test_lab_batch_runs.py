@@ -95,3 +95,19 @@ def test_an_interrupted_run_resumes_with_what_it_had_not_done(any_settings: Sett
     assert batch_runner.resume(actor, run_id=run.id, settings=any_settings) == "completed"
     done = batch_runs.get_run(actor, run_id=run.id, settings=any_settings)
     assert (done.status, done.processed, done.failed) == ("completed", 5, 0)
+
+
+def test_the_budget_guard_counts_what_a_batch_test_spent(any_settings: Settings, emulator: EmulatorServer) -> None:
+    from aiconsole.pipeline.budget import BudgetGuard
+    from aiconsole.platform.db.models import PipelineConfig
+
+    org, actor, _ids = _org(emulator, any_settings, 3)
+    with service_session() as s:
+        s.execute(update(PipelineConfig).where(PipelineConfig.organization_id == org)
+                  .values(daily_budget_micros=1_000_000_000))
+    before = BudgetGuard().check(org).spent_today_micros
+    run = batch_runs.create_run(actor, source="sample", n=3, provider="gemini", settings=any_settings)
+    batch_runner.execute(actor, run_id=run.id, settings=any_settings)
+    spent = batch_runs.get_run(actor, run_id=run.id, settings=any_settings).cost_micros
+    assert spent > 0
+    assert BudgetGuard().check(org).spent_today_micros == before + spent
