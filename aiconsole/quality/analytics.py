@@ -11,13 +11,14 @@ biased: the other orders favour the uncertain tags the rules send to review.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, distinct, func, select
+from sqlalchemy import Table, distinct, func, select
 from sqlalchemy.orm import Session
 
 from aiconsole.platform import cache
@@ -26,9 +27,8 @@ from aiconsole.platform.db.models import CorrectionBatch, PipelineConfig, User
 from aiconsole.platform.db.sql import hour_floor
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
-from aiconsole.quality import review_queue
+from aiconsole.quality import decision_rollup, review_queue
 from aiconsole.quality.review_sql import (
-    CORRECT,
     CORRECT_ACTIONS,
     DECISIONS,
     DEFAULT_DAYS,
@@ -37,11 +37,8 @@ from aiconsole.quality.review_sql import (
     REVIEWS,
     SAMPLE_NOTES,
     SAMPLES,
-    TAGS,
     Scope,
     bin_sql,
-    flag,
-    from_random_review,
     judged,
     read_session,
     scope,
@@ -93,14 +90,8 @@ class Precision:
 
 
 def _precision(s: Session, sc: Scope) -> Precision:
-    d = DECISIONS.c
-    inner = (select(window_index(d.created_at, sc.day_starts).label("day"),
-                    flag(from_random_review(sc.organization_id)).label("random"),
-                    flag(d.ai_verdict == "accepted").label("accepted"), CORRECT.label("correct"))
-             .where(*judged(sc, "all")).subquery())
-    rows = s.execute(select(inner.c.day, inner.c.random, inner.c.accepted, func.count(), func.sum(inner.c.correct))
-                     .group_by(inner.c.day, inner.c.random, inner.c.accepted)).all()
-    cells = [(int(day), bool(rnd), bool(acc), int(n), int(ok or 0)) for day, rnd, acc, n, ok in rows]
+    cells = [(c.window, c.random_order, c.ai_accepted, c.n, c.n if c.action in CORRECT_ACTIONS else 0)
+             for c in decision_rollup.decisions_per_window(s, sc, sc.day_starts) if c.judged]
 
     def tally(sample: str, *, day: int | None = None, tags: str = "all") -> tuple[int, int]:
         picked = [(n, ok) for i, rnd, acc, n, ok in cells
@@ -138,13 +129,20 @@ class ConfidenceHistogram:
 def _histogram(s: Session, sc: Scope, *, bins: int, sample: str) -> ConfidenceHistogram:
     if not 2 <= bins <= 100:
         raise ValidationFailed(f"{bins} histogram bins is not a usable histogram.", hint="Use 2 to 100 bins.")
-    d = DECISIONS.c
-    inner = (select(bin_sql(d.confidence, bins).label("bin"), d.action)
-             .where(*judged(sc, sample)).subquery())
     counts = {a: [0] * bins for a in JUDGED_ACTIONS}
-    for b, action, n in s.execute(select(inner.c.bin, inner.c.action, func.count())
-                                  .group_by(inner.c.bin, inner.c.action)):
-        counts[action][int(b)] = int(n)
+    if decision_rollup.FINE_BINS % bins == 0:
+        # Bin i's edge i/bins is the fine edge (i * m)/100 (one rational, one float): fine bin k is in k // m.
+        m = decision_rollup.FINE_BINS // bins
+        for (k,), v in decision_rollup.decision_sums(s, sc, group=["conf_bin"], sample=sample).items():
+            for action, n in (("approve", v.approved), ("rename", v.renamed), ("reject", v.rejected)):
+                counts[action][k // m] += n
+    else:
+        d = DECISIONS.c
+        inner = (select(bin_sql(d.confidence, bins).label("bin"), d.action)
+                 .where(*judged(sc, sample)).subquery())
+        for b, action, n in s.execute(select(inner.c.bin, inner.c.action, func.count())
+                                      .group_by(inner.c.bin, inner.c.action)):
+            counts[action][int(b)] = int(n)
     return ConfidenceHistogram(bins, sample, tuple(counts["approve"]), tuple(counts["rename"]),
                                tuple(counts["reject"]))
 
@@ -154,9 +152,9 @@ def _histogram(s: Session, sc: Scope, *, bins: int, sample: str) -> ConfidenceHi
 
 @dataclass(frozen=True)
 class LabelPerformance:
-    """One AI label: its reviewers' decisions (precision from all reviews and from the random sample alone,
-    correction rate = renamed / decided) and its AI tags of the window, those made in it and still undecided
-    plus those decided in it (review rate = reviewed or awaiting review / all of them)."""
+    """One AI label: its reviewers' decisions in the window (precision from all reviews and from the random
+    sample alone, correction rate = renamed / decided), and the AI tags it was given in the window: how many,
+    how many are reviewed since and how many await review (review rate = reviewed or awaiting / all)."""
 
     label: str
     decided: int
@@ -174,31 +172,22 @@ class LabelPerformance:
 
 
 def _labels(s: Session, sc: Scope, *, limit: int) -> list[LabelPerformance]:
-    d, org = DECISIONS.c, sc.organization_id
-    rnd = from_random_review(org)
-    decided = {label: [int(v or 0) for v in counts] for label, *counts in s.execute(
-        select(d.label_before, func.count(), func.sum(flag(d.action == "approve")),
-               func.sum(flag(d.action == "rename")), func.sum(flag(d.action == "reject")), func.sum(flag(rnd)),
-               func.sum(flag(and_(rnd, d.action.in_(CORRECT_ACTIONS)))), func.count(distinct(d.tag_id)))
-        .where(*judged(sc, "all")).group_by(d.label_before))}
-    # Undecided tags still carry the AI's label; decided ones are counted from their decisions (label_before),
-    # since a renamed tag carries its new label (and a CASE per tag over millions of them took seconds).
-    t = TAGS.c
-    undecided = {label: (int(n), int(waiting or 0)) for label, n, waiting in s.execute(
-        select(t.label, func.count(), func.sum(flag(t.review_state == "needs_review")))
-        .where(t.organization_id == org, t.source == "ai", t.created_at >= sc.since, t.created_at < sc.now,
-               t.reviewed_at.is_(None)).group_by(t.label))}
+    decided: dict[str, list[decision_rollup.DecisionSums]] = defaultdict(
+        lambda: [decision_rollup.DecisionSums(), decision_rollup.DecisionSums()])
+    for (label, rnd), v in decision_rollup.decision_sums(s, sc, group=["label", "random_order"]).items():
+        decided[label][int(rnd)] = v
+    cohort = decision_rollup.tag_cohort(s, sc)
     out = []
-    for label in set(decided) | set(undecided):
-        n, approved, renamed, rejected, r_n, r_ok, reviewed = decided.get(label, [0] * 7)
-        waiting, awaiting = undecided.get(label, (0, 0))
-        tags = waiting + reviewed
+    for label in set(decided) | set(cohort):
+        other, rnd = decided.get(label, (decision_rollup.DecisionSums(), decision_rollup.DecisionSums()))
+        n, approved, renamed = other.n + rnd.n, other.approved + rnd.approved, other.renamed + rnd.renamed
+        c = cohort.get(label, decision_rollup.TagCohort())
         out.append(LabelPerformance(
-            label=label, decided=n, approved=approved, renamed=renamed, rejected=rejected,
-            precision=wilson_interval(approved + renamed, n), random_decided=r_n,
-            random_precision=wilson_interval(r_ok, r_n), correction_rate=renamed / n if n else None,
-            tags=tags, awaiting_review=awaiting, reviewed=reviewed,
-            review_rate=(awaiting + reviewed) / tags if tags else None))
+            label=label, decided=n, approved=approved, renamed=renamed, rejected=n - approved - renamed,
+            precision=wilson_interval(approved + renamed, n), random_decided=rnd.n,
+            random_precision=wilson_interval(rnd.correct, rnd.n), correction_rate=renamed / n if n else None,
+            tags=c.tags, awaiting_review=c.awaiting, reviewed=c.reviewed,
+            review_rate=(c.awaiting + c.reviewed) / c.tags if c.tags else None))
     out.sort(key=lambda p: (-p.decided, -p.tags, p.label))
     return out[:limit]
 
@@ -270,8 +259,10 @@ def _throughput(s: Session, sc: Scope) -> Throughput:
     reviewers = sorted((ReviewerThroughput(who, email, int(n), per_decider.get(who, 0), int(hours),
                                            n / hours if hours else None) for who, email, n, hours in rows),
                        key=lambda x: (-x.reviews, x.email or ""))
-    days = zip(sc.days, per_window(r.submitted_at, sc.day_starts, in_window),
-               per_window(d.created_at, sc.day_starts, decided), strict=True)
+    decisions_a_day = [0] * len(sc.day_starts)
+    for c in decision_rollup.decisions_per_window(s, sc, sc.day_starts):
+        decisions_a_day[c.window] += c.n
+    days = zip(sc.days, per_window(r.submitted_at, sc.day_starts, in_window), decisions_a_day, strict=True)
     hours = zip(hour_starts, per_window(r.submitted_at, hour_starts, [*in_window[:1], r.submitted_at < sc.now]),
                 strict=True)
     return Throughput(days=tuple(days), hours=tuple(hours), reviewers=tuple(reviewers))

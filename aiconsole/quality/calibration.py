@@ -32,18 +32,14 @@ from aiconsole.platform.actor import Actor
 from aiconsole.platform.db.models import PipelineConfig
 from aiconsole.platform.errors import ValidationFailed
 from aiconsole.platform.settings import Settings
-from aiconsole.quality import tag_rollup
+from aiconsole.quality import decision_rollup, tag_rollup
 from aiconsole.quality.analytics import cached_view
 from aiconsole.quality.review_sql import (
-    CORRECT,
-    DECISIONS,
     DEFAULT_DAYS,
     NO_RANDOM_REVIEWS,
     SAMPLE_NOTES,
     Scope,
-    bin_sql,
     flag,
-    judged,
     read_session,
     scope,
 )
@@ -56,7 +52,7 @@ from aiconsole.quality.stats import (
     threshold_for_precision,
 )
 
-FINE_BINS = 100
+FINE_BINS = decision_rollup.FINE_BINS
 DEFAULT_TARGET = 0.95
 MIN_SUPPORT = 20
 MAX_LABELS = 100
@@ -136,17 +132,14 @@ def _calibration(sums: Sums, n_bins: int) -> Calibration:
     return Calibration(int(coarse[0].sum()), int(coarse[2].sum()), tuple(bins), expected_calibration_error(bins))
 
 
-def _sums(s: Session, sc: Scope, *, sample: str, group: list[Any], where: list[Any]) -> dict[Any, Sums]:
-    """Decided AI tags per group and FINE_BINS bin: count, sum of confidence, right ones."""
-    d = DECISIONS.c
-    inner = (select(*group, bin_sql(d.confidence, FINE_BINS).label("bin"), d.confidence, CORRECT.label("ok"))
-             .where(*judged(sc, sample), *where).subquery())
-    keys = [inner.c[g.key] for g in group]
-    out: dict[Any, Sums] = defaultdict(dict)
-    for *key, b, n, conf, ok in s.execute(select(*keys, inner.c.bin, func.count(), func.sum(inner.c.confidence),
-                                                 func.sum(inner.c.ok)).group_by(*keys, inner.c.bin)):
-        out[tuple(key)][int(b)] = (int(n), float(conf), int(ok))
-    return out
+def _sums(s: Session, sc: Scope, *, sample: str, group: list[str], provider: str | None = None,
+          model: str | None = None) -> dict[tuple[Any, ...], Sums]:
+    """Decided AI tags per group and FINE_BINS bin: count, sum of confidence, right ones (the decision rollup)."""
+    out: dict[tuple[Any, ...], Sums] = defaultdict(dict)
+    for (*key, b), v in decision_rollup.decision_sums(s, sc, group=[*group, "conf_bin"], sample=sample,
+                                                      provider=provider, model=model).items():
+        out[tuple(key)][b] = (v.n, v.conf_sum, v.correct)
+    return dict(out)
 
 
 def _threshold(sums: Sums, *, target: float, accept: float, reject: float,
@@ -227,17 +220,17 @@ def calibration(actor: Actor, *, days: int = DEFAULT_DAYS, target: float = DEFAU
     _check_bins(n_bins)
     if not 0.0 < target <= 1.0:
         raise ValidationFailed(f"The target precision {target} is outside 0..1.", hint="Use e.g. 0.95.")
-    d, org = DECISIONS.c, actor.organization_id
+    org = actor.organization_id
     with read_session(org, settings=settings) as s:
         sc = scope(s, organization_id=org, days=days, now=now)
         rules = load_rules(s, org)
         cfg = s.get(PipelineConfig, org)
-        models = _sums(s, sc, sample=sample, group=[d.ai_provider, d.model], where=[])
-        only = [c == v for c, v in ((d.ai_provider, provider), (d.model, model)) if v is not None]
-        top = (select(d.label_before).where(*judged(sc, sample), *only)
-               .group_by(d.label_before).order_by(func.count().desc(), d.label_before).limit(max_labels))
-        labels = {k[0]: v for k, v in _sums(s, sc, sample=sample, group=[d.label_before],
-                                            where=[*only, d.label_before.in_(top)]).items()}
+        models = _sums(s, sc, sample=sample, group=["ai_provider", "model"])
+        every = {k[0]: v for k, v in _sums(s, sc, sample=sample, group=["label"], provider=provider,
+                                            model=model).items()}
+        # The most decided labels, as many as the report shows.
+        top = sorted(every, key=lambda label: (-sum(n for n, _, _ in every[label].values()), label))[:max_labels]
+        labels = {label: every[label] for label in top}
         proposals: dict[str, ThresholdProposal] = {}
         for label, sums in labels.items():
             accept, reject = rules.thresholds(label)
@@ -245,7 +238,7 @@ def calibration(actor: Actor, *, days: int = DEFAULT_DAYS, target: float = DEFAU
             if found is not None:
                 proposals[label] = found
         proposals = _review_load(s, sc, rules, proposals)
-    by_model = tuple(ModelCalibration(p, m, _calibration(sums, n_bins))
+    by_model = tuple(ModelCalibration(p or None, m or None, _calibration(sums, n_bins))
                      for (p, m), sums in sorted(models.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))))
     by_label = []
     for label, sums in labels.items():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, case, literal, select, text
+from sqlalchemy import ColumnElement, Table, case, literal, text
 from sqlalchemy.orm import Session
 
 from aiconsole.platform.clock import org_clock
@@ -102,20 +102,25 @@ def flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return case((condition, 1), else_=0)
 
 
-def from_random_review(org: int) -> ColumnElement[bool]:
-    """The decision was made in a random-order review."""
-    return DECISIONS.c.review_id.in_(select(REVIEWS.c.id).where(REVIEWS.c.organization_id == org,
-                                                                REVIEWS.c.queue_order == "random"))
+def from_random_review() -> ColumnElement[bool]:
+    """The decision was made in a random-order review (its row's random_order, set from the review on insert)."""
+    return DECISIONS.c.random_order.is_(True)
+
+
+def check_sample(sample: str) -> str:
+    """`sample` if it is one of SAMPLES, else a ValidationFailed naming them."""
+    if sample not in SAMPLES:
+        raise ValidationFailed(f"There is no sample {sample!r}.", hint=f"Use one of: {', '.join(SAMPLES)}.")
+    return sample
 
 
 def judged(sc: Scope, sample: str) -> list[ColumnElement[bool]]:
     """The decisions on AI tags made in the window, from random-order reviews only for sample 'random'."""
-    if sample not in SAMPLES:
-        raise ValidationFailed(f"There is no sample {sample!r}.", hint=f"Use one of: {', '.join(SAMPLES)}.")
+    check_sample(sample)
     d = DECISIONS.c
     conds = [d.organization_id == sc.organization_id, d.created_at >= sc.since, d.created_at < sc.now,
              d.action.in_(JUDGED_ACTIONS), d.confidence.is_not(None)]
-    return [*conds, from_random_review(sc.organization_id)] if sample == "random" else conds
+    return [*conds, from_random_review()] if sample == "random" else conds
 
 
 CORRECT = flag(DECISIONS.c.action.in_(CORRECT_ACTIONS))

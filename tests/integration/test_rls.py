@@ -43,6 +43,8 @@ from aiconsole.platform.db.models import (
     GoldenSetItem,
     GoldenSetRun,
     GroundTruth,
+    LabRun,
+    LabRunItem,
     LoginSession,
     Organization,
     Photo,
@@ -168,11 +170,17 @@ def _seed_org(s: Session, slug: str) -> int:
     s.add_all(
         [
             ReviewDecision(organization_id=o, review_id=review.id, photo_id=photo.id, tag_id=tag.id,
-                           action="approve", label_before="sky", label_after="sky", reviewer_id=user.id),
+                           action="approve", label_before="sky", label_after="sky", confidence=0.8,
+                           reviewer_id=user.id),
             GroundTruth(organization_id=o, photo_id=photo.id, label="sky", source="review", review_id=review.id,
                         set_by=user.id),
         ]
     )
+    run = LabRun(organization_id=o, name=f"run-{slug}", source="sample", provider="local", model="local-analyzer-v1",
+                 status="completed", total=1, processed=1, created_by=user.id)
+    s.add(run)
+    s.flush()
+    s.add(LabRunItem(organization_id=o, run_id=run.id, photo_id=photo.id, status="done"))
     batch = CorrectionBatch(organization_id=o, template="accept", params={"at_least": 0.9}, selection={},
                             status="completed", matched=1, processed=1, changed=1, created_by=user.id)
     s.add(batch)

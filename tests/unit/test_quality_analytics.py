@@ -87,11 +87,15 @@ def add_review(org: int, reviewer: Actor, *, order: str, at: datetime,
         s.add(review)
         s.flush()
         for label, conf, verdict, action, renamed in decisions:
-            tag = PhotoTag(organization_id=org, photo_id=photo_id, result_id=result_id, label=renamed or label,
+            # Made by the AI with its label, then relabelled by the review (the tag rollups keep the AI's label).
+            tag = PhotoTag(organization_id=org, photo_id=photo_id, result_id=result_id, label=label,
                            confidence=conf, source="ai", review_state=STATE[action], reviewed_by=reviewer.user_id,
                            reviewed_at=at, created_at=created)
             s.add(tag)
             s.flush()
+            if renamed:
+                tag.label = renamed
+                s.flush()
             s.add(ReviewDecision(organization_id=org, review_id=review.id, photo_id=photo_id, tag_id=tag.id,
                                  action=action, reason="wrong" if action == "reject" else None, label_before=label,
                                  label_after=None if action == "reject" else renamed or label, confidence=conf,

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -438,6 +439,62 @@ class QualityTagDaily(Base):
     n: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
+def _rollup_org() -> Mapped[int]:
+    return mapped_column(BigIntId, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True,
+                         autoincrement=False)
+
+
+class QualityDecisionDaily(Base):
+    """Judged decisions (approve, rename, reject of an AI tag) per organization, UTC day, provider, model, AI
+    label, random order, rule verdict accepted and k/100 confidence bin; kept by triggers on review_decisions
+    (migration 0018; read by quality/decision_rollup.py). '' stands for an unknown provider, model or label."""
+
+    __tablename__ = "quality_decision_daily"
+    __table_args__ = (CheckConstraint("conf_bin >= 0 AND conf_bin < 100", name="conf_bin"),)
+
+    organization_id: Mapped[int] = _rollup_org()
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    ai_provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200), primary_key=True)
+    random_order: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    ai_accepted: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    conf_bin: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    conf_sum: Mapped[float] = mapped_column(Float, nullable=False)
+    approved: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    renamed: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class QualityDecisionHourly(Base):
+    """Every decision per organization, UTC hour, action, random order, rule verdict accepted and judged (an
+    AI tag's decision with a confidence); kept by triggers on review_decisions (migration 0018)."""
+
+    __tablename__ = "quality_decision_hourly"
+
+    organization_id: Mapped[int] = _rollup_org()
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16), primary_key=True)
+    random_order: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    ai_accepted: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    judged: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class QualityTagHourly(Base):
+    """AI tags per organization, UTC hour of creation and AI label: all, reviewed, awaiting review; kept by
+    triggers on photo_tags (migration 0018; read by quality/decision_rollup.py)."""
+
+    __tablename__ = "quality_tag_hourly"
+
+    organization_id: Mapped[int] = _rollup_org()
+    hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    ai_label: Mapped[str] = mapped_column(String(200), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reviewed: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    awaiting: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class Correction(Base):
     """A reviewer's fix to a tag: the ground truth later validation runs score against."""
 
@@ -701,6 +758,9 @@ class ReviewDecision(Base):
         BigIntId, ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[datetime] = _created()
+    # Made in a random-order review: set from the review by a trigger on insert (migration 0018), kept on the
+    # row so the rollups can subtract a decision deleted with its review.
+    random_order: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
 
 
 class GroundTruth(Base):
