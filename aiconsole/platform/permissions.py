@@ -38,6 +38,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "experiments.manage": ADMINS | {"developer"},
     "review.tags": ADMINS | {"reviewer"},
     "quality.view": ALL,
+    "lab.view": ALL,
     # Batch corrections over many photos at once (reviewers correct single photos: review.tags).
     "quality.batch": ADMINS,
     # Import ground truth (replaces reviewed labels) and freeze or delete golden sets.

@@ -15,6 +15,7 @@ from aiconsole.platform.permissions import allowed
 from aiconsole.ui import login, session
 from aiconsole.ui.admin import audit_page, users_page
 from aiconsole.ui.control import pipeline_page, prompts_page, providers_page
+from aiconsole.ui.lab import lab_page
 from aiconsole.ui.live import status_page
 from aiconsole.ui.page import Page
 from aiconsole.ui.quality import quality_page
@@ -28,6 +29,7 @@ PAGES: tuple[Page, ...] = (
     Page("providers", "Providers", ":material/key:", "pipeline.view", "Control", "providers",
          providers_page.render),
     Page("quality", "Quality", ":material/fact_check:", "quality.view", "Quality", "quality", quality_page.render),
+    Page("testing_lab", "Testing Lab", ":material/science:", "lab.view", "Testing", "testing_lab", lab_page.render),
     Page("users", "Users", ":material/group:", "users.view", "Administration", "users", users_page.render),
     Page("audit_log", "Audit log", ":material/history:", "audit.view", "Administration", "audit_log",
          audit_page.render),

@@ -1,0 +1,1 @@
+"""The Testing Lab page and its tabs."""
