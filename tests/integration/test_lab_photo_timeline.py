@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pipeline_data import add_result, as_role, make_org
 from sqlalchemy import select
 
 from aiconsole.lab import photo_timeline as pt
@@ -10,7 +11,6 @@ from aiconsole.platform.db import service_session
 from aiconsole.platform.db.models import AiProcessingResult
 from aiconsole.platform.errors import NotFound
 from aiconsole.platform.settings import Settings
-from pipeline_data import add_result, as_role, make_org
 
 
 def _photo(result_id: int) -> int:
