@@ -157,7 +157,7 @@ def test_help_lists_every_command_group_in_order() -> None:
     assert result.exit_code == 0, result.output
     listed = re.findall(r"^[│|] (\w+) ", result.output, re.M)
     assert listed == ["init", "migrate", "demo", "health", "up", "enqueue", "worker", "emulate", "user",
-                      "quality"]
+                      "quality", "stats"]
 
 
 def test_streamlit_command_line() -> None:

@@ -24,7 +24,7 @@ def _start_form(actor: Actor) -> None:
         n = st.number_input("How many photos", min_value=1, max_value=batch_runs.MAX_PHOTOS, value=20, step=10,
                             key="lab_batch_n")
         provider = st.selectbox("Provider", list(PROVIDER_NAMES), key="lab_batch_provider")
-        go = st.form_submit_button("Start batch test", disabled=denied is not None, help=denied)
+        go = st.form_submit_button("Start batch test", disabled=denied is not None, help=why_not(actor, "testing.run"))
     if go:
         run = batch_runs.create_run(actor, source=source, n=int(n), provider=provider)
         batch_runner.start(actor, run_id=run.id)

@@ -14,6 +14,7 @@ import streamlit as st
 from aiconsole.lab import photo_timeline as pt
 from aiconsole.lab import prompt_lab
 from aiconsole.lab.photos import PhotoChoice
+from aiconsole.platform import formatting as fmt
 from aiconsole.platform.actor import Actor
 from aiconsole.platform.errors import AiconsoleError
 from aiconsole.platform.formatting import ms
@@ -86,7 +87,7 @@ def _rerun(actor: Actor, photo_id: int, recorded: list[str]) -> None:
     st.subheader("Re-run with another configuration")
     can = allowed(actor.role, "testing.run")
     if not can:
-        st.caption(str(why_not(actor, "testing.run") or ""))
+        say("caption", "Re-running a photo is for developers and admins: {}", why_not(actor, "testing.run") or "")
         return
     options = prompt_lab.lab_options(actor)
     providers = list(options.providers)
@@ -136,9 +137,10 @@ def render(actor: Actor) -> None:
     st.subheader(f"Photo #{t.photo.id}")
     st.markdown(md("{} · status {} · total cost {}", t.photo.filename, t.photo.status.replace("_", " "),
                    t.total_cost))
-    st.markdown(md("Enqueued {} · started {} · finished {} · {} claim(s)", f"{t.photo.created_at:%Y-%m-%d %H:%M:%S}",
+    st.markdown(md("Enqueued {} · started {} · finished {} · {}", f"{t.photo.created_at:%Y-%m-%d %H:%M:%S}",
                    f"{t.started_at:%Y-%m-%d %H:%M:%S}" if t.started_at else "not yet",
-                   f"{t.completed_at:%Y-%m-%d %H:%M:%S}" if t.completed_at else "not yet", t.attempts_made))
+                   f"{t.completed_at:%Y-%m-%d %H:%M:%S}" if t.completed_at else "not yet",
+                   fmt.plural(t.attempts_made, "claim")))
     if t.last_error:
         st.code(t.last_error, language=None)
     if not t.attempts:
