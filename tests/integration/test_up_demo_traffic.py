@@ -10,6 +10,7 @@ organization's time of day).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -124,7 +125,9 @@ def test_up_keeps_adding_demo_photos_after_the_seeded_queue_drains(settings: Set
     assert "Demo traffic: sample photos arrive" in output and "--no-demo-traffic" in output
     _, added, _ = _counts(org, last_seeded)
     batches = [line for line in output.splitlines() if "demo traffic: Demo Photos Inc.: " in line]
-    assert 0 < len(batches) < added  # one line per batch, not per photo
+    # One line per batch, each saying how many it queued (a slow tick may queue one photo: count, not lines).
+    queued = [int(m.group(1)) for line in batches if (m := re.search(r": (\d+) queued", line))]
+    assert batches and len(queued) == len(batches) and sum(queued) == added
     assert "Traceback" not in output, output[-3000:]
     with service_session() as s:
         sources = set(s.scalars(select(Photo.source).where(Photo.organization_id == org, Photo.id > last_seeded)))
