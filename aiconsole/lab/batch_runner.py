@@ -18,10 +18,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from aiconsole.pipeline.calls import Caller, CallOptions
+from aiconsole.pipeline.calls import Caller, CallOptions, shared_caller
 from aiconsole.pipeline.context import OrgContext, load_org_context
 from aiconsole.pipeline.images import load_image_bytes
-from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.routing import RouteDecision
 from aiconsole.pipeline.rules import RuleSet, jaccard, load_rules
 from aiconsole.platform.actor import Actor
@@ -38,17 +37,10 @@ log = logging.getLogger(__name__)
 OPTIONS = CallOptions(rate_limit_timeout_s=60.0)
 MAX_IN_FLIGHT = 32
 CHUNK_S = 15.0
-_callers: dict[str | None, Caller] = {}
-_lock = threading.Lock()
 
 
 def _caller(settings: Settings) -> Caller:
-    with _lock:
-        c = _callers.get(settings.redis_url)
-        if c is None:
-            c = _callers[settings.redis_url] = Caller(worker_id="lab-batch", settings=settings,
-                                                      metrics=WorkerMetrics(), options=OPTIONS)
-        return c
+    return shared_caller("lab-batch", settings=settings, options=OPTIONS)
 
 
 def in_flight(per_minute: int, latency_s: float = 1.0) -> int:

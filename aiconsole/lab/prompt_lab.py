@@ -13,7 +13,6 @@ is not raised: it is the test's answer, returned as `RunError` with the provider
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aiconsole.lab.photos import PhotoChoice, TestPhoto, resolve_photo
-from aiconsole.pipeline.calls import Caller, CallOptions
+from aiconsole.pipeline.calls import Caller, CallOptions, shared_caller
 from aiconsole.pipeline.context import OrgContext, load_org_context
-from aiconsole.pipeline.metrics import WorkerMetrics
 from aiconsole.pipeline.routing import RouteDecision
 from aiconsole.pipeline.rules import RuleSet, jaccard, load_rules
 from aiconsole.platform.actor import Actor
@@ -254,19 +252,8 @@ def _render(prompt: _Prompt, values: dict[str, Any]) -> str | None:
 
 # ------------------------------------------------------------------------------------------- calls
 
-_callers: dict[str | None, Caller] = {}
-_callers_lock = threading.Lock()
-
-
 def _caller(settings: Settings) -> Caller:
-    # One Caller per process and Redis: provider clients are built once and the rate limit is the one the
-    # organization's workers share, so a test never pushes the org over its provider quota.
-    with _callers_lock:
-        caller = _callers.get(settings.redis_url)
-        if caller is None:
-            caller = _callers[settings.redis_url] = Caller(worker_id="prompt-lab", settings=settings,
-                                                           metrics=WorkerMetrics(), options=LAB_OPTIONS)
-        return caller
+    return shared_caller("prompt-lab", settings=settings, options=LAB_OPTIONS)
 
 
 @dataclass(frozen=True)

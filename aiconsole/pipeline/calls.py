@@ -386,3 +386,20 @@ class Caller:
         decision = RouteDecision(ctx.active_provider, ctx.active_model, "crashed before routing")
         return self._outcome(photo, ctx, decision, None, error, [], t0=time.perf_counter(), claimed_at=claimed_at,
                              prompt_version_id=None, experiment_id=None, variant=None)
+
+
+_shared: dict[tuple[str, str | None], Caller] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_caller(worker_id: str, *, settings: Settings, options: CallOptions) -> Caller:
+    """One Caller per process, `worker_id` and Redis, for callers outside the worker (the Testing Lab): provider
+    clients are built once and the rate limit is the one the organization's workers share, so lab calls never
+    push the organization over its provider quota."""
+    key = (worker_id, settings.redis_url)
+    with _shared_lock:
+        caller = _shared.get(key)
+        if caller is None:
+            caller = _shared[key] = Caller(worker_id=worker_id, settings=settings, metrics=WorkerMetrics(),
+                                           options=options)
+        return caller

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aiconsole.control import public as control
@@ -191,7 +191,7 @@ def _review_load(s: Session, sc: Scope, rules: RuleSet, proposals: dict[str, Thr
         rows = s.execute(select(label, func.count(), func.sum(flag(verdict_sql(rules, label, conf) == "needs_review")),
                                 func.sum(flag(verdict_sql(after, label, conf) == "needs_review")))
                          .where(t.organization_id == sc.organization_id, t.ai_label.in_(list(proposals)),
-                                or_(*[and_(t.created_at >= lo, t.created_at < hi) for lo, hi in window.raw]))
+                                tag_rollup.in_pieces(t.created_at, window.raw))
                          .group_by(label))
         for name, n, now_n, after_n in rows:
             for i, v in enumerate((n, now_n, after_n)):

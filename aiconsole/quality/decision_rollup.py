@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, false, func, literal, or_, select
+from sqlalchemy import ColumnElement, Table, and_, func, literal, select
 from sqlalchemy.orm import Session
 
 from aiconsole.platform.db.models import QualityDecisionDaily, QualityDecisionHourly, QualityTagHourly
@@ -81,10 +81,6 @@ def _key(value: Any, name: str) -> Any:
     return int(value) if name == "conf_bin" else value
 
 
-def _in_pieces(column: Any, pieces: Sequence[tuple[datetime, datetime]]) -> ColumnElement[bool]:
-    return or_(*[and_(column >= lo, column < hi) for lo, hi in pieces]) if pieces else false()
-
-
 def decision_sums(s: Session, sc: Scope, *, group: Sequence[str], sample: str = "all",
                   provider: str | None = None, model: str | None = None,
                   labels: Sequence[str] | None = None) -> dict[tuple[Any, ...], DecisionSums]:
@@ -106,7 +102,7 @@ def decision_sums(s: Session, sc: Scope, *, group: Sequence[str], sample: str = 
                 .where(*where).group_by(*keys)):
             out[tuple(_key(v, g) for v, g in zip(key, group, strict=True))].add(n, conf, ok, renamed)
     if window.raw:
-        where = [d.organization_id == sc.organization_id, _in_pieces(d.created_at, window.raw),
+        where = [d.organization_id == sc.organization_id, tag_rollup.in_pieces(d.created_at, window.raw),
                  d.action.in_(JUDGED_ACTIONS), d.confidence.is_not(None)]
         where += _filters(d.random_order, d.ai_provider, d.model, d.label_before, sample, provider, model, labels)
         cols = [_raw_column(g).label(g) for g in group]
@@ -201,7 +197,7 @@ def decisions_per_window(s: Session, sc: Scope, starts: Sequence[datetime]) -> l
         accepted = func.coalesce(d.ai_verdict == "accepted", literal(False))
         inner = (select(window_index(d.created_at, starts).label("w"), d.action, d.random_order,
                         flag(accepted).label("acc"), flag(is_judged).label("judged"))
-                 .where(d.organization_id == org, _in_pieces(d.created_at, hours.raw)).subquery())
+                 .where(d.organization_id == org, tag_rollup.in_pieces(d.created_at, hours.raw)).subquery())
         c = inner.c
         for w, action, rnd, acc, judged, n in s.execute(
                 select(c.w, c.action, c.random_order, c.acc, c.judged, func.count())
@@ -240,6 +236,6 @@ def tag_cohort(s: Session, sc: Scope) -> dict[str, TagCohort]:
         for label, n, reviewed, awaiting in s.execute(
                 select(f.ai_label, func.count(), func.sum(flag(t.reviewed_at.is_not(None))), func.sum(flag(waiting)))
                 .select_from(tag_rollup.AI_TAGS.join(TAGS, TAGS.c.id == f.tag_id))
-                .where(f.organization_id == org, _in_pieces(f.created_at, hours.raw)).group_by(f.ai_label)):
+                .where(f.organization_id == org, tag_rollup.in_pieces(f.created_at, hours.raw)).group_by(f.ai_label)):
             out[label].add(n, reviewed, awaiting)
     return dict(out)

@@ -15,9 +15,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import ColumnElement, Table, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from aiconsole.platform.db.models import QualityAiTag, QualityTagDaily
@@ -58,6 +58,12 @@ def split(since: datetime, until: datetime) -> Split:
         return Split(None, ((since, until),) if since < until else ())
     raw = tuple(piece for piece in ((since, _midnight(first)), (_midnight(end), until)) if piece[0] < piece[1])
     return Split((first, end), raw)
+
+
+def in_pieces(column: Any, pieces: Iterable[tuple[datetime, datetime]]) -> ColumnElement[bool]:
+    """`column` in one of the [lo, hi) pieces (a Split's raw ones); false for none."""
+    conds = [and_(column >= lo, column < hi) for lo, hi in pieces]
+    return or_(*conds) if conds else false()
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,18 @@ def confirmed_action(
         if no.button("Cancel", key=f"{key}_cancel", width="stretch"):
             st.session_state.pop(pending, None)
             st.rerun()
+
+
+Tab = tuple[str, Callable[[Actor], None]]
+
+
+def tabs(actor: Actor, table: Iterable[Tab]) -> None:
+    """Draw a page's tabs, each (title, render(actor)) in order; a tab's error is shown in that tab alone, so one
+    part failing never hides the others."""
+    table = tuple(table)
+    for tab, (_title, draw) in zip(st.tabs([title for title, _draw in table]), table, strict=True):
+        with tab:
+            try:
+                draw(actor)
+            except AiconsoleError as exc:
+                say("error", "{}", exc)

@@ -220,7 +220,7 @@ def _sqlite_triggers() -> None:
     subtract_tag = _sqlite_subtract('quality_tag_hourly', TAG_KEY, TAG_SUMS, _tags(gone, sq))
     op.execute(f"CREATE TRIGGER quality_tag_counts_delete BEFORE DELETE ON photo_tags FOR EACH ROW BEGIN "
                f"{subtract_tag} END")
-    now = gone.replace('OLD.', 'NEW.').replace('f.tag_id = NEW.id', 'f.tag_id = NEW.id')
+    now = gone.replace('OLD.', 'NEW.')
     op.execute(f"CREATE TRIGGER quality_tag_counts_update AFTER UPDATE OF reviewed_at, review_state, created_at "
                f"ON photo_tags FOR EACH ROW WHEN NEW.source = 'ai' AND (OLD.reviewed_at IS NOT NEW.reviewed_at "
                f"OR OLD.review_state IS NOT NEW.review_state OR OLD.created_at IS NOT NEW.created_at) BEGIN "

@@ -5,16 +5,11 @@ Each tab is (title, render(actor)); a tab's error is shown in that tab alone. A 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import streamlit as st
-
 from aiconsole.platform.actor import Actor
-from aiconsole.platform.errors import AiconsoleError
 from aiconsole.ui.lab import batch_panel, debug_panel
-from aiconsole.ui.widgets import say
+from aiconsole.ui.widgets import Tab, tabs
 
-TABS: tuple[tuple[str, Callable[[Actor], None]], ...] = (
+TABS: tuple[Tab, ...] = (
     ("Debug a photo", debug_panel.render),
     ("Batch tests", batch_panel.render),
 )
@@ -22,9 +17,4 @@ TABS: tuple[tuple[str, Callable[[Actor], None]], ...] = (
 
 def render(actor: Actor) -> None:
     """Draw every tab of `TABS`."""
-    for tab, (_title, draw) in zip(st.tabs([title for title, _draw in TABS]), TABS, strict=True):
-        with tab:
-            try:
-                draw(actor)
-            except AiconsoleError as exc:
-                say("error", "{}", exc)
+    tabs(actor, TABS)

@@ -6,12 +6,7 @@ the others. A new tab is one line in `TABS`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import streamlit as st
-
 from aiconsole.platform.actor import Actor
-from aiconsole.platform.errors import AiconsoleError
 from aiconsole.ui.quality import (
     agreement_panel,
     analytics_panel,
@@ -20,9 +15,9 @@ from aiconsole.ui.quality import (
     review_panel,
     truth_panel,
 )
-from aiconsole.ui.widgets import say
+from aiconsole.ui.widgets import Tab, tabs
 
-TABS: tuple[tuple[str, Callable[[Actor], None]], ...] = (
+TABS: tuple[Tab, ...] = (
     ("Review", review_panel.render),
     ("Analytics", analytics_panel.render),
     ("Ground truth", truth_panel.render),
@@ -34,9 +29,4 @@ TABS: tuple[tuple[str, Callable[[Actor], None]], ...] = (
 
 def render(actor: Actor) -> None:
     """Draw every tab of `TABS`."""
-    for tab, (_title, draw) in zip(st.tabs([title for title, _draw in TABS]), TABS, strict=True):
-        with tab:
-            try:
-                draw(actor)
-            except AiconsoleError as exc:
-                say("error", "{}", exc)
+    tabs(actor, TABS)
