@@ -10,13 +10,14 @@ rule's thresholds and verdict under the organization's current rules, the cost, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from aiconsole.pipeline.rules import load_rules
 from aiconsole.platform.actor import Actor
+from aiconsole.platform.clock import org_clock
 from aiconsole.platform.db import get_engine, org_session
 from aiconsole.platform.db.models import PHOTO_STATUSES, AiProcessingResult, Photo, PhotoTag, ReviewDecision
 from aiconsole.platform.errors import NotFound
@@ -92,11 +93,14 @@ def search_photos(actor: Actor, *, query: str = "", status: str | None = None, d
         q = q.where((Photo.filename.like(f"{term}%")) | Photo.id.in_(tagged))
     if status:
         q = q.where(Photo.status == status)
-    if day is not None:
-        start = datetime.combine(day, time.min)
-        q = q.where(Photo.created_at >= start, Photo.created_at < start + timedelta(days=1))
     q = q.order_by(Photo.created_at.desc(), Photo.id.desc()).limit(max(1, min(limit, 100)))
     with org_session(actor.organization_id, engine=get_engine(settings)) as s:
+        if day is not None:
+            # The organization's calendar day, as its people read dates on screen.
+            tz = org_clock(s, organization_id=actor.organization_id, now=None).tz
+            start = datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+            end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC)
+            q = q.where(Photo.created_at >= start, Photo.created_at < end)
         return [PhotoHit(*row) for row in s.execute(q)]
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 from pipeline_data import add_result, as_role, make_org
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from aiconsole.lab import photo_timeline as pt
 from aiconsole.platform.db import service_session
-from aiconsole.platform.db.models import AiProcessingResult
+from aiconsole.platform.db.models import AiProcessingResult, Organization, Photo
 from aiconsole.platform.errors import NotFound
 from aiconsole.platform.settings import Settings
 
@@ -37,6 +39,18 @@ def test_timeline_rules_cost_and_search(any_settings: Settings) -> None:
     assert photo in [h.id for h in pt.search_photos(viewer, query="cat")]
     assert photo in [h.id for h in pt.search_photos(viewer, query=t.photo.filename)]
     assert photo not in [h.id for h in pt.search_photos(viewer, query="", status="completed")]
+
+
+def test_search_by_the_organizations_calendar_day(any_settings: Settings) -> None:
+    org, admin = make_org()
+    with service_session() as s:
+        s.execute(update(Organization).where(Organization.id == org).values(timezone="Asia/Tokyo"))
+    photo = _photo(add_result(org, tags=[("cat", 0.9)]))
+    with service_session() as s:  # 20:00 UTC on 1 March is 05:00 on 2 March in Tokyo
+        s.execute(update(Photo).where(Photo.id == photo).values(created_at=datetime(2026, 3, 1, 20, tzinfo=UTC)))
+    viewer = as_role(admin, "viewer")
+    assert [h.id for h in pt.search_photos(viewer, day=date(2026, 3, 2))] == [photo]
+    assert pt.search_photos(viewer, day=date(2026, 3, 1)) == []
 
 
 def test_another_orgs_photo_is_not_found(any_settings: Settings) -> None:
